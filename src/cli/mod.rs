@@ -1,0 +1,1 @@
+//! Command groups: each file parses its flags, calls the library and renders the output.

@@ -1,0 +1,1 @@
+//! Container lifecycle: supervisor, state, logs, exec, port forwarding.

@@ -1,0 +1,1 @@
+//! The build context: walker, .dockerignore matcher with moby's semantics, content hashes.

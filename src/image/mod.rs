@@ -1,0 +1,1 @@
+//! Image formats: config (Docker extensions, canonical JSON), manifests, references, archives.

@@ -1,0 +1,1 @@
+//! Lint rules over typed instructions: hadolint rules and BuildKit checks, config, pragmas, output formats.

@@ -1,0 +1,1 @@
+//! Language server over stdio, built on `dockerfile` and `lint`.

@@ -1,0 +1,25 @@
+//! The `rbuild` binary: argument parsing and dispatch only.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "rbuild", version, about = "A daemonless Dockerfile build engine")]
+struct Cli {
+    /// The store: an OCI image layout with snapshots, cache and containers beside it.
+    #[arg(long, global = true, env = "RBUILD_ROOT")]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {}
+}

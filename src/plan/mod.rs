@@ -1,0 +1,1 @@
+//! Instructions + build args + target → a graph of ops with cache keys. Pure: no I/O.

@@ -1,0 +1,1 @@
+//! Renderers for build events: tty, plain, json, quiet.

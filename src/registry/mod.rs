@@ -1,0 +1,1 @@
+//! Distribution protocol client: pull, push, auth, credentials.

@@ -1,0 +1,1 @@
+//! Runs a process in a root filesystem: OCI runtime spec, embedded runtime, external runtimes, networks.
