@@ -1,0 +1,1 @@
+//! Word expansion: `$v`, `${v:-w}` and kin, quotes and escapes, word splitting.
