@@ -107,11 +107,7 @@ fn scan_chunk(mut pattern: &[u8]) -> (bool, &[u8], &[u8]) {
     let mut end = 0;
     while let Some(byte) = pattern.get(end) {
         match byte {
-            b'\\' => {
-                if pattern.get(end + 1).is_some() {
-                    end += 1;
-                }
-            }
+            b'\\' if pattern.get(end + 1).is_some() => end += 1,
             b'[' => in_range = true,
             b']' => in_range = false,
             b'*' if !in_range => break,
