@@ -196,6 +196,25 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     out
 }
 
+/// The host's platform in Go's names (GOOS, GOARCH, variant), as images record it.
+pub fn host_platform() -> (String, String, Option<String>) {
+    let (arch, variant) = match std::env::consts::ARCH {
+        "x86_64" => ("amd64", None),
+        "aarch64" => ("arm64", None),
+        "x86" => ("386", None),
+        "arm" => ("arm", Some("v7")),
+        "powerpc64" => ("ppc64le", None),
+        "s390x" => ("s390x", None),
+        "riscv64" => ("riscv64", None),
+        other => (other, None),
+    };
+    (
+        std::env::consts::OS.to_string(),
+        arch.to_string(),
+        variant.map(str::to_string),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

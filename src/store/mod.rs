@@ -13,13 +13,17 @@
 //! leaves a wrong blob under a digest name. A process holds its lease file locked while it
 //! lives; garbage collection keeps everything a live lease names.
 
+mod archive;
 mod blob;
+mod fsck;
 mod gc;
 mod images;
 mod lock;
 mod refs;
 
+pub use archive::{ArchiveFormat, ImportOptions, LoadReport, SaveItem};
 pub use blob::{BlobWriter, CommittedBlob};
+pub use fsck::FsckReport;
 pub use gc::GcReport;
 pub use images::{Image, Layer};
 pub use refs::ImageEntry;
