@@ -743,8 +743,10 @@ pub fn run(
     if let Some(cgroup) = &cgroup {
         cgroup.add(pid)?;
     }
-    nix::unistd::write(&sync_write, &[1])
-        .map_err(|errno| Error::io("releasing the sandbox")(errno.into()))?;
+    if plan.wait_for_parent {
+        nix::unistd::write(&sync_write, &[1])
+            .map_err(|errno| Error::io("releasing the sandbox")(errno.into()))?;
+    }
     drop(sync_write);
     drop(plan);
 

@@ -10,7 +10,8 @@ use super::bundle::LayerView;
 pub struct ExecUser {
     pub uid: u32,
     pub gid: u32,
-    /// Supplementary groups: those listing the user as a member when no group was given.
+    /// Supplementary groups: the primary group first (containerd's fix for CVE-2023-25173),
+    /// then those listing the user as a member when no group was given.
     pub additional_gids: Vec<u32>,
     pub home: String,
 }
@@ -113,6 +114,9 @@ fn resolve_in(passwd: &str, group: &str, spec: &str) -> Result<ExecUser, Error> 
             }
         }
     }
+    if !user.additional_gids.contains(&user.gid) {
+        user.additional_gids.insert(0, user.gid);
+    }
     Ok(user)
 }
 
@@ -133,7 +137,7 @@ mod tests {
     fn name_gets_primary_and_supplementary_groups() {
         let user = resolve_in(PASSWD, GROUP, "app").unwrap();
         assert_eq!((user.uid, user.gid), (1000, 1000));
-        assert_eq!(user.additional_gids, vec![10]);
+        assert_eq!(user.additional_gids, vec![1000, 10]);
         assert_eq!(user.home, "/home/app");
     }
 
@@ -141,7 +145,7 @@ mod tests {
     fn explicit_group_drops_supplementary_groups() {
         let user = resolve_in(PASSWD, GROUP, "app:staff").unwrap();
         assert_eq!((user.uid, user.gid), (1000, 50));
-        assert!(user.additional_gids.is_empty());
+        assert_eq!(user.additional_gids, vec![50]);
         let user = resolve_in(PASSWD, GROUP, "1000:4242").unwrap();
         assert_eq!((user.uid, user.gid), (1000, 4242));
     }

@@ -2,7 +2,9 @@
 //! with a fresh upper dir, and a runner collecting output lines.
 #![allow(dead_code)]
 
-use rbuild::sandbox::{self, ExitStatus, Limits, Network, OutputStream, Request, Rootfs, Runtime, Stdio};
+use rbuild::sandbox::{
+    self, ExitStatus, Limits, Network, OutputStream, Request, Rootfs, Runtime, Stdio,
+};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +19,14 @@ pub fn require_root() {
 }
 
 pub fn require_tool(name: &str) -> PathBuf {
-    for dir in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+    for dir in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
         let path = Path::new(dir).join(name);
         if path.is_file() {
             return path;
@@ -32,11 +41,17 @@ pub fn make_busybox_rootfs(dir: &Path) {
     let busybox = require_tool("busybox");
     let staging = tempfile::tempdir().unwrap();
     let root = staging.path();
-    for sub in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "root", "var", "home", "proc", "sys", "dev"] {
+    for sub in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "root", "var", "home", "proc", "sys",
+        "dev",
+    ] {
         std::fs::create_dir_all(root.join(sub)).unwrap();
     }
     std::fs::copy(&busybox, root.join("bin/busybox")).unwrap();
-    let list = Command::new(root.join("bin/busybox")).arg("--list-full").output().unwrap();
+    let list = Command::new(root.join("bin/busybox"))
+        .arg("--list-full")
+        .output()
+        .unwrap();
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         let link = root.join(applet);
         if !link.exists() && std::fs::symlink_metadata(&link).is_err() {
@@ -48,12 +63,23 @@ pub fn make_busybox_rootfs(dir: &Path) {
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1000:app:/home/app:/bin/sh\n",
     )
     .unwrap();
-    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\napp:x:1000:\nwheel:x:10:app\n").unwrap();
+    std::fs::write(
+        root.join("etc/group"),
+        "root:x:0:\nnogroup:x:65534:\napp:x:1000:\nwheel:x:10:app\n",
+    )
+    .unwrap();
     std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
     let tar = staging.path().with_extension("tar");
     let made = Command::new("/usr/bin/tar")
-        .args(["--numeric-owner", "--owner=0", "--group=0", "--mtime=@0", "--sort=name", "-C"])
+        .args([
+            "--numeric-owner",
+            "--owner=0",
+            "--group=0",
+            "--mtime=@0",
+            "--sort=name",
+            "-C",
+        ])
         .arg(root)
         .args(["-cf"])
         .arg(&tar)
@@ -77,7 +103,11 @@ pub fn make_busybox_rootfs(dir: &Path) {
 pub fn busybox_lowerdir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = tempfile::Builder::new().prefix("rbuild-sandbox-test-").tempdir().unwrap().keep();
+        let base = tempfile::Builder::new()
+            .prefix("rbuild-sandbox-test-")
+            .tempdir()
+            .unwrap()
+            .keep();
         std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
         let lower = base.join("busybox");
         make_busybox_rootfs(&lower);
@@ -129,7 +159,11 @@ pub fn run(request: &Request) -> Result<Outcome, sandbox::Error> {
         target.push_str(&String::from_utf8_lossy(line));
         target.push('\n');
     })?;
-    Ok(Outcome { status, stdout, stderr })
+    Ok(Outcome {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 /// Runs and expects success, returning stdout.
