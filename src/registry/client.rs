@@ -234,7 +234,7 @@ impl Client {
                     reason: "neither Content-Type nor mediaType says what it is".into(),
                 })?,
             };
-            if media_type.contains("manifest.v1") {
+            if media_type.starts_with("application/vnd.docker.distribution.manifest.v1") {
                 return Err(Error::InvalidManifest {
                     reference: reference.to_string(),
                     reason: format!("{media_type} (Docker schema 1) is not supported"),

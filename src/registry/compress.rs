@@ -172,17 +172,15 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
-type FileHashWriter = HashWriter<BufWriter<File>>;
-
-enum Decoder {
-    Plain(FileHashWriter),
-    Gzip(flate2::write::MultiGzDecoder<FileHashWriter>),
-    Zstd(zstd::stream::write::Decoder<'static, FileHashWriter>),
+enum Decoder<W: Write> {
+    Plain(HashWriter<W>),
+    Gzip(flate2::write::MultiGzDecoder<HashWriter<W>>),
+    Zstd(zstd::stream::write::Decoder<'static, HashWriter<W>>),
 }
 
-impl Decoder {
-    fn new(file: File, compression: Option<Compression>) -> io::Result<Self> {
-        let out = HashWriter::new(BufWriter::with_capacity(1 << 20, file));
+impl<W: Write> Decoder<W> {
+    fn new(out: W, compression: Option<Compression>) -> io::Result<Self> {
+        let out = HashWriter::new(out);
         Ok(match compression {
             None => Decoder::Plain(out),
             Some(Compression::Gzip) => Decoder::Gzip(flate2::write::MultiGzDecoder::new(out)),
@@ -198,49 +196,53 @@ impl Decoder {
         }
     }
 
-    fn finish(self) -> io::Result<FileHashWriter> {
-        match self {
-            Decoder::Plain(w) => Ok(w),
-            Decoder::Gzip(w) => w.finish(),
+    fn finish(self) -> io::Result<HashWriter<W>> {
+        let mut out = match self {
+            Decoder::Plain(w) => w,
+            Decoder::Gzip(w) => w.finish()?,
             Decoder::Zstd(mut w) => {
                 w.flush()?;
-                Ok(w.into_inner())
+                w.into_inner()
             }
-        }
+        };
+        out.flush()?;
+        Ok(out)
     }
 }
 
+/// Opens (again, after a restart) the writer a [`LayerSink`] decompresses into.
+pub type OpenOutput<W> = Box<dyn FnMut() -> io::Result<W> + Send>;
+
 /// A download sink for a layer: hashes the compressed bytes (the blob digest) and writes the
-/// decompressed tar to a file, hashing it too (the DiffID), so pull unpacks as it downloads.
-pub struct LayerSink {
-    path: std::path::PathBuf,
+/// decompressed tar to `W`, hashing it too (the DiffID), so pull unpacks as it downloads.
+pub struct LayerSink<W: Write> {
+    open: OpenOutput<W>,
     compression: Option<Compression>,
     compressed: sha2::Sha256,
     written: u64,
-    decoder: Decoder,
+    decoder: Decoder<W>,
 }
 
-impl LayerSink {
-    /// Writes the uncompressed layer to `path` (created or truncated).
-    pub fn create(path: &Path, compression: Option<Compression>) -> io::Result<Self> {
+impl<W: Write + Send> LayerSink<W> {
+    /// Decompresses into the writer `open` gives (called again if the download restarts).
+    pub fn new(mut open: OpenOutput<W>, compression: Option<Compression>) -> io::Result<Self> {
+        let decoder = Decoder::new(open()?, compression)?;
         Ok(LayerSink {
-            path: path.to_path_buf(),
+            open,
             compression,
             compressed: sha2::Sha256::new(),
             written: 0,
-            decoder: Decoder::new(File::create(path)?, compression)?,
+            decoder,
         })
     }
 
-    /// Ends the stream; returns the uncompressed tar's digest (DiffID) and size, synced to disk.
-    pub fn finish(self) -> io::Result<BlobInfo> {
-        let (out, info) = self.decoder.finish()?.finish();
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        Ok(info)
+    /// Ends the stream; returns the writer with the uncompressed tar's digest (DiffID) and size.
+    pub fn finish(self) -> io::Result<(W, BlobInfo)> {
+        Ok(self.decoder.finish()?.finish())
     }
 }
 
-impl BlobSink for LayerSink {
+impl<W: Write + Send> BlobSink for LayerSink<W> {
     fn written(&self) -> u64 {
         self.written
     }
@@ -253,7 +255,9 @@ impl BlobSink for LayerSink {
     }
 
     fn restart(&mut self) -> io::Result<()> {
-        *self = LayerSink::create(&self.path, self.compression)?;
+        self.decoder = Decoder::new((self.open)()?, self.compression)?;
+        self.compressed = sha2::Sha256::new();
+        self.written = 0;
         Ok(())
     }
 
@@ -278,13 +282,15 @@ mod tests {
         let bytes = std::fs::read(&packed).unwrap();
         assert_eq!(info.size, bytes.len() as u64);
         assert_eq!(info.digest, crate::registry::sha256_digest(&bytes));
-        let mut sink = LayerSink::create(&unpacked, Some(compression)).unwrap();
+        let target = unpacked.clone();
+        let open: OpenOutput<File> = Box::new(move || File::create(&target));
+        let mut sink = LayerSink::new(open, Some(compression)).unwrap();
         // Feed in odd-sized pieces, as the network does.
         for piece in bytes.chunks(7919) {
             sink.write(piece).unwrap();
         }
         assert_eq!(sink.digest(), info.digest);
-        let diff = sink.finish().unwrap();
+        let (_, diff) = sink.finish().unwrap();
         assert_eq!(std::fs::read(&unpacked).unwrap(), data);
         assert_eq!(diff.digest, crate::registry::sha256_digest(data));
         assert_eq!(diff.size, data.len() as u64);

@@ -12,7 +12,7 @@ pub mod credentials;
 pub mod name;
 mod sink;
 
-pub use client::{Client, ClientOptions, MANIFEST_ACCEPT, Manifest, host_platform};
+pub use client::{BlobPush, Client, ClientOptions, MANIFEST_ACCEPT, Manifest, host_platform};
 pub use name::RemoteName;
 pub use sink::{BlobSink, FileSink};
 
