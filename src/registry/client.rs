@@ -570,10 +570,16 @@ impl Client {
                 Err(error) if is_transient(&error) && faults + 1 < self.options.max_attempts => {
                     faults += 1;
                     tokio::time::sleep(self.backoff(faults)).await;
-                    // Ask the session how much arrived; a lost session restarts the upload.
-                    let (kept, next) = self.upload_status(repository, location).await?;
-                    offset = kept;
-                    *location = next;
+                    // Ask the session how much arrived. A session the registry gave up on
+                    // (distribution does after a cut PATCH) ends here, and push_blob starts a
+                    // new one.
+                    match self.upload_status(repository, location).await {
+                        Ok((kept, next)) if kept <= size => {
+                            offset = kept;
+                            *location = next;
+                        }
+                        _ => return Err(error),
+                    }
                 }
                 Err(error) => return Err(error),
             }

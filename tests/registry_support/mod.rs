@@ -4,6 +4,8 @@
 //! Every process started here is killed by pid when its guard drops.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod proxy;
+
 use base64::Engine as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
