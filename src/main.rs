@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "rbuild", version, about = "A daemonless Dockerfile build engine")]
+#[command(
+    name = "rbuild",
+    version,
+    about = "A daemonless Dockerfile build engine"
+)]
 struct Cli {
     /// The store: an OCI image layout with snapshots, cache and containers beside it.
     #[arg(long, global = true, env = "RBUILD_ROOT")]
