@@ -361,7 +361,8 @@ impl Variables {
         Ok(ArgOutcome { declared, refs })
     }
 
-    /// Sets ENV `name` to `value` (both already expanded) in the current stage.
+    /// Sets ENV `name` to `value` (both already expanded) in the current stage. Expand every
+    /// pair of an ENV instruction before setting any (BuildKit expands them all first).
     pub fn env(&mut self, name: &str, value: &str) -> Result<(), VarsError> {
         let stage = self
             .stages
