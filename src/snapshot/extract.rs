@@ -126,6 +126,8 @@ pub fn extract_layer<R: Read>(
         warnings: Vec::new(),
         warnings_omitted: 0,
         name: Vec::new(),
+        pending_dirs: Vec::new(),
+        pending_path: Vec::new(),
     };
     {
         let mut archive = tar::Archive::new(&mut hashing);
@@ -135,6 +137,8 @@ pub fn extract_layer<R: Read>(
             extractor.apply(&mut entry)?;
         }
     }
+    extractor.name.clear();
+    extractor.leave_directories();
     // The DiffID covers the whole stream, padding after the end-of-archive blocks included.
     io::copy(&mut hashing, &mut io::sink()).map_err(SnapshotError::Read)?;
     Ok(ExtractSummary {
@@ -177,7 +181,21 @@ struct Extractor<'a> {
     warnings_omitted: u64,
     /// The current entry's normalised path (components joined by `/`).
     name: Vec<u8>,
+    /// Directories of this layer enclosing the current entry, outermost first, whose mtimes are
+    /// set when the entries leave them; `pending_path[..end]` is each one's path.
+    pending_dirs: Vec<PendingDir>,
+    pending_path: Vec<u8>,
 }
+
+struct PendingDir {
+    end: usize,
+    mtime: i64,
+    dir: OwnedFd,
+}
+
+/// Directory levels whose mtimes are restored after their content; deeper ones (pathological
+/// trees) keep the mtime their content gives them, so open descriptors stay bounded.
+const MAX_PENDING_DIRS: usize = 128;
 
 /// An entry's metadata, taken from its header and PAX records before its data is read.
 struct Meta {
@@ -208,6 +226,7 @@ impl Extractor<'_> {
             }
             self.name.extend_from_slice(c);
         }
+        self.leave_directories();
         let meta = read_meta(entry).map_err(|e| entry_err(&shown, e))?;
         let Some((last, parents)) = components.split_last() else {
             // `./`: the target directory itself.
@@ -218,7 +237,9 @@ impl Extractor<'_> {
                 ));
             }
             let root = self.root.try_clone().map_err(|e| entry_err(&shown, e))?;
-            return self.finish_open(&shown, root.as_fd(), &meta);
+            self.finish_open(&shown, root.as_fd(), &meta)?;
+            self.enter_directory(root, meta.mtime);
+            return Ok(());
         };
         if last.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             return self.whiteout(&shown, parents, last, &meta);
@@ -387,7 +408,9 @@ impl Extractor<'_> {
             .map_err(|e| entry_err(shown, e.into()))?;
         }
         let dir = fsat::open_dir_at(parent, name).map_err(|e| entry_err(shown, e.into()))?;
-        self.finish_open(shown, dir.as_fd(), meta)
+        self.finish_open(shown, dir.as_fd(), meta)?;
+        self.enter_directory(dir, meta.mtime);
+        Ok(())
     }
 
     fn create_file(
@@ -676,6 +699,38 @@ impl Extractor<'_> {
         let time = TimeSpec::new(meta.mtime, 0);
         utimensat(dir, os_name, &time, &time, UtimensatFlags::NoFollowSymlink)
             .map_err(|e| entry_err(shown, e.into()))
+    }
+
+    /// Remembers a directory of this layer whose mtime must be set again once its content is
+    /// written (adding entries changes it). `self.name` is its path.
+    fn enter_directory(&mut self, dir: OwnedFd, mtime: i64) {
+        if self.pending_dirs.len() < MAX_PENDING_DIRS {
+            self.pending_dirs.push(PendingDir {
+                end: self.name.len(),
+                mtime,
+                dir,
+            });
+            self.pending_path.clear();
+            self.pending_path.extend_from_slice(&self.name);
+        }
+    }
+
+    /// Sets the mtimes of the pending directories that do not contain the current entry
+    /// (`self.name`): tar entries come in tree order, so their content is complete.
+    fn leave_directories(&mut self) {
+        while let Some(top) = self.pending_dirs.last() {
+            let prefix = self.pending_path.get(..top.end).unwrap_or_default();
+            let contains = (top.end == 0 && !self.name.is_empty())
+                || (self.name.starts_with(prefix) && self.name.get(top.end) == Some(&b'/'));
+            if contains {
+                break;
+            }
+            if let Some(done) = self.pending_dirs.pop() {
+                let time = TimeSpec::new(done.mtime, 0);
+                // Failing here only loses a directory mtime the content changed anyway.
+                let _ = futimens(done.dir.as_fd(), &time, &time);
+            }
+        }
     }
 
     fn warn(&mut self, message: String) {

@@ -214,6 +214,27 @@ pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &[u8]) -> nix::Result<()>
     unlinkat(dir, OsStr::from_bytes(name), UnlinkatFlags::RemoveDir)
 }
 
+/// Removes the file or directory tree at `path` however deep, one open directory at a time,
+/// never following symlinks. A missing path is not an error.
+pub fn remove_tree(path: &std::path::Path) -> Result<(), super::SnapshotError> {
+    let io_err = |e: Errno| super::SnapshotError::Io {
+        path: path.to_path_buf(),
+        source: e.into(),
+    };
+    let name = path.file_name().ok_or_else(|| io_err(Errno::EINVAL))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let parent = nix::fcntl::open(
+        parent,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io_err)?;
+    remove_all_at(parent.as_fd(), name.as_bytes()).map_err(io_err)
+}
+
 /// Unlinks the non-directories of `dir` up to its first subdirectory, which it returns. Earlier
 /// entries are gone by then, so calling it again after removing that subdirectory goes on where
 /// this call stopped.

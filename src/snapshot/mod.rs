@@ -11,6 +11,7 @@ mod write;
 
 pub use compression::{Compression, decompress};
 pub use extract::{ExtractOptions, ExtractSummary, OverlayXattrs, WhiteoutHandling, extract_layer};
+pub use fsat::remove_tree;
 pub use write::{LayerDigest, WriteOptions, write_layer};
 
 use std::io;
