@@ -114,8 +114,13 @@ pub fn extract_layer<R: Read>(
         hasher: Sha256::new(),
         size: 0,
     };
+    let has_lower = !fsat::is_empty_dir(root.as_fd()).map_err(|e| SnapshotError::Io {
+        path: target.to_path_buf(),
+        source: e.into(),
+    })?;
     let mut extractor = Extractor {
         root,
+        has_lower,
         options,
         buffer: vec![0u8; STREAM_BUFFER],
         cached_parent: None,
@@ -172,7 +177,10 @@ struct Extractor<'a> {
     buffer: Vec<u8>,
     /// The last parent directory resolved without symlinks: its path below the target and fd.
     cached_parent: Option<(Vec<u8>, OwnedFd)>,
-    /// Paths written by this layer, so an opaque whiteout after them keeps them (Apply mode).
+    /// The target held files before this layer (lower layers, in Apply mode).
+    has_lower: bool,
+    /// Paths written by this layer, so an opaque whiteout after them keeps them (Apply mode,
+    /// with lower content only).
     this_layer: HashSet<Vec<u8>>,
     tracked_bytes: usize,
     tracking_overflowed: bool,
@@ -246,7 +254,7 @@ impl Extractor<'_> {
         }
         let parent = self.parent(&shown, parents, true)?;
         let parent = parent.as_fd();
-        if self.options.whiteouts == WhiteoutHandling::Apply {
+        if self.has_lower && self.options.whiteouts == WhiteoutHandling::Apply {
             self.track_this_layer();
         }
         match kind {
@@ -585,6 +593,9 @@ impl Extractor<'_> {
                 let dir_len = self.name.len() - last.len();
                 self.name.truncate(dir_len);
                 if opaque {
+                    if !self.has_lower {
+                        return Ok(());
+                    }
                     self.empty_of_lower(shown, parent.as_fd())
                 } else {
                     self.name.extend_from_slice(hidden);

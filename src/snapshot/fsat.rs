@@ -262,6 +262,18 @@ fn first_subdir_after_unlinking_files(dir: BorrowedFd<'_>) -> nix::Result<Option
     Ok(None)
 }
 
+/// Whether `dir` has no entries besides `.` and `..`.
+pub(crate) fn is_empty_dir(dir: BorrowedFd<'_>) -> nix::Result<bool> {
+    let mut listing = Dir::openat(dir, ".", DIR_FLAGS, Mode::empty())?;
+    for entry in listing.iter() {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The names in `dir` other than `.` and `..`.
 pub(crate) fn list_dir(dir: BorrowedFd<'_>) -> nix::Result<Vec<Vec<u8>>> {
     let mut listing = Dir::openat(dir, ".", DIR_FLAGS, Mode::empty())?;
