@@ -19,6 +19,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::rc::Rc;
 use tar::EntryType;
 
 /// What to do with whiteout entries.
@@ -119,7 +120,7 @@ pub fn extract_layer<R: Read>(
         source: e.into(),
     })?;
     let mut extractor = Extractor {
-        root,
+        root: Rc::new(root),
         has_lower,
         options,
         buffer: vec![0u8; STREAM_BUFFER],
@@ -172,11 +173,11 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 struct Extractor<'a> {
-    root: OwnedFd,
+    root: Rc<OwnedFd>,
     options: &'a ExtractOptions,
     buffer: Vec<u8>,
     /// The last parent directory resolved without symlinks: its path below the target and fd.
-    cached_parent: Option<(Vec<u8>, OwnedFd)>,
+    cached_parent: Option<CachedDir>,
     /// The target held files before this layer (lower layers, in Apply mode).
     has_lower: bool,
     /// Paths written by this layer, so an opaque whiteout after them keeps them (Apply mode,
@@ -198,7 +199,14 @@ struct Extractor<'a> {
 struct PendingDir {
     end: usize,
     mtime: i64,
-    dir: OwnedFd,
+    dir: Rc<OwnedFd>,
+}
+
+/// A directory resolved without symlinks, by its path below the target and its depth.
+struct CachedDir {
+    path: Vec<u8>,
+    depth: usize,
+    dir: Rc<OwnedFd>,
 }
 
 /// Directory levels whose mtimes are restored after their content; deeper ones (pathological
@@ -244,7 +252,7 @@ impl Extractor<'_> {
                     "names the target directory but is not a directory",
                 ));
             }
-            let root = self.root.try_clone().map_err(|e| entry_err(&shown, e))?;
+            let root = self.root.clone();
             self.finish_open(&shown, root.as_fd(), &meta)?;
             self.enter_directory(root, meta.mtime);
             return Ok(());
@@ -252,13 +260,16 @@ impl Extractor<'_> {
         if last.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             return self.whiteout(&shown, parents, last, &meta);
         }
-        let parent = self.parent(&shown, parents, true)?;
+        let (parent, clean) = self.parent(&shown, parents, true)?;
         let parent = parent.as_fd();
         if self.has_lower && self.options.whiteouts == WhiteoutHandling::Apply {
             self.track_this_layer();
         }
         match kind {
-            EntryType::Directory => self.directory(&shown, parent, last, &meta),
+            EntryType::Directory => {
+                let cache_depth = clean.then_some(components.len());
+                self.directory(&shown, parent, last, &meta, cache_depth)
+            }
             EntryType::Regular | EntryType::Continuous => {
                 let file = self.create_file(&shown, parent, last)?;
                 self.copy_data(&shown, entry, &file)?;
@@ -308,48 +319,47 @@ impl Extractor<'_> {
     }
 
     /// Resolves the parent directory of the current entry, reusing the last one when it is the
-    /// same or an ancestor (tar entries come in tree order).
+    /// same or an ancestor (tar entries come in tree order). Also says whether it was reached
+    /// without symlinks (only such directories are cached).
     fn parent(
         &mut self,
         shown: &str,
         parents: &[&[u8]],
         create: bool,
-    ) -> Result<OwnedFd, SnapshotError> {
+    ) -> Result<(Rc<OwnedFd>, bool), SnapshotError> {
         let joined_len: usize = parents
             .iter()
             .map(|p| p.len() + 1)
             .sum::<usize>()
             .saturating_sub(1);
         let joined = self.name.get(..joined_len).unwrap_or_default();
-        if let Some((path, fd)) = &self.cached_parent
-            && path.as_slice() == joined
-        {
-            return fd.try_clone().map_err(|e| entry_err(shown, e));
-        }
-        let (start, start_names, rest): (BorrowedFd<'_>, Vec<&[u8]>, &[&[u8]]) =
-            match &self.cached_parent {
-                Some((path, fd))
-                    if !path.is_empty()
-                        && joined.starts_with(path)
-                        && joined.get(path.len()) == Some(&b'/') =>
-                {
-                    let depth = path.split(|&b| b == b'/').count();
-                    (
-                        fd.as_fd(),
-                        parents.get(..depth).unwrap_or_default().to_vec(),
-                        parents.get(depth..).unwrap_or_default(),
-                    )
-                }
-                _ => (self.root.as_fd(), Vec::new(), parents),
-            };
-        let resolved = fsat::resolve_dir(self.root.as_fd(), start, &start_names, rest, create);
-        match resolved {
+        let (start, depth) = match &self.cached_parent {
+            Some(cached) if cached.path.as_slice() == joined => {
+                return Ok((cached.dir.clone(), true));
+            }
+            Some(cached)
+                if !cached.path.is_empty()
+                    && joined.starts_with(&cached.path)
+                    && joined.get(cached.path.len()) == Some(&b'/') =>
+            {
+                (cached.dir.clone(), cached.depth)
+            }
+            _ if parents.is_empty() => return Ok((self.root.clone(), true)),
+            _ => (self.root.clone(), 0),
+        };
+        let start_names = parents.get(..depth).unwrap_or_default();
+        let rest = parents.get(depth..).unwrap_or_default();
+        match fsat::resolve_dir(self.root.as_fd(), start.as_fd(), start_names, rest, create) {
             Ok((fd, through_symlink)) => {
+                let fd = Rc::new(fd);
                 if !through_symlink {
-                    let copy = fd.try_clone().map_err(|e| entry_err(shown, e))?;
-                    self.cached_parent = Some((joined.to_vec(), copy));
+                    self.cached_parent = Some(CachedDir {
+                        path: joined.to_vec(),
+                        depth: parents.len(),
+                        dir: fd.clone(),
+                    });
                 }
-                Ok(fd)
+                Ok((fd, !through_symlink))
             }
             Err(ResolveError::Escape(reason)) => Err(refused(shown, &reason)),
             Err(ResolveError::Missing) => Err(entry_err(shown, Errno::ENOENT.into())),
@@ -359,7 +369,8 @@ impl Extractor<'_> {
 
     /// Forgets the cached parent when `path` (removed or replaced) is it or one of its ancestors.
     fn invalidate(&mut self, path: &[u8]) {
-        if let Some((cached, _)) = &self.cached_parent {
+        if let Some(cached) = &self.cached_parent {
+            let cached = &cached.path;
             let below =
                 cached.starts_with(path) && matches!(cached.get(path.len()), None | Some(b'/'));
             if path.is_empty() || below {
@@ -398,25 +409,44 @@ impl Extractor<'_> {
         Ok(())
     }
 
+    /// A directory entry; `cache_depth` is its depth when its parent was reached without
+    /// symlinks, so that it can serve as the parent of the entries that follow.
     fn directory(
         &mut self,
         shown: &str,
         parent: BorrowedFd<'_>,
         name: &[u8],
         meta: &Meta,
+        cache_depth: Option<usize>,
     ) -> Result<(), SnapshotError> {
-        let existing = fsat::lstat_at(parent, name).map_err(|e| entry_err(shown, e.into()))?;
-        if !existing.is_some_and(|s| fsat::is_dir(&s)) {
-            self.replace(shown, parent, name)?;
+        let make = |parent| {
             nix::sys::stat::mkdirat(
                 parent,
                 OsStr::from_bytes(name),
                 Mode::from_bits_truncate(0o700),
             )
-            .map_err(|e| entry_err(shown, e.into()))?;
+        };
+        match make(parent) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => {
+                let existing =
+                    fsat::lstat_at(parent, name).map_err(|e| entry_err(shown, e.into()))?;
+                if !existing.is_some_and(|s| fsat::is_dir(&s)) {
+                    self.replace(shown, parent, name)?;
+                    make(parent).map_err(|e| entry_err(shown, e.into()))?;
+                }
+            }
+            Err(e) => return Err(entry_err(shown, e.into())),
         }
-        let dir = fsat::open_dir_at(parent, name).map_err(|e| entry_err(shown, e.into()))?;
+        let dir = Rc::new(fsat::open_dir_at(parent, name).map_err(|e| entry_err(shown, e.into()))?);
         self.finish_open(shown, dir.as_fd(), meta)?;
+        if let Some(depth) = cache_depth {
+            self.cached_parent = Some(CachedDir {
+                path: self.name.clone(),
+                depth,
+                dir: dir.clone(),
+            });
+        }
         self.enter_directory(dir, meta.mtime);
         Ok(())
     }
@@ -427,15 +457,23 @@ impl Extractor<'_> {
         parent: BorrowedFd<'_>,
         name: &[u8],
     ) -> Result<File, SnapshotError> {
-        self.replace(shown, parent, name)?;
         let flags =
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = openat(
-            parent,
-            OsStr::from_bytes(name),
-            flags,
-            Mode::from_bits_truncate(0o600),
-        )
+        let create = || {
+            openat(
+                parent,
+                OsStr::from_bytes(name),
+                flags,
+                Mode::from_bits_truncate(0o600),
+            )
+        };
+        let fd = match create() {
+            Err(Errno::EEXIST) => {
+                self.replace(shown, parent, name)?;
+                create()
+            }
+            other => other,
+        }
         .map_err(|e| entry_err(shown, e.into()))?;
         Ok(File::from(fd))
     }
@@ -560,7 +598,7 @@ impl Extractor<'_> {
         }
         match self.options.whiteouts {
             WhiteoutHandling::Overlay(xattrs) => {
-                let parent = self.parent(shown, parents, true)?;
+                let (parent, _) = self.parent(shown, parents, true)?;
                 if opaque {
                     return fsat::set_xattr_fd(parent.as_fd(), xattrs.opaque(), b"y")
                         .map_err(|e| entry_err(shown, e));
@@ -581,7 +619,7 @@ impl Extractor<'_> {
             }
             WhiteoutHandling::Apply => {
                 let parent = match self.parent(shown, parents, false) {
-                    Ok(fd) => fd,
+                    Ok((fd, _)) => fd,
                     // Nothing below to hide.
                     Err(SnapshotError::Entry { source, .. })
                         if source.raw_os_error() == Some(libc::ENOENT) =>
@@ -714,7 +752,7 @@ impl Extractor<'_> {
 
     /// Remembers a directory of this layer whose mtime must be set again once its content is
     /// written (adding entries changes it). `self.name` is its path.
-    fn enter_directory(&mut self, dir: OwnedFd, mtime: i64) {
+    fn enter_directory(&mut self, dir: Rc<OwnedFd>, mtime: i64) {
         if self.pending_dirs.len() < MAX_PENDING_DIRS {
             self.pending_dirs.push(PendingDir {
                 end: self.name.len(),

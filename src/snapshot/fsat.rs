@@ -51,10 +51,11 @@ pub(crate) fn resolve_dir(
     components: &[&[u8]],
     create: bool,
 ) -> Result<(OwnedFd, bool), ResolveError> {
-    let mut current = start.try_clone_to_owned().map_err(ResolveError::Io)?;
+    let mut current: Option<OwnedFd> = None;
     for (index, name) in components.iter().enumerate() {
-        match step(current.as_fd(), name, create)? {
-            Step::Dir(next) => current = next,
+        let dir = current.as_ref().map_or(start, |fd| fd.as_fd());
+        match step(dir, name, create)? {
+            Step::Dir(next) => current = Some(next),
             Step::Symlink(target) => {
                 // Leave the fast path: resolve the remainder lexically from the root.
                 let mut lexical: Vec<Vec<u8>> = start_names.iter().map(|n| n.to_vec()).collect();
@@ -64,7 +65,10 @@ pub(crate) fn resolve_dir(
             }
         }
     }
-    Ok((current, false))
+    match current {
+        Some(fd) => Ok((fd, false)),
+        None => Ok((start.try_clone_to_owned().map_err(ResolveError::Io)?, false)),
+    }
 }
 
 enum Step {
