@@ -280,3 +280,29 @@ fn overlay_mode_keeps_whiteouts_as_overlay_whiteouts() {
     let names: Vec<String> = list_tar(&rewritten).into_iter().map(|e| e.0).collect();
     assert_eq!(names, ["a/", "a/.wh.gone", "o/", "o/.wh..wh..opq", "o/new"]);
 }
+
+#[test]
+fn rootless_overlay_opaque_xattr_becomes_an_opaque_marker() {
+    let upper = tempfile::tempdir().unwrap();
+    fs::create_dir(upper.path().join("d")).unwrap();
+    fs::write(upper.path().join("d/f"), "f").unwrap();
+    set_xattr(&upper.path().join("d"), "user.overlay.opaque", b"y");
+    set_xattr(&upper.path().join("d"), "user.kept", b"1");
+    let options = WriteOptions {
+        source_date_epoch: None,
+        overlay_upper: true,
+    };
+    let tar = write(upper.path(), &options);
+    let names: Vec<String> = list_tar(&tar).into_iter().map(|e| e.0).collect();
+    assert_eq!(names, ["d/", "d/.wh..wh..opq", "d/f"]);
+    let dst = tempfile::tempdir().unwrap();
+    extract_layer(tar.as_slice(), dst.path(), &ExtractOptions::default()).unwrap();
+    assert_eq!(
+        layers_support::xattrs(&dst.path().join("d")),
+        [("user.kept".to_string(), b"1".to_vec())]
+    );
+    // Not an upper dir: no marker (and overlay xattrs are never written either way).
+    let plain = write(upper.path(), &WriteOptions::default());
+    let names: Vec<String> = list_tar(&plain).into_iter().map(|e| e.0).collect();
+    assert_eq!(names, ["d/", "d/f"]);
+}
