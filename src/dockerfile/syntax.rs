@@ -690,7 +690,7 @@ impl NodeBuilder<'_, '_> {
         node
     }
 
-    /// Tries the JSON form; on success fills the arguments. A valid array of non-strings is an
+    /// Tries the JSON form; on success appends the arguments. A valid array of non-strings is an
     /// error (and counts as handled).
     fn exec_form(&mut self, node: &mut Node, start: usize, end: usize) -> bool {
         let text = &self.text()[start..end];
@@ -698,13 +698,10 @@ impl NodeBuilder<'_, '_> {
             ExecForm::NotJson => false,
             ExecForm::Strings(items) => {
                 node.json = true;
-                node.args = items
-                    .into_iter()
-                    .map(|(value, s, e)| Word {
-                        text: value,
-                        span: self.line.span(self.index, start + s, start + e),
-                    })
-                    .collect();
+                node.args.extend(items.into_iter().map(|(value, s, e)| Word {
+                    text: value,
+                    span: self.line.span(self.index, start + s, start + e),
+                }));
                 true
             }
             ExecForm::NotStrings => {
