@@ -15,7 +15,12 @@ fn conformance_dir() -> PathBuf {
 fn cases(dir: &str) -> Vec<PathBuf> {
     let dir = conformance_dir().join(dir);
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (the shared conformance data is missing)", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (the shared conformance data is missing)",
+                dir.display()
+            )
+        })
         .map(|e| e.expect("directory entry").path())
         .collect();
     cases.sort();
@@ -26,7 +31,11 @@ fn cases(dir: &str) -> Vec<PathBuf> {
 fn every_testfiles_case_dumps_as_its_result() {
     let mut failures = Vec::new();
     let all = cases("testfiles");
-    assert!(all.len() >= 30, "expected BuildKit's testfiles cases, found {}", all.len());
+    assert!(
+        all.len() >= 30,
+        "expected BuildKit's testfiles cases, found {}",
+        all.len()
+    );
     for case in &all {
         let source = std::fs::read(case.join("Dockerfile")).expect("Dockerfile");
         let expected = std::fs::read_to_string(case.join("result")).expect("result");
@@ -41,7 +50,11 @@ fn every_testfiles_case_dumps_as_its_result() {
         // BuildKit's parser accepts these files; some hold instructions its later stage
         // rejects (unknown flags, HEALTHCHECK without arguments), which is not a syntax error.
         if let Some(bad) = parsed.nodes.iter().find(|n| n.has_error) {
-            failures.push(format!("{}: syntax error in {:?}", case.display(), bad.original));
+            failures.push(format!(
+                "{}: syntax error in {:?}",
+                case.display(),
+                bad.original
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -63,7 +76,11 @@ fn instruction_lines_are_right() {
     let source = std::fs::read_to_string(conformance_dir().join("testfile-line/Dockerfile"))
         .expect("testfile-line");
     let parsed = dockerfile::parse(&source);
-    let lines: Vec<(u32, u32)> = parsed.nodes.iter().map(|n| (n.start_line, n.end_line)).collect();
+    let lines: Vec<(u32, u32)> = parsed
+        .nodes
+        .iter()
+        .map(|n| (n.start_line, n.end_line))
+        .collect();
     assert_eq!(lines, [(5, 5), (11, 12), (17, 31)]);
     assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
     // The empty lines inside the RUN continuation are reported as a warning.
@@ -83,7 +100,11 @@ fn the_binary_prints_the_buildkit_dump() {
         .arg(case.join("Dockerfile"))
         .output()
         .expect("run rbuild");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let expected = std::fs::read_to_string(case.join("result")).expect("result");
     assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
 }
@@ -99,7 +120,9 @@ fn the_binary_fails_on_a_rejected_file() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains(":1:5: error: when using JSON array syntax, arrays must be comprised of strings only"),
+        stderr.contains(
+            ":1:5: error: when using JSON array syntax, arrays must be comprised of strings only"
+        ),
         "{stderr}"
     );
 }

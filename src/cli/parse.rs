@@ -1,7 +1,7 @@
 //! `rbuild parse [--format json|buildkit] FILE|-`: prints the syntax tree of a Dockerfile.
 
-use rbuild::dockerfile;
 use clap::{Args, ValueEnum};
+use rbuild::dockerfile;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,7 +51,10 @@ pub fn run(args: ParseArgs) -> ExitCode {
         Format::Buildkit => dockerfile::dump::buildkit_dump(&parsed),
     };
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(output.as_bytes()).and_then(|()| stdout.flush()) {
+    if let Err(e) = stdout
+        .write_all(output.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         eprintln!("rbuild parse: writing output: {e}");
         return ExitCode::from(2);
     }
