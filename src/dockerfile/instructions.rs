@@ -32,7 +32,7 @@ pub struct Instruction {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(tag = "type", content = "value", rename_all = "lowercase")]
 pub enum InstructionKind {
     From(FromInstruction),
     Run(RunInstruction),

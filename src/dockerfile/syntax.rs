@@ -16,7 +16,7 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// ONBUILD nests one instruction; deeper chains are kept as text (and rejected as typed
 /// instructions) so hostile input cannot recurse without bound.
-const MAX_ONBUILD_DEPTH: usize = 2;
+const MAX_ONBUILD_DEPTH: usize = 8;
 
 /// The instruction keywords.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -222,10 +222,12 @@ pub(crate) struct SyntaxTree {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Physical lines with their start offsets, line breaks included.
+/// Physical lines with their start offsets, line breaks included. A line longer than
+/// [`MAX_LINE_BYTES`] is reported and read as empty (BuildKit refuses the file).
 struct Lines<'a> {
     text: &'a str,
     pos: usize,
+    too_long: Vec<(usize, usize)>,
 }
 
 impl<'a> Iterator for Lines<'a> {
@@ -236,7 +238,13 @@ impl<'a> Iterator for Lines<'a> {
         let len = memchr::memchr(b'\n', rest.as_bytes()).map_or(rest.len(), |i| i + 1);
         let start = self.pos;
         self.pos += len;
-        Some((start, rest.get(..len)?))
+        let line = rest.get(..len)?;
+        if len > MAX_LINE_BYTES {
+            let content = trim_newline(line).len();
+            self.too_long.push((start, start + content));
+            return Some((start + content, line.get(content..)?));
+        }
+        Some((start, line))
     }
 }
 
@@ -397,26 +405,14 @@ pub(crate) fn parse_tree(text: &str, index: &LineIndex) -> SyntaxTree {
     let mut diagnostics = Vec::new();
     let mut nodes = Vec::new();
     let mut scanner = DirectiveScanner::default();
-    let mut lines = Lines { text, pos: 0 };
+    let mut lines = Lines {
+        text,
+        pos: 0,
+        too_long: Vec::new(),
+    };
     let mut comments: Vec<String> = Vec::new();
     let mut line_no: u32 = 0;
-    let mut reported_long_line = false;
-    let mut check_long = |start: usize, raw: &str, diagnostics: &mut Vec<Diagnostic>| {
-        if raw.len() > MAX_LINE_BYTES && !reported_long_line {
-            reported_long_line = true;
-            diagnostics.push(Diagnostic::error(
-                DiagnosticCode::LineTooLong,
-                index.span(start, start),
-                format!(
-                    "dockerfile line greater than max allowed size of {}",
-                    MAX_LINE_BYTES - 1
-                ),
-            ));
-        }
-    };
-
     while let Some((mut offset, mut raw)) = lines.next() {
-        check_long(offset, raw, &mut diagnostics);
         if line_no == 0
             && let Some(rest) = raw.strip_prefix('\u{feff}')
         {
@@ -458,7 +454,6 @@ pub(crate) fn parse_tree(text: &str, index: &LineIndex) -> SyntaxTree {
             let Some((next_offset, next_raw)) = lines.next() else {
                 break;
             };
-            check_long(next_offset, next_raw, &mut diagnostics);
             let next = trim_newline(next_raw);
             scanner.scan(next, next_offset, index, &mut directives, &mut diagnostics);
             line_no += 1;
@@ -506,7 +501,6 @@ pub(crate) fn parse_tree(text: &str, index: &LineIndex) -> SyntaxTree {
                 let mut body_end = body_start;
                 let mut terminated = false;
                 for (line_offset, line) in lines.by_ref() {
-                    check_long(line_offset, line, &mut diagnostics);
                     line_no += 1;
                     let mut candidate = trim_newline(line);
                     if marker.chomp {
@@ -557,6 +551,16 @@ pub(crate) fn parse_tree(text: &str, index: &LineIndex) -> SyntaxTree {
         nodes.push(node);
     }
 
+    for &(start, end) in &lines.too_long {
+        diagnostics.push(Diagnostic::error(
+            DiagnosticCode::LineTooLong,
+            index.span(start, end),
+            format!(
+                "line longer than the {} bytes BuildKit accepts; its content is ignored",
+                MAX_LINE_BYTES - 1
+            ),
+        ));
+    }
     if nodes.is_empty() {
         let end = text.len();
         diagnostics.push(Diagnostic::error(

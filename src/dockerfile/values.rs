@@ -240,6 +240,7 @@ pub fn parse_size(text: &str) -> Result<u64, ValueError> {
 
 /// A file mode for `--chmod`: octal, or symbolic clauses like `u=rwX,go=rX`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Chmod {
     Octal(u32),
     Symbolic(Vec<ModeClause>),
