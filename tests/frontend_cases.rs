@@ -77,5 +77,9 @@ fn testdata_cases_give_their_expected_reports() {
             failures.push(format!("{}:\n{got}", case.display()));
         }
     }
-    assert!(failures.is_empty(), "differs from .expected:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "differs from .expected:\n{}",
+        failures.join("\n")
+    );
 }
