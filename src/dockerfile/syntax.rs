@@ -8,6 +8,7 @@
 use super::diagnostic::{Diagnostic, DiagnosticCode};
 use super::json_form::{ExecForm, parse_exec_form};
 use super::span::{LineIndex, Span};
+use super::values::{CheckDirective, parse_check_directive};
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -205,6 +206,13 @@ pub struct Directives {
     pub escape_char: char,
 }
 
+impl Directives {
+    /// The `check` directive's settings, when present and valid.
+    pub fn check_settings(&self) -> Option<CheckDirective> {
+        parse_check_directive(&self.check.as_ref()?.value).ok()
+    }
+}
+
 impl Default for Directives {
     fn default() -> Self {
         Directives {
@@ -359,6 +367,15 @@ impl DirectiveScanner {
             value: value.to_string(),
             span,
         });
+        if lower == "check"
+            && let Err(e) = parse_check_directive(value)
+        {
+            diagnostics.push(Diagnostic::warning(
+                DiagnosticCode::InvalidCheckDirective,
+                span,
+                e.to_string(),
+            ));
+        }
         if lower == "escape" {
             match value {
                 "\\" => directives.escape_char = '\\',

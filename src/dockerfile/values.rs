@@ -580,6 +580,49 @@ pub fn parse_stage_name(text: &str) -> Result<String, ValueError> {
     }
 }
 
+/// The `# check=` directive: `skip=Rule1,Rule2` (or `all`), `error=true`,
+/// `experimental=Rule3` (or `all`), separated by `;`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CheckDirective {
+    pub skip: Vec<String>,
+    pub skip_all: bool,
+    pub error: bool,
+    pub experimental: Vec<String>,
+    pub experimental_all: bool,
+}
+
+pub fn parse_check_directive(text: &str) -> Result<CheckDirective, ValueError> {
+    let mut check = CheckDirective::default();
+    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("invalid check option {part:?}: expected key=value")))?;
+        let list = |value: &str| -> (Vec<String>, bool) {
+            let names: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect();
+            let all = names.iter().any(|n| n.eq_ignore_ascii_case("all"));
+            (names, all)
+        };
+        match key.trim().to_ascii_lowercase().as_str() {
+            "skip" => (check.skip, check.skip_all) = list(value),
+            "experimental" => (check.experimental, check.experimental_all) = list(value),
+            "error" => {
+                check.error = parse_bool(value.trim()).ok_or_else(|| {
+                    invalid(format!(
+                        "invalid check error value {value:?}: expected a boolean"
+                    ))
+                })?
+            }
+            other => return Err(invalid(format!("invalid check option {other:?}"))),
+        }
+    }
+    Ok(check)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -657,6 +700,17 @@ mod tests {
         ] {
             assert!(parse_mount(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn check_directive() {
+        let check = parse_check_directive("skip=JSONArgsRecommended,StageNameCasing;error=true")
+            .expect("valid");
+        assert_eq!(check.skip, ["JSONArgsRecommended", "StageNameCasing"]);
+        assert!(check.error && !check.skip_all);
+        assert!(parse_check_directive("skip=all").expect("valid").skip_all);
+        assert!(parse_check_directive("error=maybe").is_err());
+        assert!(parse_check_directive("colour=red").is_err());
     }
 
     #[test]
