@@ -580,6 +580,29 @@ pub fn parse_stage_name(text: &str) -> Result<String, ValueError> {
     }
 }
 
+/// A content digest `algorithm:hex` as ADD --checksum takes it (sha256, sha384 or sha512).
+pub fn parse_digest(text: &str) -> Result<String, ValueError> {
+    let bad = || {
+        invalid(format!(
+            "invalid checksum digest {text:?}: expected sha256:<64 hex digits>"
+        ))
+    };
+    let (algorithm, hex) = text.split_once(':').ok_or_else(bad)?;
+    let len = match algorithm {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        _ => return Err(bad()),
+    };
+    let lower_hex = hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if hex.len() != len || !lower_hex {
+        return Err(bad());
+    }
+    Ok(text.to_string())
+}
+
 /// The `# check=` directive: `skip=Rule1,Rule2` (or `all`), `error=true`,
 /// `experimental=Rule3` (or `all`), separated by `;`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
