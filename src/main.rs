@@ -29,6 +29,8 @@ enum Command {
         #[command(subcommand)]
         command: cli::system::SystemCommand,
     },
+    /// Print the syntax tree of a Dockerfile.
+    Parse(cli::parse::ParseArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +38,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Image(command) => cli::image::run(cli.root, command),
         Command::System { command } => cli::system::run(cli.root, command),
+        Command::Parse(args) => cli::parse::run(args),
     }
 }
