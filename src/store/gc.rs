@@ -58,7 +58,7 @@ impl Store {
                 continue;
             }
             report.reclaimed += tree_size(&path);
-            fs::remove_dir_all(&path).at(&path)?;
+            remove_any(&path)?;
             report.snapshots.push(chain_id);
         }
         let tmp = self.tmp_dir();
@@ -214,9 +214,10 @@ pub(crate) fn tree_size(path: &Path) -> u64 {
         .sum()
 }
 
+/// Removes a file or a directory tree of any depth.
 pub(crate) fn remove_any(path: &Path) -> Result<()> {
     let result = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(meta) if meta.is_dir() => return Ok(crate::snapshot::remove_tree(path)?),
         Ok(_) => fs::remove_file(path),
         Err(e) => Err(e),
     };

@@ -20,6 +20,7 @@ mod gc;
 mod images;
 mod lock;
 mod refs;
+mod snapshots;
 
 pub use archive::{ArchiveFormat, ImportOptions, LoadReport, SaveItem};
 pub use blob::{BlobWriter, CommittedBlob};
@@ -63,6 +64,8 @@ pub enum StoreError {
     Invalid(String),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
