@@ -130,9 +130,14 @@ impl Store {
                 layers.len()
             )));
         }
-        for layer in layers {
-            if !self.has_blob(&layer.diff_id) {
-                return Err(StoreError::BlobNotFound(layer.diff_id.clone()));
+        {
+            // Leased first, so a concurrent collection keeps layers this image will use.
+            let _gc = self.lock_gc(super::lock::LockMode::Shared)?;
+            for layer in layers {
+                self.lease(&layer.diff_id)?;
+                if !self.has_blob(&layer.diff_id) {
+                    return Err(StoreError::BlobNotFound(layer.diff_id.clone()));
+                }
             }
         }
         let config_blob = self.put_blob(config, None)?;
