@@ -21,9 +21,17 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Log in to a registry (credentials saved in Docker's config.json).
+    Login(cli::registry::LoginArgs),
+    /// Log out from a registry.
+    Logout(cli::registry::LogoutArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Login(args) => cli::registry::login(args),
+        Command::Logout(args) => cli::registry::logout(args),
+    }
 }

@@ -97,7 +97,7 @@ async fn pull_rides_out_dropped_blobs_errors_and_a_short_manifest() {
         let open: OpenOutput<std::fs::File> = Box::new(move || std::fs::File::create(&target));
         let mut sink = LayerSink::new(
             open,
-            Compression::from_media_type(&layer.media_type().to_string()),
+            Compression::from_media_type(layer.media_type().as_ref()),
         )
         .expect("sink");
         client

@@ -271,7 +271,7 @@ async fn skopeo_push_is_pulled_by_client(auth: Auth) {
         let out = dir.path().join(format!("pulled{i}.tar"));
         let target = out.clone();
         let open: OpenOutput<std::fs::File> = Box::new(move || std::fs::File::create(&target));
-        let compression = Compression::from_media_type(&layer.media_type().to_string());
+        let compression = Compression::from_media_type(layer.media_type().as_ref());
         let mut sink = LayerSink::new(open, compression).expect("sink");
         client
             .get_blob(

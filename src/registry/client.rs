@@ -162,7 +162,7 @@ impl Client {
     pub async fn check_login(&self) -> Result<(), Error> {
         let url = self.url("")?;
         let response = self
-            .send(Method::GET, &url, &[], Retry::Idempotent, |r| Ok(r))
+            .send(Method::GET, &url, &[], Retry::Idempotent, Ok)
             .await?;
         expect_status(response, &Method::GET, &url, &[StatusCode::OK]).await?;
         Ok(())
@@ -218,14 +218,14 @@ impl Client {
                 }
             }
             let digest = super::sha256_digest(&bytes);
-            if let Ok(expected) = reference.parse::<Digest>() {
-                if expected != digest {
-                    return Err(Error::DigestMismatch {
-                        what: format!("manifest {repository}@{reference}"),
-                        expected,
-                        actual: digest.to_string(),
-                    });
-                }
+            if let Ok(expected) = reference.parse::<Digest>()
+                && expected != digest
+            {
+                return Err(Error::DigestMismatch {
+                    what: format!("manifest {repository}@{reference}"),
+                    expected,
+                    actual: digest.to_string(),
+                });
             }
             let media_type = match content_type.filter(|t| t.starts_with("application/vnd.")) {
                 Some(media_type) => media_type,
@@ -315,7 +315,7 @@ impl Client {
         let url = self.url(&format!("{repository}/blobs/{digest}"))?;
         let scopes = [Self::pull_scope(repository)];
         let response = self
-            .send(Method::HEAD, &url, &scopes, Retry::Idempotent, |r| Ok(r))
+            .send(Method::HEAD, &url, &scopes, Retry::Idempotent, Ok)
             .await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -599,7 +599,7 @@ impl Client {
     async fn upload_status(&self, repository: &str, location: &Url) -> Result<(u64, Url), Error> {
         let scopes = [Self::push_scope(repository)];
         let response = self
-            .send(Method::GET, location, &scopes, Retry::Idempotent, |r| Ok(r))
+            .send(Method::GET, location, &scopes, Retry::Idempotent, Ok)
             .await?;
         let response =
             expect_status(response, &Method::GET, location, &[StatusCode::NO_CONTENT]).await?;
@@ -697,10 +697,9 @@ impl Client {
                     if let Challenge::Bearer {
                         scope: Some(scope), ..
                     } = &challenge
+                        && !scopes.contains(scope)
                     {
-                        if !scopes.contains(scope) {
-                            scopes.push(scope.clone());
-                        }
+                        scopes.push(scope.clone());
                     }
                     if challenge == Challenge::Basic && self.options.credential.is_none() {
                         return Ok(response);

@@ -174,7 +174,8 @@ impl<W: Write> Write for HashWriter<W> {
 
 enum Decoder<W: Write> {
     Plain(HashWriter<W>),
-    Gzip(flate2::write::MultiGzDecoder<HashWriter<W>>),
+    // Boxed: the gzip state is large and the variants move together.
+    Gzip(Box<flate2::write::MultiGzDecoder<HashWriter<W>>>),
     Zstd(zstd::stream::write::Decoder<'static, HashWriter<W>>),
 }
 
@@ -183,7 +184,9 @@ impl<W: Write> Decoder<W> {
         let out = HashWriter::new(out);
         Ok(match compression {
             None => Decoder::Plain(out),
-            Some(Compression::Gzip) => Decoder::Gzip(flate2::write::MultiGzDecoder::new(out)),
+            Some(Compression::Gzip) => {
+                Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(out)))
+            }
             Some(Compression::Zstd) => Decoder::Zstd(zstd::stream::write::Decoder::new(out)?),
         })
     }
@@ -304,7 +307,11 @@ mod tests {
         while data.len() < 2 * GZIP_BLOCK + 12345 {
             x = x.wrapping_mul(1664525).wrapping_add(1013904223);
             let bytes = x.to_le_bytes();
-            data.extend_from_slice(if x % 3 == 0 { b"layer " } else { &bytes[..3] });
+            data.extend_from_slice(if x.is_multiple_of(3) {
+                b"layer "
+            } else {
+                &bytes[..3]
+            });
         }
         roundtrip(Compression::Gzip, &data);
         roundtrip(Compression::Zstd, &data);

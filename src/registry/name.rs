@@ -121,6 +121,22 @@ pub fn endpoint_host(host: &str) -> &str {
     }
 }
 
+/// The registry a server address names, as credentials are keyed:
+/// `https://index.docker.io/v1/` → `docker.io`; `http://host:5000/path` → `host:5000`.
+pub fn server_host(server: &str) -> String {
+    let without_scheme = server
+        .strip_prefix("https://")
+        .or_else(|| server.strip_prefix("http://"))
+        .unwrap_or(server);
+    let host = without_scheme.split('/').next().unwrap_or(without_scheme);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            DOCKER_HUB.to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Docker allows plain HTTP to loopback registries without configuration.
 pub fn is_loopback(host: &str) -> bool {
     let without_port = match host.rsplit_once(':') {
@@ -184,6 +200,13 @@ mod tests {
         assert!(RemoteName::parse("busybox:-bad").is_err());
         assert!(RemoteName::parse("busybox@sha256:xyz").is_err());
         assert!(RemoteName::parse("").is_err());
+    }
+
+    #[test]
+    fn server_addresses_normalise_like_docker() {
+        assert_eq!(server_host("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(server_host("http://localhost:5000/"), "localhost:5000");
+        assert_eq!(server_host("reg.example"), "reg.example");
     }
 
     #[test]

@@ -359,7 +359,11 @@ fn serve_token(stream: TcpStream, key: &Path, x5c: &str, issued: &AtomicUsize) {
         .stdout;
     let token = format!("{signing_input}.{}", b64url(&signature));
     // Alternate the two field names the spec allows, so both are exercised.
-    let field = if n % 2 == 0 { "token" } else { "access_token" };
+    let field = if n.is_multiple_of(2) {
+        "token"
+    } else {
+        "access_token"
+    };
     let body = serde_json::json!({ field: token, "expires_in": 300 }).to_string();
     let _ = write!(
         reader.get_mut(),
