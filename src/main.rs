@@ -26,6 +26,13 @@ enum Command {
     Login(cli::registry::LoginArgs),
     /// Log out from a registry.
     Logout(cli::registry::LogoutArgs),
+    #[command(flatten)]
+    Image(cli::image::ImageCommand),
+    /// Manage rbuild: disk usage, clean-up, store checks
+    System {
+        #[command(subcommand)]
+        command: cli::system::SystemCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -33,5 +40,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Login(args) => cli::registry::login(args),
         Command::Logout(args) => cli::registry::logout(args),
+        Command::Image(command) => cli::image::run(cli.root, command),
+        Command::System { command } => cli::system::run(cli.root, command),
     }
 }
