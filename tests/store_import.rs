@@ -53,18 +53,36 @@ fn imported_busybox_is_read_by_skopeo_and_umoci_and_equals_the_tarball() {
     fs::create_dir(&expected).unwrap();
     run(
         "tar",
-        &["--numeric-owner", "-xpf", tar.to_str().unwrap(), "-C", expected.to_str().unwrap()],
+        &[
+            "--numeric-owner",
+            "-xpf",
+            tar.to_str().unwrap(),
+            "-C",
+            expected.to_str().unwrap(),
+        ],
     );
-    assert_eq!(tree_listing(&bundle.join("rootfs")), tree_listing(&expected));
+    assert_eq!(
+        tree_listing(&bundle.join("rootfs")),
+        tree_listing(&expected)
+    );
 
     let images = rbuild(&root, &["images"]);
     let mut lines = images.lines();
-    assert!(lines.next().unwrap().starts_with("REPOSITORY   TAG       IMAGE ID"));
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("REPOSITORY   TAG       IMAGE ID")
+    );
     let row = lines.next().unwrap();
     assert!(row.starts_with("busybox      t         "), "{row}");
     assert!(row.contains(&id["sha256:".len()..][..12]));
     assert_eq!(
-        rbuild(&root, &["image", "inspect", "-f", "{{.Id}} {{.Os}}", "busybox:t"]).trim(),
+        rbuild(
+            &root,
+            &["image", "inspect", "-f", "{{.Id}} {{.Os}}", "busybox:t"]
+        )
+        .trim(),
         format!("{id} linux")
     );
     let report = rbuild(&root, &["system", "fsck"]);
@@ -85,17 +103,33 @@ fn compressed_tarballs_and_stdin_give_the_same_layer() {
     fs::write(&zst_path, zstd::encode_all(&plain[..], 3).unwrap()).unwrap();
 
     let layer_of = |reference: &str| {
-        rbuild(&root, &["image", "inspect", "-f", "{{json .RootFS.Layers}}", reference])
+        rbuild(
+            &root,
+            &[
+                "image",
+                "inspect",
+                "-f",
+                "{{json .RootFS.Layers}}",
+                reference,
+            ],
+        )
     };
     rbuild(&root, &["import", tar.to_str().unwrap(), "plain"]);
-    rbuild(&root, &["import", "-m", "gzipped", gz_path.to_str().unwrap(), "gz"]);
+    rbuild(
+        &root,
+        &["import", "-m", "gzipped", gz_path.to_str().unwrap(), "gz"],
+    );
     rbuild(&root, &["import", zst_path.to_str().unwrap(), "zst"]);
     let stdin = std::process::Command::new(RBUILD)
         .args(["--root", root.to_str().unwrap(), "import", "-", "stdin:1"])
         .stdin(fs::File::open(&gz_path).unwrap())
         .output()
         .unwrap();
-    assert!(stdin.status.success(), "{}", String::from_utf8_lossy(&stdin.stderr));
+    assert!(
+        stdin.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stdin.stderr)
+    );
     let expected = layer_of("plain");
     for name in ["gz", "zst", "stdin:1"] {
         assert_eq!(layer_of(name), expected, "{name}");
@@ -105,9 +139,15 @@ fn compressed_tarballs_and_stdin_give_the_same_layer() {
     let listed = rbuild(&root, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     let mut names: Vec<&str> = listed.lines().collect();
     names.sort();
-    assert_eq!(names, vec!["gz:latest", "plain:latest", "stdin:1", "zst:latest"]);
+    assert_eq!(
+        names,
+        vec!["gz:latest", "plain:latest", "stdin:1", "zst:latest"]
+    );
 
-    let missing = rbuild_output(&root, &["import", dir.path().join("nope.tar").to_str().unwrap()]);
+    let missing = rbuild_output(
+        &root,
+        &["import", dir.path().join("nope.tar").to_str().unwrap()],
+    );
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.tar"));
     let bad_ref = rbuild_output(&root, &["import", tar.to_str().unwrap(), "Bad:Ref"]);

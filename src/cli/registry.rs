@@ -1,12 +1,56 @@
-//! `rbuild login`, `logout`: credentials for registries, in Docker's config format.
+//! `rbuild pull`, `push`, `login`, `logout`: images to and from registries, and the
+//! credentials for them in Docker's config format.
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use rbuild::image::Reference;
+use rbuild::registry::Progress;
 use rbuild::registry::auth::Credential;
+use rbuild::registry::compress::Compression;
 use rbuild::registry::credentials::CredentialFile;
 use rbuild::registry::name::{self, DOCKER_HUB, endpoint_host};
 use rbuild::registry::{Client, ClientOptions};
+use rbuild::store::Store;
+use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
+
+#[derive(Args)]
+pub struct PullArgs {
+    /// Image to pull: NAME[:TAG] or NAME@DIGEST.
+    reference: String,
+    /// Verify the registry's TLS certificate.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    tls_verify: bool,
+    /// Print only the image name.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CompressionArg {
+    Gzip,
+    Zstd,
+}
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// Image in the store: a name or an image ID.
+    image: String,
+    /// Where to push it (default: the image's own name).
+    destination: Option<String>,
+    /// How layers are compressed on the wire.
+    #[arg(long, value_enum, default_value = "gzip")]
+    compression: CompressionArg,
+    /// Verify the registry's TLS certificate.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    tls_verify: bool,
+    /// Print only the pushed digest.
+    #[arg(short, long)]
+    quiet: bool,
+}
 
 #[derive(Args)]
 pub struct LoginArgs {
@@ -67,6 +111,134 @@ fn prompt(label: &str, hide: bool) -> std::io::Result<String> {
     }
     read?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Per-blob progress: bars on a terminal, a line per state change otherwise.
+struct Lines {
+    quiet: bool,
+    bars: Option<(MultiProgress, Mutex<HashMap<String, ProgressBar>>)>,
+}
+
+impl Lines {
+    fn new(quiet: bool) -> Lines {
+        let bars = (!quiet && std::io::stdout().is_terminal())
+            .then(|| (MultiProgress::new(), Mutex::new(HashMap::new())));
+        Lines { quiet, bars }
+    }
+
+    fn bar(&self, id: &str) -> Option<ProgressBar> {
+        let (multi, bars) = self.bars.as_ref()?;
+        let mut bars = bars.lock().unwrap_or_else(|p| p.into_inner());
+        let bar = bars.entry(id.to_string()).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new(0));
+            let style = ProgressStyle::with_template(
+                "{prefix}: {msg:20} {bytes:>10}/{total_bytes:10} {binary_bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_prefix(id.to_string());
+            bar
+        });
+        Some(bar.clone())
+    }
+}
+
+impl Progress for Lines {
+    fn status(&self, id: &str, status: &str) {
+        if self.quiet {
+            return;
+        }
+        match self.bar(id) {
+            Some(bar) => bar.set_message(status.to_string()),
+            None => println!("{id}: {status}"),
+        }
+    }
+
+    fn bytes(&self, id: &str, done: u64, total: u64) {
+        if let Some(bar) = self.bar(id) {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    }
+}
+
+fn open_store(root: Option<PathBuf>) -> Result<Store, String> {
+    Store::open(root.unwrap_or_else(Store::default_root)).map_err(|e| e.to_string())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Runtime::new().map_err(|e| format!("starting the async runtime: {e}"))
+}
+
+pub fn pull(root: Option<PathBuf>, args: PullArgs) -> ExitCode {
+    let result = (|| -> Result<(), String> {
+        let reference = Reference::parse(&args.reference).map_err(|e| e.to_string())?;
+        let store = open_store(root)?;
+        let progress = Lines::new(args.quiet);
+        if !args.quiet {
+            if reference.digest().is_none() && !args.reference.contains(':') {
+                println!("Using default tag: latest");
+            }
+            let label = reference
+                .tag()
+                .map_or_else(|| reference.familiar(), str::to_string);
+            println!("{label}: Pulling from {}", reference.path());
+        }
+        let pulled = runtime()?
+            .block_on(rbuild::registry::pull(
+                &store,
+                &reference,
+                args.tls_verify,
+                &progress,
+            ))
+            .map_err(|e| e.to_string())?;
+        if !args.quiet {
+            println!("Digest: {}", pulled.digest);
+            println!("Status: Downloaded image for {}", reference.familiar());
+        }
+        println!("{reference}");
+        Ok(())
+    })();
+    result.map_or_else(|e| fail("pull", e), |()| ExitCode::SUCCESS)
+}
+
+pub fn push(root: Option<PathBuf>, args: PushArgs) -> ExitCode {
+    let result = (|| -> Result<(), String> {
+        let store = open_store(root)?;
+        let image = store.find_image(&args.image).map_err(|e| e.to_string())?;
+        let target = Reference::parse(args.destination.as_deref().unwrap_or(&args.image))
+            .map_err(|e| format!("{e} (name the destination: rbuild push IMAGE NAME[:TAG])"))?;
+        let compression = match args.compression {
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Zstd => Compression::Zstd,
+        };
+        let progress = Lines::new(args.quiet);
+        if !args.quiet {
+            println!("The push refers to repository [{}]", target.name());
+        }
+        let pushed = runtime()?
+            .block_on(rbuild::registry::push(
+                &store,
+                &image,
+                &target,
+                compression,
+                args.tls_verify,
+                &progress,
+            ))
+            .map_err(|e| e.to_string())?;
+        if args.quiet {
+            println!("{}", pushed.digest);
+        } else {
+            println!(
+                "{}: digest: {} size: {}",
+                target.tag().unwrap_or("latest"),
+                pushed.digest,
+                pushed.size
+            );
+        }
+        Ok(())
+    })();
+    result.map_or_else(|e| fail("push", e), |()| ExitCode::SUCCESS)
 }
 
 pub fn login(args: LoginArgs) -> ExitCode {

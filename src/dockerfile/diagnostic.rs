@@ -135,17 +135,24 @@ impl Diagnostic {
         let bytes = source.as_bytes();
         let line = bytes.get(start..end).unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let col = (self.span.column as usize).saturating_sub(1).min(line.len());
+        let col = (self.span.column as usize)
+            .saturating_sub(1)
+            .min(line.len());
         let shown_start = floor_char(line, col.saturating_sub(CONTEXT));
         let shown_end = floor_char(line, (col + CONTEXT).min(line.len()));
         let shown = String::from_utf8_lossy(line.get(shown_start..shown_end).unwrap_or_default());
-        let shown: String = shown.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+        let shown: String = shown
+            .chars()
+            .map(|c| if c == '\t' { ' ' } else { c })
+            .collect();
         let _ = write!(out, "\n{shown}\n");
         let prefix = String::from_utf8_lossy(line.get(shown_start..col).unwrap_or_default())
             .chars()
             .count();
         let width = if self.span.end_line == self.span.line && self.span.end > self.span.start {
-            let stop = (self.span.end_column as usize).saturating_sub(1).min(shown_end);
+            let stop = (self.span.end_column as usize)
+                .saturating_sub(1)
+                .min(shown_end);
             String::from_utf8_lossy(line.get(col..stop.max(col)).unwrap_or_default())
                 .chars()
                 .count()

@@ -5,13 +5,13 @@
 //! same function from [`super::values`].
 
 use super::diagnostic::{Diagnostic, DiagnosticCode};
+use super::span::Span;
 use super::syntax::{Flag, Heredoc, Keyword, Node, Word};
 use super::values::{
     Chmod, Mount, NetworkMode, PortSpec, SecurityMode, ValueError, parse_bool, parse_chmod,
     parse_go_duration, parse_mount, parse_network, parse_port, parse_security, parse_signal,
     parse_stage_name,
 };
-use super::span::Span;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -160,11 +160,17 @@ struct Checker<'d> {
 impl Checker<'_> {
     fn error(&mut self, code: DiagnosticCode, span: Span, message: impl Into<String>) {
         self.failed = true;
-        self.diagnostics.push(Diagnostic::error(code, span, message));
+        self.diagnostics
+            .push(Diagnostic::error(code, span, message));
     }
 
     /// Checks the flags against the instruction's allowed ones; returns them by name.
-    fn flags<'n>(&mut self, node: &'n Node, keyword: Keyword, allowed: &[(&str, FlagKind)]) -> Vec<(&'n Flag, FlagKind)> {
+    fn flags<'n>(
+        &mut self,
+        node: &'n Node,
+        keyword: Keyword,
+        allowed: &[(&str, FlagKind)],
+    ) -> Vec<(&'n Flag, FlagKind)> {
         let mut seen: Vec<(&'n Flag, FlagKind)> = Vec::new();
         for flag in &node.flags {
             let Some(&(_, kind)) = allowed.iter().find(|(n, _)| *n == flag.name) else {
@@ -214,7 +220,12 @@ impl Checker<'_> {
         }
     }
 
-    fn typed<T>(&mut self, flag: &Flag, code: DiagnosticCode, parse: impl Fn(&str) -> Result<T, ValueError>) -> Typed<T> {
+    fn typed<T>(
+        &mut self,
+        flag: &Flag,
+        code: DiagnosticCode,
+        parse: impl Fn(&str) -> Result<T, ValueError>,
+    ) -> Typed<T> {
         let raw = flag_word(flag);
         let parsed = if needs_expansion(&raw.text) {
             None
@@ -230,7 +241,12 @@ impl Checker<'_> {
         Typed { raw, parsed }
     }
 
-    fn typed_word<T>(&mut self, word: &Word, code: DiagnosticCode, parse: impl Fn(&str) -> Result<T, ValueError>) -> Typed<T> {
+    fn typed_word<T>(
+        &mut self,
+        word: &Word,
+        code: DiagnosticCode,
+        parse: impl Fn(&str) -> Result<T, ValueError>,
+    ) -> Typed<T> {
         let parsed = if needs_expansion(&word.text) {
             None
         } else {
@@ -262,7 +278,11 @@ impl Checker<'_> {
                 None
             }
             Err(e) => {
-                self.error(DiagnosticCode::InvalidDuration, flag.span, format!("--{name}: {e}"));
+                self.error(
+                    DiagnosticCode::InvalidDuration,
+                    flag.span,
+                    format!("--{name}: {e}"),
+                );
                 None
             }
         }
@@ -299,7 +319,11 @@ fn words_of(flags: &[(&Flag, FlagKind)], name: &str) -> Vec<Word> {
 }
 
 /// Types one node; `None` (with diagnostics) when it is not a valid instruction.
-pub(crate) fn type_node(node: &Node, index: usize, diagnostics: &mut Vec<Diagnostic>) -> Option<Instruction> {
+pub(crate) fn type_node(
+    node: &Node,
+    index: usize,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Instruction> {
     if node.has_error {
         return None;
     }
@@ -329,7 +353,11 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
     let args = &node.args;
     let whole = node.span;
     let missing = |c: &mut Checker, what: &str| {
-        c.error(DiagnosticCode::MissingArguments, whole, format!("{name} requires {what}"));
+        c.error(
+            DiagnosticCode::MissingArguments,
+            whole,
+            format!("{name} requires {what}"),
+        );
     };
     let no_flags: &[(&str, FlagKind)] = &[];
     let kind = match keyword {
@@ -356,7 +384,10 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
                     c.error(
                         DiagnosticCode::InvalidArguments,
                         middle.span,
-                        format!("FROM expects `AS` before the stage name, found {:?}", middle.text),
+                        format!(
+                            "FROM expects `AS` before the stage name, found {:?}",
+                            middle.text
+                        ),
                     );
                     return None;
                 }
@@ -459,7 +490,11 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
                 missing(c, "exactly one argument");
                 return None;
             };
-            InstructionKind::Stopsignal(c.typed_word(word, DiagnosticCode::InvalidSignal, parse_signal))
+            InstructionKind::Stopsignal(c.typed_word(
+                word,
+                DiagnosticCode::InvalidSignal,
+                parse_signal,
+            ))
         }
         Keyword::Expose => {
             c.flags(node, keyword, no_flags);
@@ -546,7 +581,8 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
                 paths,
                 from: value_of(&flags, "from").map(flag_word),
                 chown: value_of(&flags, "chown").map(flag_word),
-                chmod: value_of(&flags, "chmod").map(|f| c.typed(f, DiagnosticCode::InvalidChmod, parse_chmod)),
+                chmod: value_of(&flags, "chmod")
+                    .map(|f| c.typed(f, DiagnosticCode::InvalidChmod, parse_chmod)),
                 link: c.bool_flag(&flags, "link").unwrap_or(false),
                 parents: c.bool_flag(&flags, "parents").unwrap_or(false),
                 exclude: words_of(&flags, "exclude"),
@@ -570,7 +606,8 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
             InstructionKind::Add(AddInstruction {
                 paths,
                 chown: value_of(&flags, "chown").map(flag_word),
-                chmod: value_of(&flags, "chmod").map(|f| c.typed(f, DiagnosticCode::InvalidChmod, parse_chmod)),
+                chmod: value_of(&flags, "chmod")
+                    .map(|f| c.typed(f, DiagnosticCode::InvalidChmod, parse_chmod)),
                 link: c.bool_flag(&flags, "link").unwrap_or(false),
                 exclude: words_of(&flags, "exclude"),
                 checksum: value_of(&flags, "checksum").map(flag_word),
@@ -614,7 +651,13 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
             let instruction = type_kind(inner, c, true)?;
             let expression = node
                 .original
-                .get(inner.keyword_text.span.start.saturating_sub(node.span.start)..)
+                .get(
+                    inner
+                        .keyword_text
+                        .span
+                        .start
+                        .saturating_sub(node.span.start)..,
+                )
                 .map(str::trim)
                 .unwrap_or_default()
                 .to_string();
@@ -693,7 +736,11 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
                 match v.parse::<i64>() {
                     Ok(n) if n >= 0 => Some(u32::try_from(n).unwrap_or(u32::MAX)),
                     Ok(_) => {
-                        c.error(DiagnosticCode::InvalidFlagValue, f.span, "--retries cannot be negative");
+                        c.error(
+                            DiagnosticCode::InvalidFlagValue,
+                            f.span,
+                            "--retries cannot be negative",
+                        );
                         None
                     }
                     Err(_) => {

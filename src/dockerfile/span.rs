@@ -18,7 +18,11 @@ pub struct Span {
 impl Span {
     /// The smallest span covering both.
     pub fn join(self, other: Span) -> Span {
-        let (first, _) = if self.start <= other.start { (self, other) } else { (other, self) };
+        let (first, _) = if self.start <= other.start {
+            (self, other)
+        } else {
+            (other, self)
+        };
         let last = if self.end >= other.end { self } else { other };
         Span {
             start: first.start,

@@ -435,7 +435,13 @@ pub(crate) fn parse_tree(text: &str, index: &LineIndex) -> SyntaxTree {
                 comments.push(comment.to_string());
             }
         }
-        if scanner.scan(token, token_offset, index, &mut directives, &mut diagnostics) {
+        if scanner.scan(
+            token,
+            token_offset,
+            index,
+            &mut directives,
+            &mut diagnostics,
+        ) {
             comments.pop();
         }
         line_no += 1;
@@ -527,7 +533,10 @@ pub(crate) fn parse_tree(text: &str, index: &LineIndex) -> SyntaxTree {
                     fd: marker.fd,
                     chomp: marker.chomp,
                     expand: marker.expand,
-                    content: text.get(body_start..body_end).unwrap_or_default().to_string(),
+                    content: text
+                        .get(body_start..body_end)
+                        .unwrap_or_default()
+                        .to_string(),
                     marker_span,
                     body_span: index.span(body_start, body_end),
                 });
@@ -585,7 +594,8 @@ impl NodeBuilder<'_, '_> {
 
     fn error(&mut self, code: DiagnosticCode, start: usize, end: usize, message: String) {
         let span = self.line.span(self.index, start, end);
-        self.diagnostics.push(Diagnostic::error(code, span, message));
+        self.diagnostics
+            .push(Diagnostic::error(code, span, message));
     }
 
     /// The instruction starting at `from` in the logical line.
@@ -633,7 +643,12 @@ impl NodeBuilder<'_, '_> {
         match keyword {
             None => {
                 let message = format!("unknown instruction: {}", node.keyword_text.text);
-                self.error(DiagnosticCode::UnknownInstruction, start, keyword_end, message);
+                self.error(
+                    DiagnosticCode::UnknownInstruction,
+                    start,
+                    keyword_end,
+                    message,
+                );
                 node.has_error = true;
             }
             Some(Keyword::Add | Keyword::Copy | Keyword::Volume) => {
@@ -652,7 +667,9 @@ impl NodeBuilder<'_, '_> {
                     .map(|(s, e)| self.word(args_start + s, args_start + e))
                     .collect();
             }
-            Some(Keyword::Env | Keyword::Label) => self.name_values(&mut node, args_start, args_end),
+            Some(Keyword::Env | Keyword::Label) => {
+                self.name_values(&mut node, args_start, args_end)
+            }
             Some(Keyword::Expose | Keyword::From) => {
                 node.args = self.whitespace_words(args_start, args_end);
             }
@@ -813,7 +830,10 @@ impl NodeBuilder<'_, '_> {
         let mut word = String::new();
         let mut word_start = start;
         let mut blank_ok = false;
-        let mut chars = text[start..].char_indices().map(|(i, c)| (start + i, c)).peekable();
+        let mut chars = text[start..]
+            .char_indices()
+            .map(|(i, c)| (start + i, c))
+            .peekable();
         let finish = |word: &str, ws: usize, we: usize, flags: &mut Vec<Flag>| {
             let (name, value) = match word.get(2..).unwrap_or_default().split_once('=') {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),

@@ -107,13 +107,15 @@ pub fn parse_mount(text: &str) -> Result<Mount, ValueError> {
         let boolean = |v: Option<&str>| -> Result<bool, ValueError> {
             match v {
                 None => Ok(true),
-                Some(v) => parse_bool(v)
-                    .ok_or_else(|| invalid(format!("invalid value for {key}: {v}"))),
+                Some(v) => {
+                    parse_bool(v).ok_or_else(|| invalid(format!("invalid value for {key}: {v}")))
+                }
             }
         };
         let number = |v: Option<&str>, radix: u32| -> Result<u32, ValueError> {
             let v = need(v)?;
-            u32::from_str_radix(&v, radix).map_err(|_| invalid(format!("invalid value for {key}: {v}")))
+            u32::from_str_radix(&v, radix)
+                .map_err(|_| invalid(format!("invalid value for {key}: {v}")))
         };
         match key.as_str() {
             "type" => {}
@@ -153,10 +155,15 @@ pub fn parse_mount(text: &str) -> Result<Mount, ValueError> {
         MountType::Bind | MountType::Cache | MountType::Tmpfs if mount.target.is_none() => {
             return Err(invalid(format!(
                 "mount type {} requires a target",
-                serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+                serde_json::to_value(kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
             )));
         }
-        MountType::Secret if mount.id.is_none() && mount.target.is_none() && mount.env.is_none() => {
+        MountType::Secret
+            if mount.id.is_none() && mount.target.is_none() && mount.env.is_none() =>
+        {
             return Err(invalid("secret mount requires an id, a target or an env"));
         }
         _ => {}
@@ -246,7 +253,11 @@ pub struct ModeClause {
 }
 
 pub fn parse_chmod(text: &str) -> Result<Chmod, ValueError> {
-    let bad = || invalid(format!("invalid chmod value {text:?}: expected an octal mode or symbolic clauses like u=rwX,go=rX"));
+    let bad = || {
+        invalid(format!(
+            "invalid chmod value {text:?}: expected an octal mode or symbolic clauses like u=rwX,go=rX"
+        ))
+    };
     if !text.is_empty() && text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         let mode = u32::from_str_radix(text, 8).map_err(|_| bad())?;
         if mode > 0o7777 {
@@ -267,7 +278,10 @@ pub fn parse_chmod(text: &str) -> Result<Chmod, ValueError> {
                 .find(|c: char| !matches!(c, 'r' | 'w' | 'x' | 'X' | 's' | 't' | 'u' | 'g' | 'o'))
                 .unwrap_or(rest.len());
             let (perms, tail) = rest.split_at(perm_len);
-            let copies = perms.chars().filter(|c| matches!(c, 'u' | 'g' | 'o')).count();
+            let copies = perms
+                .chars()
+                .filter(|c| matches!(c, 'u' | 'g' | 'o'))
+                .count();
             if copies > 0 && perms.len() != 1 {
                 return Err(bad());
             }
@@ -379,7 +393,9 @@ pub fn parse_go_duration(text: &str) -> Result<std::time::Duration, ValueError> 
             "m" => 60e9,
             "h" => 3600e9,
             unit => {
-                return Err(invalid(format!("time: unknown unit {unit:?} in duration {text:?}")));
+                return Err(invalid(format!(
+                    "time: unknown unit {unit:?} in duration {text:?}"
+                )));
             }
         };
         rest = &rest[unit_len..];
@@ -432,7 +448,9 @@ pub fn parse_port(text: &str) -> Result<PortSpec, ValueError> {
         }
     };
     if end < start {
-        return Err(invalid(format!("invalid range specified for container port: {range}")));
+        return Err(invalid(format!(
+            "invalid range specified for container port: {range}"
+        )));
     }
     Ok(PortSpec {
         start,
@@ -479,7 +497,11 @@ const SIGNALS: [(&str, i32); 31] = [
 pub fn parse_signal(text: &str) -> Result<i32, ValueError> {
     let bad = || invalid(format!("invalid signal: {text}"));
     if let Ok(n) = text.parse::<i32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let upper = text.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
@@ -487,9 +509,17 @@ pub fn parse_signal(text: &str) -> Result<i32, ValueError> {
         return Ok(n);
     }
     let realtime = |base: i32, rest: &str, sign: i32| -> Result<i32, ValueError> {
-        let offset: i32 = if rest.is_empty() { 0 } else { rest.parse().map_err(|_| bad())? };
+        let offset: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.parse().map_err(|_| bad())?
+        };
         let n = base + sign * offset;
-        if (34..=64).contains(&n) { Ok(n) } else { Err(bad()) }
+        if (34..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        }
     };
     if let Some(rest) = name.strip_prefix("RTMIN") {
         return realtime(34, rest.strip_prefix('+').unwrap_or(rest), 1);
@@ -537,7 +567,9 @@ pub fn parse_stage_name(text: &str) -> Result<String, ValueError> {
     let lower = text.to_ascii_lowercase();
     let mut bytes = lower.bytes();
     let valid = bytes.next().is_some_and(|b| b.is_ascii_lowercase())
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+        && bytes.all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        });
     if valid {
         Ok(lower)
     } else {

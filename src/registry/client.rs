@@ -79,20 +79,6 @@ pub enum BlobPush {
     Uploaded,
 }
 
-/// The platform a pulled index resolves to: `(os, architecture, variant)` as Go names them.
-pub fn host_platform() -> (&'static str, &'static str, Option<&'static str>) {
-    let (arch, variant) = match std::env::consts::ARCH {
-        "x86_64" => ("amd64", None),
-        "aarch64" => ("arm64", Some("v8")),
-        "arm" => ("arm", Some("v7")),
-        "x86" => ("386", None),
-        "powerpc64" if cfg!(target_endian = "little") => ("ppc64le", None),
-        "loongarch64" => ("loong64", None),
-        other => (other, None),
-    };
-    ("linux", arch, variant)
-}
-
 /// A client for one registry host.
 pub struct Client {
     http: reqwest::Client,
@@ -217,7 +203,7 @@ impl Client {
                     });
                 }
             }
-            let digest = super::sha256_digest(&bytes);
+            let digest = crate::image::sha256_digest(&bytes);
             if let Ok(expected) = reference.parse::<Digest>()
                 && expected != digest
             {
@@ -265,9 +251,10 @@ impl Client {
                 reference: reference.to_string(),
                 reason: e.to_string(),
             })?;
-        let (os, arch, variant) = host_platform();
+        let (os, arch, variant) = crate::image::config::host_platform();
+        let variant = variant.as_deref();
         let chosen =
-            choose_platform(&index, os, arch, variant).ok_or_else(|| Error::NoPlatform {
+            choose_platform(&index, &os, &arch, variant).ok_or_else(|| Error::NoPlatform {
                 reference: reference.to_string(),
                 platform: format!(
                     "{os}/{arch}{}",
@@ -305,7 +292,7 @@ impl Client {
             &[StatusCode::CREATED, StatusCode::OK],
         )
         .await?;
-        let digest = super::sha256_digest(bytes);
+        let digest = crate::image::sha256_digest(bytes);
         check_reported_digest(response.headers(), &digest)?;
         Ok(digest)
     }

@@ -153,7 +153,7 @@ impl<W: Write> HashWriter<W> {
 
     fn finish(self) -> (W, BlobInfo) {
         let info = BlobInfo {
-            digest: super::digest_from_hasher(self.hasher),
+            digest: crate::image::digest_from_hash(&self.hasher.finalize()),
             size: self.size,
         };
         (self.inner, info)
@@ -265,7 +265,7 @@ impl<W: Write + Send> BlobSink for LayerSink<W> {
     }
 
     fn digest(&self) -> Digest {
-        super::digest_from_hasher(self.compressed.clone())
+        crate::image::digest_from_hash(&self.compressed.clone().finalize())
     }
 }
 
@@ -284,7 +284,7 @@ mod tests {
         let info = compress_file(&input, &packed, compression).unwrap();
         let bytes = std::fs::read(&packed).unwrap();
         assert_eq!(info.size, bytes.len() as u64);
-        assert_eq!(info.digest, crate::registry::sha256_digest(&bytes));
+        assert_eq!(info.digest, crate::image::sha256_digest(&bytes));
         let target = unpacked.clone();
         let open: OpenOutput<File> = Box::new(move || File::create(&target));
         let mut sink = LayerSink::new(open, Some(compression)).unwrap();
@@ -295,7 +295,7 @@ mod tests {
         assert_eq!(sink.digest(), info.digest);
         let (_, diff) = sink.finish().unwrap();
         assert_eq!(std::fs::read(&unpacked).unwrap(), data);
-        assert_eq!(diff.digest, crate::registry::sha256_digest(data));
+        assert_eq!(diff.digest, crate::image::sha256_digest(data));
         assert_eq!(diff.size, data.len() as u64);
     }
 

@@ -414,7 +414,7 @@ pub fn write_oci_layout(dir: &Path, tag: &str, layer_tars: &[Vec<u8>]) -> String
         }));
     }
     let config = serde_json::json!({
-        "architecture": rbuild::registry::host_platform().1, "os": "linux",
+        "architecture": rbuild::image::config::host_platform().1, "os": "linux",
         "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     })

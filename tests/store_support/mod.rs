@@ -49,7 +49,10 @@ pub fn rbuild_output(root: &Path, args: &[&str]) -> Output {
 
 /// Runs a command; panics with its output unless it succeeds.
 pub fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(
         out.status.success(),
         "{program} {args:?} failed: {}\n{}",
@@ -63,7 +66,8 @@ pub fn run(program: &str, args: &[&str]) -> String {
 pub fn busybox_tar(dir: &Path) -> PathBuf {
     require_tool("busybox");
     let out = dir.join("busybox.tar");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/scripts/busybox-rootfs.sh");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/scripts/busybox-rootfs.sh");
     let script = if script.exists() {
         script
     } else {
@@ -79,20 +83,39 @@ pub fn tree_listing(root: &Path) -> Vec<String> {
     let mut lines = Vec::new();
     for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
         let entry = entry.unwrap();
-        let rel = entry.path().strip_prefix(root).unwrap().display().to_string();
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .unwrap()
+            .display()
+            .to_string();
         let meta = entry.path().symlink_metadata().unwrap();
         let ft = meta.file_type();
         let what = if ft.is_symlink() {
-            format!("link->{}", std::fs::read_link(entry.path()).unwrap().display())
+            format!(
+                "link->{}",
+                std::fs::read_link(entry.path()).unwrap().display()
+            )
         } else if ft.is_dir() {
             "dir".to_string()
         } else if ft.is_file() {
-            format!("file:{}", rbuild::image::sha256_digest(&std::fs::read(entry.path()).unwrap()))
+            format!(
+                "file:{}",
+                rbuild::image::sha256_digest(&std::fs::read(entry.path()).unwrap())
+            )
         } else {
             format!("special:{:o}:{}", meta.mode(), meta.rdev())
         };
-        let mode = if ft.is_symlink() { 0 } else { meta.mode() & 0o7777 };
-        lines.push(format!("{rel} {what} mode={mode:o} uid={} gid={}", meta.uid(), meta.gid()));
+        let mode = if ft.is_symlink() {
+            0
+        } else {
+            meta.mode() & 0o7777
+        };
+        lines.push(format!(
+            "{rel} {what} mode={mode:o} uid={} gid={}",
+            meta.uid(),
+            meta.gid()
+        ));
     }
     lines
 }
