@@ -153,7 +153,7 @@ impl<W: Write> HashWriter<W> {
 
     fn finish(self) -> (W, BlobInfo) {
         let info = BlobInfo {
-            digest: super::digest_from_hasher(self.hasher),
+            digest: crate::image::digest_from_hash(&self.hasher.finalize()),
             size: self.size,
         };
         (self.inner, info)
@@ -174,7 +174,8 @@ impl<W: Write> Write for HashWriter<W> {
 
 enum Decoder<W: Write> {
     Plain(HashWriter<W>),
-    Gzip(flate2::write::MultiGzDecoder<HashWriter<W>>),
+    // Boxed: the gzip state is large and the variants move together.
+    Gzip(Box<flate2::write::MultiGzDecoder<HashWriter<W>>>),
     Zstd(zstd::stream::write::Decoder<'static, HashWriter<W>>),
 }
 
@@ -183,7 +184,9 @@ impl<W: Write> Decoder<W> {
         let out = HashWriter::new(out);
         Ok(match compression {
             None => Decoder::Plain(out),
-            Some(Compression::Gzip) => Decoder::Gzip(flate2::write::MultiGzDecoder::new(out)),
+            Some(Compression::Gzip) => {
+                Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(out)))
+            }
             Some(Compression::Zstd) => Decoder::Zstd(zstd::stream::write::Decoder::new(out)?),
         })
     }
@@ -262,7 +265,7 @@ impl<W: Write + Send> BlobSink for LayerSink<W> {
     }
 
     fn digest(&self) -> Digest {
-        super::digest_from_hasher(self.compressed.clone())
+        crate::image::digest_from_hash(&self.compressed.clone().finalize())
     }
 }
 
@@ -281,7 +284,7 @@ mod tests {
         let info = compress_file(&input, &packed, compression).unwrap();
         let bytes = std::fs::read(&packed).unwrap();
         assert_eq!(info.size, bytes.len() as u64);
-        assert_eq!(info.digest, crate::registry::sha256_digest(&bytes));
+        assert_eq!(info.digest, crate::image::sha256_digest(&bytes));
         let target = unpacked.clone();
         let open: OpenOutput<File> = Box::new(move || File::create(&target));
         let mut sink = LayerSink::new(open, Some(compression)).unwrap();
@@ -292,7 +295,7 @@ mod tests {
         assert_eq!(sink.digest(), info.digest);
         let (_, diff) = sink.finish().unwrap();
         assert_eq!(std::fs::read(&unpacked).unwrap(), data);
-        assert_eq!(diff.digest, crate::registry::sha256_digest(data));
+        assert_eq!(diff.digest, crate::image::sha256_digest(data));
         assert_eq!(diff.size, data.len() as u64);
     }
 
@@ -304,7 +307,11 @@ mod tests {
         while data.len() < 2 * GZIP_BLOCK + 12345 {
             x = x.wrapping_mul(1664525).wrapping_add(1013904223);
             let bytes = x.to_le_bytes();
-            data.extend_from_slice(if x % 3 == 0 { b"layer " } else { &bytes[..3] });
+            data.extend_from_slice(if x.is_multiple_of(3) {
+                b"layer "
+            } else {
+                &bytes[..3]
+            });
         }
         roundtrip(Compression::Gzip, &data);
         roundtrip(Compression::Zstd, &data);

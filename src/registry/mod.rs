@@ -2,18 +2,22 @@
 //!
 //! [`Client`] speaks the OCI distribution / Docker Registry HTTP API v2 to one registry host:
 //! manifests, blobs, uploads, with the auth flow of [`auth`] and retries on faults.
-//! [`credentials`] reads and writes Docker's credential files; [`name`] turns what a user
-//! types into a registry endpoint and repository; [`compress`] compresses layers for push.
+//! [`credentials`] reads and writes Docker's credential files; [`name`] maps registry names
+//! to endpoints; [`compress`] compresses layers for push. [`pull`] and [`push`] move images
+//! between a registry and the [`crate::store::Store`].
 
 pub mod auth;
 mod client;
 pub mod compress;
 pub mod credentials;
 pub mod name;
+mod pull;
+mod push;
 mod sink;
 
-pub use client::{BlobPush, Client, ClientOptions, MANIFEST_ACCEPT, Manifest, host_platform};
-pub use name::RemoteName;
+pub use client::{BlobPush, Client, ClientOptions, MANIFEST_ACCEPT, Manifest};
+pub use pull::{Progress, Pulled, pull};
+pub use push::{Pushed, push};
 pub use sink::{BlobSink, FileSink};
 
 use oci_spec::image::Digest;
@@ -72,6 +76,12 @@ pub enum Error {
     CredentialsFile { path: String, reason: String },
     #[error("credential helper {helper}: {reason}")]
     CredentialHelper { helper: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    #[error("image {reference}: {reason}")]
+    InvalidImage { reference: String, reason: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -95,17 +105,4 @@ impl Error {
             source,
         }
     }
-}
-
-/// `sha256:<hex>` of `data`.
-pub fn sha256_digest(data: &[u8]) -> Digest {
-    use sha2::Digest as _;
-    digest_from_hasher(sha2::Sha256::new_with_prefix(data))
-}
-
-pub(crate) fn digest_from_hasher(hasher: sha2::Sha256) -> Digest {
-    use sha2::Digest as _;
-    let hex = hex::encode(hasher.finalize());
-    // A lowercase sha256 hex string is always a valid digest.
-    Digest::try_from(format!("sha256:{hex}")).unwrap_or_else(|_| unreachable!("sha256 digest"))
 }
