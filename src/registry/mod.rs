@@ -21,6 +21,7 @@
 //!   `mode=min` exports the chain of the exported stage only; `mode=max` every stage's.
 //! - `RUN --mount=type=cache` contents go as extra tar layers annotated
 //!   `vnd.rbuild.cache-mount.id` and `…sharing`, restored into the mount before the step.
+//!
 //! Import reads the manifest and config only; a layer is fetched when its key is hit, so a
 //! runner that hits the last step fetches only the final layers.
 
