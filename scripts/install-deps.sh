@@ -8,6 +8,7 @@ packages=(
   skopeo umoci                          # read the store as an OCI layout
   runc crun                             # external OCI runtimes
   docker-registry apache2-utils         # a real registry, htpasswd for its auth
+  openssl curl                          # registry tests: token-server certificate, bench readiness
   shellcheck                            # lint's SC findings
   mmdebstrap                            # the demo's Python base image
   docker.io                             # Docker Engine: save/load interoperability tests

@@ -681,6 +681,8 @@ impl Client {
                         return Ok(response);
                     };
                     let challenge = Challenge::parse(&String::from_utf8_lossy(header.as_bytes()))?;
+                    // A cached token the registry refused is no good for these scopes.
+                    self.tokens.forget(&scopes);
                     if let Challenge::Bearer {
                         scope: Some(scope), ..
                     } = &challenge

@@ -5,6 +5,25 @@
 //! [`credentials`] reads and writes Docker's credential files; [`name`] maps registry names
 //! to endpoints; [`compress`] compresses layers for push. [`pull`] and [`push`] move images
 //! between a registry and the [`crate::store::Store`].
+//!
+//! # Build cache on a registry (design for `--cache-to/--cache-from type=registry`)
+//!
+//! The cache travels as one OCI image manifest pushed at the cache ref, with
+//! `artifactType: application/vnd.rbuild.cache.v1` so no runtime mistakes it for an image:
+//! - `config` (`application/vnd.rbuild.cache.config.v1+json`, canonical JSON) lists the
+//!   records: `{key, parent, op, layer, diff_id}` where `key` is the build's cache key (see
+//!   DESIGN.md), `parent` the key before it, `op` the expanded instruction (so a miss can
+//!   say why), `layer` an index into `layers` or null for config-only steps, `diff_id` the
+//!   uncompressed digest the store keys the layer by; and the image config each final
+//!   stage produced, by key.
+//! - `layers` are the compressed layer blobs, pushed exactly as [`push`] pushes image layers
+//!   (so blobs shared with the pushed image upload once and mount across repositories).
+//!   `mode=min` exports the chain of the exported stage only; `mode=max` every stage's.
+//! - `RUN --mount=type=cache` contents go as extra tar layers annotated
+//!   `vnd.rbuild.cache-mount.id` and `…sharing`, restored into the mount before the step.
+//!
+//! Import reads the manifest and config only; a layer is fetched when its key is hit, so a
+//! runner that hits the last step fetches only the final layers.
 
 pub mod auth;
 mod client;

@@ -29,7 +29,11 @@ pub(crate) fn short_id(digest: &Digest) -> String {
 
 /// A client for the registry of `reference`, with the user's saved credentials for it.
 pub(crate) fn client_for(reference: &Reference, tls_verify: bool) -> Result<Client, Error> {
-    let credential = CredentialFile::default_location()?.get(reference.domain())?;
+    // Without HOME and REGISTRY_AUTH_FILE there is no credentials file: pull anonymously.
+    let credential = match CredentialFile::default_location() {
+        Ok(file) => file.get(reference.domain())?,
+        Err(_) => None,
+    };
     Client::new(
         endpoint_host(reference.domain()),
         ClientOptions {
@@ -151,7 +155,7 @@ async fn pull_layer(
             &mut |done| progress.bytes(&id, done, total),
         )
         .await?;
-    let (writer, _) = sink
+    let writer = sink
         .finish()
         .map_err(|e| Error::io(format!("decompressing layer {}", descriptor.digest()), e))?;
     // The store checks the tar against the DiffID the config promised, and keeps it only then.
