@@ -21,9 +21,23 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    #[command(flatten)]
+    Image(cli::image::ImageCommand),
+    /// Manage rbuild: disk usage, clean-up, store checks
+    System {
+        #[command(subcommand)]
+        command: cli::system::SystemCommand,
+    },
+    /// Print the syntax tree of a Dockerfile.
+    Parse(cli::parse::ParseArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Image(command) => cli::image::run(cli.root, command),
+        Command::System { command } => cli::system::run(cli.root, command),
+        Command::Parse(args) => cli::parse::run(args),
+    }
 }

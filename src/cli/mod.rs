@@ -1,1 +1,4 @@
 //! Command groups: each file parses its flags, calls the library and renders the output.
+pub mod image;
+pub mod parse;
+pub mod system;
