@@ -17,9 +17,14 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Lint Dockerfiles: hadolint rules and BuildKit checks
+    Lint(cli::lint::LintArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Lint(args) => cli::lint::run(args),
+    }
 }

@@ -1,1 +1,3 @@
 //! Command groups: each file parses its flags, calls the library and renders the output.
+
+pub mod lint;
