@@ -10,6 +10,7 @@ packages=(
   docker-registry apache2-utils         # a real registry, htpasswd for its auth
   shellcheck                            # lint's SC findings
   mmdebstrap                            # the demo's Python base image
+  docker.io                             # Docker Engine: save/load interoperability tests
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "rbuild", version, about = "A daemonless Dockerfile build engine")]
+#[command(
+    name = "rbuild",
+    version,
+    about = "A daemonless Dockerfile build engine"
+)]
 struct Cli {
     /// The store: an OCI image layout with snapshots, cache and containers beside it.
     #[arg(long, global = true, env = "RBUILD_ROOT")]
@@ -18,6 +22,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Image(cli::image::ImageCommand),
+    /// Manage rbuild: disk usage, clean-up, store checks
+    System {
+        #[command(subcommand)]
+        command: cli::system::SystemCommand,
+    },
+    /// Print the syntax tree of a Dockerfile.
+    Parse(cli::parse::ParseArgs),
     /// Lint Dockerfiles: hadolint rules and BuildKit checks
     Lint(cli::lint::LintArgs),
 }
@@ -25,6 +38,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Image(command) => cli::image::run(cli.root, command),
+        Command::System { command } => cli::system::run(cli.root, command),
+        Command::Parse(args) => cli::parse::run(args),
         Command::Lint(args) => cli::lint::run(args),
     }
 }

@@ -1,1 +1,3 @@
 //! Executes a plan: scheduler, ops, progress events.
+
+pub mod options;

@@ -1,1 +1,204 @@
 //! The build context: walker, .dockerignore matcher with moby's semantics, content hashes.
+//!
+//! The build engine opens a [`Context`] (a directory, or a tar stream extracted safely with
+//! [`Context::from_tar`]), asks it for the paths each COPY/ADD source selects
+//! ([`Context::select`]), and hashes each [`Selection`] for its cache key with
+//! [`hash_selection`], remembering content digests in a [`StatCache`] so that a rebuild with
+//! nothing changed reads no file contents. [`SourceHash::changes_since`] names the paths that
+//! changed between two builds.
+
+mod hash;
+pub mod pattern;
+mod select;
+mod statcache;
+mod tarball;
+
+pub use hash::{EntryDigest, PathChange, SourceHash, hash_selection};
+pub use pattern::{MatchInfo, PatternError, PatternMatcher};
+pub use select::{FileKind, Match, SelectOptions, SelectedEntry, Selection};
+pub use statcache::{HashStats, StatCache};
+
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong while reading, selecting or hashing the context.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {source}", file.display())]
+    IgnorePattern {
+        file: PathBuf,
+        line: usize,
+        source: PatternError,
+    },
+    #[error("--exclude={pattern}: {source}")]
+    ExcludePattern {
+        pattern: String,
+        source: PatternError,
+    },
+    #[error("invalid pattern in --parents source {source_path}: {source}")]
+    ParentsPattern {
+        source_path: String,
+        source: PatternError,
+    },
+    /// BuildKit's message for a source that names nothing in the context.
+    #[error("{0:?}: not found")]
+    NotFound(String),
+    #[error("{0}: too many levels of symbolic links")]
+    SymlinkLoop(String),
+    #[error("context tar entry {entry:?}: {reason}")]
+    UnsafeTarEntry { entry: String, reason: String },
+    #[error("stat cache {}: {reason}", path.display())]
+    StatCache { path: PathBuf, reason: String },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ContextError + '_ {
+    move |source| ContextError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A build context: a directory on the host seen through its `.dockerignore`.
+#[derive(Debug)]
+pub struct Context {
+    root: PathBuf,
+    ignore: PatternMatcher,
+    ignore_file: Option<PathBuf>,
+    /// Keeps a context extracted from a tar stream alive as long as the context.
+    _extracted: Option<tempfile::TempDir>,
+}
+
+impl Context {
+    /// Opens the context directory `dir`. The ignore file is `<dockerfile>.dockerignore` beside
+    /// the Dockerfile when it exists, else `.dockerignore` at the context root, as BuildKit.
+    pub fn open(dir: &Path, dockerfile: Option<&Path>) -> Result<Context, ContextError> {
+        let root = std::fs::canonicalize(dir).map_err(io_error(dir))?;
+        let metadata = std::fs::metadata(&root).map_err(io_error(&root))?;
+        if !metadata.is_dir() {
+            return Err(ContextError::Io {
+                path: root,
+                source: std::io::Error::from(std::io::ErrorKind::NotADirectory),
+            });
+        }
+        let mut candidates = Vec::new();
+        if let Some(dockerfile) = dockerfile {
+            let mut name = dockerfile.as_os_str().to_os_string();
+            name.push(".dockerignore");
+            candidates.push(PathBuf::from(name));
+        }
+        candidates.push(root.join(".dockerignore"));
+        for candidate in candidates {
+            match std::fs::read(&candidate) {
+                Ok(bytes) => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let ignore = ignore_matcher(&candidate, &text)?;
+                    return Ok(Context {
+                        root,
+                        ignore,
+                        ignore_file: Some(candidate),
+                        _extracted: None,
+                    });
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(io_error(&candidate)(error)),
+            }
+        }
+        Ok(Context {
+            root,
+            ignore: PatternMatcher::default(),
+            ignore_file: None,
+            _extracted: None,
+        })
+    }
+
+    /// Extracts a context sent as a tar stream (`rbuild build -`) into a new directory under
+    /// `temp_parent`, refusing any entry that would land outside it, and opens it. A relative
+    /// `dockerfile` is a path inside the context.
+    pub fn from_tar(
+        reader: impl std::io::Read,
+        temp_parent: &Path,
+        dockerfile: Option<&Path>,
+    ) -> Result<Context, ContextError> {
+        let dir = tempfile::Builder::new()
+            .prefix("context-")
+            .tempdir_in(temp_parent)
+            .map_err(io_error(temp_parent))?;
+        tarball::extract(reader, dir.path())?;
+        let dockerfile = dockerfile.map(|path| dir.path().join(path));
+        let mut context = Context::open(dir.path(), dockerfile.as_deref())?;
+        context._extracted = Some(dir);
+        Ok(context)
+    }
+
+    /// The context directory on the host (canonical).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The ignore file in effect, if any.
+    pub fn ignore_file(&self) -> Option<&Path> {
+        self.ignore_file.as_deref()
+    }
+
+    /// The `.dockerignore` patterns in effect.
+    pub fn ignore_patterns(&self) -> &PatternMatcher {
+        &self.ignore
+    }
+
+    /// True when `path` (relative to the context root) is left out by the ignore file, for
+    /// warnings such as "copying an ignored file".
+    pub fn is_ignored(&self, path: &str) -> Result<bool, ContextError> {
+        let cleaned = pattern::clean(path.trim_start_matches('/'));
+        self.ignore
+            .matches_or_parent_matches(&cleaned)
+            .map_err(|source| self.ignore_error(source))
+    }
+
+    fn ignore_error(&self, source: PatternError) -> ContextError {
+        ContextError::IgnorePattern {
+            file: self.ignore_file.clone().unwrap_or_default(),
+            line: 0,
+            source,
+        }
+    }
+}
+
+/// Builds the matcher of an ignore file, naming the line of a bad pattern.
+fn ignore_matcher(file: &Path, text: &str) -> Result<PatternMatcher, ContextError> {
+    let lines = pattern::read_ignore_file(text);
+    for (line, text) in &lines {
+        PatternMatcher::new(&[text])
+            .and_then(|single| single.check_compiled())
+            .map_err(|source| ContextError::IgnorePattern {
+                file: file.to_path_buf(),
+                line: *line,
+                source,
+            })?;
+    }
+    let patterns: Vec<&str> = lines.iter().map(|(_, p)| p.as_str()).collect();
+    PatternMatcher::new(&patterns).map_err(|source| ContextError::IgnorePattern {
+        file: file.to_path_buf(),
+        line: 0,
+        source,
+    })
+}
+
+/// Builds the matcher of `--exclude` flags, naming the bad pattern.
+fn exclude_matcher(patterns: &[String]) -> Result<PatternMatcher, ContextError> {
+    for pattern in patterns {
+        PatternMatcher::new(&[pattern])
+            .and_then(|single| single.check_compiled())
+            .map_err(|source| ContextError::ExcludePattern {
+                pattern: pattern.clone(),
+                source,
+            })?;
+    }
+    PatternMatcher::new(patterns).map_err(|source| ContextError::ExcludePattern {
+        pattern: patterns.join(" "),
+        source,
+    })
+}

@@ -5,13 +5,13 @@
 //! same function from [`super::values`].
 
 use super::diagnostic::{Diagnostic, DiagnosticCode};
+use super::span::Span;
 use super::syntax::{Flag, Heredoc, Keyword, Node, Word};
 use super::values::{
     Chmod, Mount, NetworkMode, PortSpec, SecurityMode, ValueError, parse_bool, parse_chmod,
-    parse_go_duration, parse_mount, parse_network, parse_port, parse_security, parse_signal,
-    parse_stage_name,
+    parse_digest, parse_go_duration, parse_mount, parse_network, parse_port, parse_security,
+    parse_signal, parse_stage_name,
 };
-use super::span::Span;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ pub struct Instruction {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(tag = "type", content = "value", rename_all = "lowercase")]
 pub enum InstructionKind {
     From(FromInstruction),
     Run(RunInstruction),
@@ -160,11 +160,17 @@ struct Checker<'d> {
 impl Checker<'_> {
     fn error(&mut self, code: DiagnosticCode, span: Span, message: impl Into<String>) {
         self.failed = true;
-        self.diagnostics.push(Diagnostic::error(code, span, message));
+        self.diagnostics
+            .push(Diagnostic::error(code, span, message));
     }
 
     /// Checks the flags against the instruction's allowed ones; returns them by name.
-    fn flags<'n>(&mut self, node: &'n Node, keyword: Keyword, allowed: &[(&str, FlagKind)]) -> Vec<(&'n Flag, FlagKind)> {
+    fn flags<'n>(
+        &mut self,
+        node: &'n Node,
+        keyword: Keyword,
+        allowed: &[(&str, FlagKind)],
+    ) -> Vec<(&'n Flag, FlagKind)> {
         let mut seen: Vec<(&'n Flag, FlagKind)> = Vec::new();
         for flag in &node.flags {
             let Some(&(_, kind)) = allowed.iter().find(|(n, _)| *n == flag.name) else {
@@ -214,7 +220,12 @@ impl Checker<'_> {
         }
     }
 
-    fn typed<T>(&mut self, flag: &Flag, code: DiagnosticCode, parse: impl Fn(&str) -> Result<T, ValueError>) -> Typed<T> {
+    fn typed<T>(
+        &mut self,
+        flag: &Flag,
+        code: DiagnosticCode,
+        parse: impl Fn(&str) -> Result<T, ValueError>,
+    ) -> Typed<T> {
         let raw = flag_word(flag);
         let parsed = if needs_expansion(&raw.text) {
             None
@@ -230,7 +241,12 @@ impl Checker<'_> {
         Typed { raw, parsed }
     }
 
-    fn typed_word<T>(&mut self, word: &Word, code: DiagnosticCode, parse: impl Fn(&str) -> Result<T, ValueError>) -> Typed<T> {
+    fn typed_word<T>(
+        &mut self,
+        word: &Word,
+        code: DiagnosticCode,
+        parse: impl Fn(&str) -> Result<T, ValueError>,
+    ) -> Typed<T> {
         let parsed = if needs_expansion(&word.text) {
             None
         } else {
@@ -262,7 +278,11 @@ impl Checker<'_> {
                 None
             }
             Err(e) => {
-                self.error(DiagnosticCode::InvalidDuration, flag.span, format!("--{name}: {e}"));
+                self.error(
+                    DiagnosticCode::InvalidDuration,
+                    flag.span,
+                    format!("--{name}: {e}"),
+                );
                 None
             }
         }
@@ -299,7 +319,11 @@ fn words_of(flags: &[(&Flag, FlagKind)], name: &str) -> Vec<Word> {
 }
 
 /// Types one node; `None` (with diagnostics) when it is not a valid instruction.
-pub(crate) fn type_node(node: &Node, index: usize, diagnostics: &mut Vec<Diagnostic>) -> Option<Instruction> {
+pub(crate) fn type_node(
+    node: &Node,
+    index: usize,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Instruction> {
     if node.has_error {
         return None;
     }
@@ -329,7 +353,11 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
     let args = &node.args;
     let whole = node.span;
     let missing = |c: &mut Checker, what: &str| {
-        c.error(DiagnosticCode::MissingArguments, whole, format!("{name} requires {what}"));
+        c.error(
+            DiagnosticCode::MissingArguments,
+            whole,
+            format!("{name} requires {what}"),
+        );
     };
     let no_flags: &[(&str, FlagKind)] = &[];
     let kind = match keyword {
@@ -356,7 +384,10 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
                     c.error(
                         DiagnosticCode::InvalidArguments,
                         middle.span,
-                        format!("FROM expects `AS` before the stage name, found {:?}", middle.text),
+                        format!(
+                            "FROM expects `AS` before the stage name, found {:?}",
+                            middle.text
+                        ),
                     );
                     return None;
                 }
@@ -428,6 +459,13 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
                 missing(c, "at least one argument");
                 return None;
             }
+            if let Some(blank) = args.chunks_exact(3).find(|kv| kv[0].text.is_empty()) {
+                c.error(
+                    DiagnosticCode::InvalidArguments,
+                    blank[0].span,
+                    format!("{name} names can not be blank"),
+                );
+            }
             let pairs = args
                 .chunks_exact(3)
                 .map(|kv| KeyValue {
@@ -459,7 +497,11 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
                 missing(c, "exactly one argument");
                 return None;
             };
-            InstructionKind::Stopsignal(c.typed_word(word, DiagnosticCode::InvalidSignal, parse_signal))
+            InstructionKind::Stopsignal(c.typed_word(
+                word,
+                DiagnosticCode::InvalidSignal,
+                parse_signal,
+            ))
         }
         Keyword::Expose => {
             c.flags(node, keyword, no_flags);
@@ -546,7 +588,8 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
                 paths,
                 from: value_of(&flags, "from").map(flag_word),
                 chown: value_of(&flags, "chown").map(flag_word),
-                chmod: value_of(&flags, "chmod").map(|f| c.typed(f, DiagnosticCode::InvalidChmod, parse_chmod)),
+                chmod: value_of(&flags, "chmod")
+                    .map(|f| c.typed(f, DiagnosticCode::InvalidChmod, parse_chmod)),
                 link: c.bool_flag(&flags, "link").unwrap_or(false),
                 parents: c.bool_flag(&flags, "parents").unwrap_or(false),
                 exclude: words_of(&flags, "exclude"),
@@ -570,10 +613,14 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
             InstructionKind::Add(AddInstruction {
                 paths,
                 chown: value_of(&flags, "chown").map(flag_word),
-                chmod: value_of(&flags, "chmod").map(|f| c.typed(f, DiagnosticCode::InvalidChmod, parse_chmod)),
+                chmod: value_of(&flags, "chmod")
+                    .map(|f| c.typed(f, DiagnosticCode::InvalidChmod, parse_chmod)),
                 link: c.bool_flag(&flags, "link").unwrap_or(false),
                 exclude: words_of(&flags, "exclude"),
-                checksum: value_of(&flags, "checksum").map(flag_word),
+                checksum: value_of(&flags, "checksum").map(|f| {
+                    c.typed(f, DiagnosticCode::InvalidFlagValue, parse_digest)
+                        .raw
+                }),
                 keep_git_dir: c.bool_flag(&flags, "keep-git-dir").unwrap_or(false),
                 unpack: c.bool_flag(&flags, "unpack"),
             })
@@ -612,11 +659,14 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
                 _ => {}
             }
             let instruction = type_kind(inner, c, true)?;
-            let expression = node
-                .original
-                .get(inner.keyword_text.span.start.saturating_sub(node.span.start)..)
-                .map(str::trim)
-                .unwrap_or_default()
+            // BuildKit: the logical line without its leading `ONBUILD` (any case).
+            let line = node.original.trim_start();
+            let expression = line
+                .get(..7)
+                .filter(|k| k.eq_ignore_ascii_case("onbuild"))
+                .and_then(|_| line.get(7..))
+                .unwrap_or(line)
+                .trim_start()
                 .to_string();
             InstructionKind::Onbuild(OnbuildInstruction {
                 expression,
@@ -693,7 +743,11 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
                 match v.parse::<i64>() {
                     Ok(n) if n >= 0 => Some(u32::try_from(n).unwrap_or(u32::MAX)),
                     Ok(_) => {
-                        c.error(DiagnosticCode::InvalidFlagValue, f.span, "--retries cannot be negative");
+                        c.error(
+                            DiagnosticCode::InvalidFlagValue,
+                            f.span,
+                            "--retries cannot be negative",
+                        );
                         None
                     }
                     Err(_) => {

@@ -107,13 +107,15 @@ pub fn parse_mount(text: &str) -> Result<Mount, ValueError> {
         let boolean = |v: Option<&str>| -> Result<bool, ValueError> {
             match v {
                 None => Ok(true),
-                Some(v) => parse_bool(v)
-                    .ok_or_else(|| invalid(format!("invalid value for {key}: {v}"))),
+                Some(v) => {
+                    parse_bool(v).ok_or_else(|| invalid(format!("invalid value for {key}: {v}")))
+                }
             }
         };
         let number = |v: Option<&str>, radix: u32| -> Result<u32, ValueError> {
             let v = need(v)?;
-            u32::from_str_radix(&v, radix).map_err(|_| invalid(format!("invalid value for {key}: {v}")))
+            u32::from_str_radix(&v, radix)
+                .map_err(|_| invalid(format!("invalid value for {key}: {v}")))
         };
         match key.as_str() {
             "type" => {}
@@ -153,10 +155,15 @@ pub fn parse_mount(text: &str) -> Result<Mount, ValueError> {
         MountType::Bind | MountType::Cache | MountType::Tmpfs if mount.target.is_none() => {
             return Err(invalid(format!(
                 "mount type {} requires a target",
-                serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+                serde_json::to_value(kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
             )));
         }
-        MountType::Secret if mount.id.is_none() && mount.target.is_none() && mount.env.is_none() => {
+        MountType::Secret
+            if mount.id.is_none() && mount.target.is_none() && mount.env.is_none() =>
+        {
             return Err(invalid("secret mount requires an id, a target or an env"));
         }
         _ => {}
@@ -233,6 +240,7 @@ pub fn parse_size(text: &str) -> Result<u64, ValueError> {
 
 /// A file mode for `--chmod`: octal, or symbolic clauses like `u=rwX,go=rX`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Chmod {
     Octal(u32),
     Symbolic(Vec<ModeClause>),
@@ -246,7 +254,11 @@ pub struct ModeClause {
 }
 
 pub fn parse_chmod(text: &str) -> Result<Chmod, ValueError> {
-    let bad = || invalid(format!("invalid chmod value {text:?}: expected an octal mode or symbolic clauses like u=rwX,go=rX"));
+    let bad = || {
+        invalid(format!(
+            "invalid chmod value {text:?}: expected an octal mode or symbolic clauses like u=rwX,go=rX"
+        ))
+    };
     if !text.is_empty() && text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         let mode = u32::from_str_radix(text, 8).map_err(|_| bad())?;
         if mode > 0o7777 {
@@ -267,7 +279,10 @@ pub fn parse_chmod(text: &str) -> Result<Chmod, ValueError> {
                 .find(|c: char| !matches!(c, 'r' | 'w' | 'x' | 'X' | 's' | 't' | 'u' | 'g' | 'o'))
                 .unwrap_or(rest.len());
             let (perms, tail) = rest.split_at(perm_len);
-            let copies = perms.chars().filter(|c| matches!(c, 'u' | 'g' | 'o')).count();
+            let copies = perms
+                .chars()
+                .filter(|c| matches!(c, 'u' | 'g' | 'o'))
+                .count();
             if copies > 0 && perms.len() != 1 {
                 return Err(bad());
             }
@@ -379,7 +394,9 @@ pub fn parse_go_duration(text: &str) -> Result<std::time::Duration, ValueError> 
             "m" => 60e9,
             "h" => 3600e9,
             unit => {
-                return Err(invalid(format!("time: unknown unit {unit:?} in duration {text:?}")));
+                return Err(invalid(format!(
+                    "time: unknown unit {unit:?} in duration {text:?}"
+                )));
             }
         };
         rest = &rest[unit_len..];
@@ -432,7 +449,9 @@ pub fn parse_port(text: &str) -> Result<PortSpec, ValueError> {
         }
     };
     if end < start {
-        return Err(invalid(format!("invalid range specified for container port: {range}")));
+        return Err(invalid(format!(
+            "invalid range specified for container port: {range}"
+        )));
     }
     Ok(PortSpec {
         start,
@@ -479,7 +498,11 @@ const SIGNALS: [(&str, i32); 31] = [
 pub fn parse_signal(text: &str) -> Result<i32, ValueError> {
     let bad = || invalid(format!("invalid signal: {text}"));
     if let Ok(n) = text.parse::<i32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let upper = text.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
@@ -487,9 +510,17 @@ pub fn parse_signal(text: &str) -> Result<i32, ValueError> {
         return Ok(n);
     }
     let realtime = |base: i32, rest: &str, sign: i32| -> Result<i32, ValueError> {
-        let offset: i32 = if rest.is_empty() { 0 } else { rest.parse().map_err(|_| bad())? };
+        let offset: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.parse().map_err(|_| bad())?
+        };
         let n = base + sign * offset;
-        if (34..=64).contains(&n) { Ok(n) } else { Err(bad()) }
+        if (34..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        }
     };
     if let Some(rest) = name.strip_prefix("RTMIN") {
         return realtime(34, rest.strip_prefix('+').unwrap_or(rest), 1);
@@ -537,12 +568,198 @@ pub fn parse_stage_name(text: &str) -> Result<String, ValueError> {
     let lower = text.to_ascii_lowercase();
     let mut bytes = lower.bytes();
     let valid = bytes.next().is_some_and(|b| b.is_ascii_lowercase())
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+        && bytes.all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        });
     if valid {
         Ok(lower)
     } else {
         Err(invalid(format!(
             "invalid name for build stage: {text:?}, name can't start with a number or contain symbols"
         )))
+    }
+}
+
+/// A content digest `algorithm:hex` as ADD --checksum takes it (sha256, sha384 or sha512).
+pub fn parse_digest(text: &str) -> Result<String, ValueError> {
+    let bad = || {
+        invalid(format!(
+            "invalid checksum digest {text:?}: expected sha256:<64 hex digits>"
+        ))
+    };
+    let (algorithm, hex) = text.split_once(':').ok_or_else(bad)?;
+    let len = match algorithm {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        _ => return Err(bad()),
+    };
+    let lower_hex = hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if hex.len() != len || !lower_hex {
+        return Err(bad());
+    }
+    Ok(text.to_string())
+}
+
+/// The `# check=` directive: `skip=Rule1,Rule2` (or `all`), `error=true`,
+/// `experimental=Rule3` (or `all`), separated by `;`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CheckDirective {
+    pub skip: Vec<String>,
+    pub skip_all: bool,
+    pub error: bool,
+    pub experimental: Vec<String>,
+    pub experimental_all: bool,
+}
+
+pub fn parse_check_directive(text: &str) -> Result<CheckDirective, ValueError> {
+    let mut check = CheckDirective::default();
+    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("invalid check option {part:?}: expected key=value")))?;
+        let list = |value: &str| -> (Vec<String>, bool) {
+            let names: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect();
+            let all = names.iter().any(|n| n.eq_ignore_ascii_case("all"));
+            (names, all)
+        };
+        match key.trim().to_ascii_lowercase().as_str() {
+            "skip" => (check.skip, check.skip_all) = list(value),
+            "experimental" => (check.experimental, check.experimental_all) = list(value),
+            "error" => {
+                check.error = parse_bool(value.trim()).ok_or_else(|| {
+                    invalid(format!(
+                        "invalid check error value {value:?}: expected a boolean"
+                    ))
+                })?
+            }
+            other => return Err(invalid(format!("invalid check option {other:?}"))),
+        }
+    }
+    Ok(check)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_go_duration("1m30s"), Ok(ms(90_000)));
+        assert_eq!(parse_go_duration("500ms"), Ok(ms(500)));
+        assert_eq!(parse_go_duration("1.5h"), Ok(ms(5_400_000)));
+        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_go_duration("2us"), Ok(Duration::from_micros(2)));
+        assert_eq!(parse_go_duration("3µs"), Ok(Duration::from_micros(3)));
+        for bad in ["", "5", "1d", "-1s", "s", "1..5s", "9999999999h"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn chmod_octal_and_symbolic() {
+        assert_eq!(parse_chmod("755"), Ok(Chmod::Octal(0o755)));
+        assert_eq!(parse_chmod("0644"), Ok(Chmod::Octal(0o644)));
+        assert!(parse_chmod("17777").is_err());
+        assert!(parse_chmod("u=rwZ").is_err());
+        assert!(parse_chmod("u").is_err());
+        assert!(parse_chmod("g=uw").is_err());
+        let sym = parse_chmod("u=rwX,go=rX").expect("valid");
+        assert_eq!(sym.apply(0o600, false), 0o644);
+        assert_eq!(sym.apply(0o700, false), 0o755);
+        assert_eq!(sym.apply(0o600, true), 0o755);
+        assert_eq!(parse_chmod("+x").expect("valid").apply(0o644, false), 0o755);
+        assert_eq!(
+            parse_chmod("g=u,o=").expect("valid").apply(0o754, false),
+            0o770
+        );
+        assert_eq!(
+            parse_chmod("u+s,o-r").expect("valid").apply(0o755, false),
+            0o4751
+        );
+    }
+
+    #[test]
+    fn mounts() {
+        let m = parse_mount("type=cache,target=/c,sharing=locked,id=x,mode=0700,uid=1,gid=2")
+            .expect("cache");
+        assert_eq!(
+            (m.kind, m.sharing, m.mode, m.uid, m.gid, m.readonly),
+            (
+                MountType::Cache,
+                CacheSharing::Locked,
+                Some(0o700),
+                Some(1),
+                Some(2),
+                false
+            )
+        );
+        let m = parse_mount("TYPE=Secret,ID=tok,Required").expect("secret");
+        assert_eq!(
+            (m.kind, m.required, m.readonly),
+            (MountType::Secret, true, true)
+        );
+        let m = parse_mount("\"target=/a,b\",rw=true").expect("quoted field");
+        assert_eq!((m.target.as_deref(), m.readonly), (Some("/a,b"), false));
+        let m = parse_mount("type=tmpfs,target=/t,size=1.5GiB").expect("tmpfs");
+        assert_eq!(m.size, Some(3 << 29));
+        for bad in [
+            "type=cache",
+            "type=bind,target=/a,size=1m",
+            "type=tmpfs,target=/t,from=x",
+            "type=secret",
+            "type=cache,target=/a,mode=8",
+            "target",
+            "type=cache,target=/a,\"unterminated",
+        ] {
+            assert!(parse_mount(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn check_directive() {
+        let check = parse_check_directive("skip=JSONArgsRecommended,StageNameCasing;error=true")
+            .expect("valid");
+        assert_eq!(check.skip, ["JSONArgsRecommended", "StageNameCasing"]);
+        assert!(check.error && !check.skip_all);
+        assert!(parse_check_directive("skip=all").expect("valid").skip_all);
+        assert!(parse_check_directive("error=maybe").is_err());
+        assert!(parse_check_directive("colour=red").is_err());
+    }
+
+    #[test]
+    fn ports_signals_names() {
+        assert_eq!(
+            parse_port("8000-8010/UDP"),
+            Ok(PortSpec {
+                start: 8000,
+                end: 8010,
+                protocol: Protocol::Udp
+            })
+        );
+        assert!(parse_port("65536").is_err());
+        assert!(parse_port("80/").is_err());
+        assert_eq!(parse_signal("SIGKILL"), Ok(9));
+        assert_eq!(parse_signal("winch"), Ok(28));
+        assert_eq!(parse_signal("RTMIN"), Ok(34));
+        assert!(parse_signal("RTMAX-40").is_err());
+        assert_eq!(
+            parse_stage_name("Build.1_x-y").as_deref(),
+            Ok("build.1_x-y")
+        );
+        assert!(parse_stage_name("-x").is_err());
+        assert!(parse_stage_name("").is_err());
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("10"), Ok(10));
+        assert!(parse_size("1x").is_err());
     }
 }

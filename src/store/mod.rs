@@ -1,1 +1,307 @@
 //! The local store: an OCI image layout with blobs, refs, cache records, locks and garbage collection.
+//!
+//! Layout under the root (itself a valid OCI image layout, so skopeo and umoci read it):
+//! ```text
+//! oci-layout  index.json  blobs/sha256/<hex>     the OCI layout; layers stored uncompressed
+//! compressed/sha256/<diffid-hex>                 compressed forms known for a layer (for push)
+//! snapshots/<chainid-hex>/                       unpacked layers, extracted once
+//! tmp/                                           blobs being written (fsynced, checked, renamed)
+//! locks/index  locks/gc                          flock(2) locks shared by rbuild processes
+//! leases/<pid>-<n>                               what running processes wrote but not yet tagged
+//! ```
+//! Every blob reaches `blobs/` by rename after fsync and a digest check, so a crash never
+//! leaves a wrong blob under a digest name. A process holds its lease file locked while it
+//! lives; garbage collection keeps everything a live lease names.
+
+mod archive;
+mod blob;
+mod fsck;
+mod gc;
+mod images;
+mod lock;
+mod refs;
+mod snapshots;
+
+pub use archive::{ArchiveFormat, ImportOptions, LoadReport, SaveItem};
+pub use blob::{BlobWriter, CommittedBlob};
+pub use fsck::FsckReport;
+pub use gc::{GcReport, PrunedImage};
+pub use images::{Image, Layer};
+pub use refs::ImageEntry;
+
+use crate::image::ImageError;
+use lock::{FileLock, LockMode};
+use oci_spec::image::{Digest, DigestAlgorithm};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("unsupported digest algorithm in {0} (only sha256 is stored)")]
+    UnsupportedDigest(Digest),
+    #[error("blob {0} not found in the store")]
+    BlobNotFound(Digest),
+    #[error("No such image: {0}")]
+    ImageNotFound(String),
+    #[error("{what}: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Adds the path to an I/O error.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &Path) -> Result<T> {
+        self.map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+const EMPTY_INDEX: &[u8] = br#"{"manifests":[],"schemaVersion":2}"#;
+
+/// A handle on the store at a root directory. Cheap to clone; usable from many threads.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    /// Created on the first write: lists what this process added, so a concurrent garbage
+    /// collection in another process keeps it until this process ends.
+    lease: Mutex<Option<Lease>>,
+}
+
+#[derive(Debug)]
+struct Lease {
+    path: PathBuf,
+    file: FileLock,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(Some(lease)) = self.lease.get_mut().map(Option::take) {
+            // Unlink before unlocking so a collector never reads a released, half-removed lease.
+            let _ = fs::remove_file(&lease.path);
+            drop(lease.file);
+        }
+    }
+}
+
+impl Store {
+    /// Opens the store at `root`, creating the layout when it is missing.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
+        let root = root.into();
+        for dir in [
+            root.join("blobs/sha256"),
+            root.join("compressed/sha256"),
+            root.join("snapshots"),
+            root.join("tmp"),
+            root.join("locks"),
+            root.join("leases"),
+        ] {
+            fs::create_dir_all(&dir).at(&dir)?;
+        }
+        let store = Store {
+            inner: Arc::new(Inner {
+                root,
+                lease: Mutex::new(None),
+            }),
+        };
+        let layout = store.root().join("oci-layout");
+        let index = store.root().join("index.json");
+        if !layout.exists() || !index.exists() {
+            // Under the index lock: a collector removes unlocked files from tmp/.
+            let _guard = store.lock_index()?;
+            if !layout.exists() {
+                store.write_atomic(&layout, OCI_LAYOUT)?;
+            }
+            if !index.exists() {
+                store.write_atomic(&index, EMPTY_INDEX)?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// The default root: `/var/lib/rbuild` for root, else `$XDG_DATA_HOME/rbuild`
+    /// (`~/.local/share/rbuild`).
+    pub fn default_root() -> PathBuf {
+        if nix::unistd::geteuid().is_root() {
+            return PathBuf::from("/var/lib/rbuild");
+        }
+        let data_home = std::env::var_os("XDG_DATA_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        data_home.join("rbuild")
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Where the blob with this digest lives (whether or not it exists).
+    pub fn blob_path(&self, digest: &Digest) -> Result<PathBuf> {
+        Ok(self.root().join("blobs/sha256").join(sha256_hex(digest)?))
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_ok_and(|p| p.is_file())
+    }
+
+    /// Opens a blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        let path = self.blob_path(digest)?;
+        File::open(&path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => StoreError::BlobNotFound(digest.clone()),
+            _ => StoreError::Io { path, source },
+        })
+    }
+
+    /// Reads a whole (small) blob: a manifest, a config, an index.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.blob_path(digest)?;
+        fs::read(&path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => StoreError::BlobNotFound(digest.clone()),
+            _ => StoreError::Io { path, source },
+        })
+    }
+
+    /// Size of a stored blob in bytes.
+    pub fn blob_size(&self, digest: &Digest) -> Result<u64> {
+        let path = self.blob_path(digest)?;
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(meta.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::BlobNotFound(digest.clone()))
+            }
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    /// A writer for a new blob; `expected` is checked on commit.
+    pub fn blob_writer(&self, expected: Option<&Digest>) -> Result<BlobWriter> {
+        BlobWriter::create(self.clone(), expected.cloned())
+    }
+
+    /// A writer that continues a partial download of `expected` left by an earlier attempt
+    /// (by this or another process); [`BlobWriter::offset`] says how many bytes it already
+    /// holds, so the caller asks for the rest (an HTTP Range request). The partial data
+    /// survives a drop without commit, and is discarded when the digest does not match.
+    pub fn resume_blob_writer(&self, expected: &Digest) -> Result<BlobWriter> {
+        BlobWriter::resume(self.clone(), expected.clone())
+    }
+
+    /// Stores a small blob from memory.
+    pub fn put_blob(&self, bytes: &[u8], expected: Option<&Digest>) -> Result<CommittedBlob> {
+        let mut writer = self.blob_writer(expected)?;
+        writer.write_all(bytes).at(writer.tmp_path())?;
+        writer.commit()
+    }
+
+    /// Removes a blob (nothing checks references; garbage collection is the safe way).
+    pub fn remove_blob(&self, digest: &Digest) -> Result<()> {
+        let path = self.blob_path(digest)?;
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(StoreError::Io { path, source: e })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root().join("tmp")
+    }
+
+    /// Exclusive lock over index.json changes.
+    fn lock_index(&self) -> Result<FileLock> {
+        FileLock::acquire(&self.root().join("locks/index"), LockMode::Exclusive)
+    }
+
+    /// Shared while content is added (lease entry + rename), exclusive while collecting.
+    fn lock_gc(&self, mode: LockMode) -> Result<FileLock> {
+        FileLock::acquire(&self.root().join("locks/gc"), mode)
+    }
+
+    /// Records `digest` in this process's lease (creating it on first use). Called with the
+    /// gc lock held shared, before the content becomes visible.
+    fn lease(&self, digest: &Digest) -> Result<()> {
+        let mut guard = self
+            .inner
+            .lease
+            .lock()
+            .map_err(|_| StoreError::Invalid("lease lock poisoned".to_string()))?;
+        if guard.is_none() {
+            let dir = self.root().join("leases");
+            let prefix = format!("{}-", std::process::id());
+            let (file, _, path) = FileLock::create_locked(&dir, &prefix)?;
+            *guard = Some(Lease { path, file });
+        }
+        if let Some(lease) = guard.as_mut() {
+            let path = lease.path.clone();
+            writeln!(lease.file.file(), "{digest}").at(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a small file atomically: temp file, fsync, rename, fsync the directory.
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let dir = self.tmp_dir();
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).at(&dir)?;
+        tmp.write_all(bytes).at(tmp.path())?;
+        tmp.as_file().sync_all().at(tmp.path())?;
+        tmp.persist(path).map_err(|e| StoreError::Io {
+            path: path.to_path_buf(),
+            source: e.error,
+        })?;
+        sync_parent(path)
+    }
+}
+
+/// The hex of a sha256 digest; other algorithms are refused (the layout stores sha256 only).
+pub(crate) fn sha256_hex(digest: &Digest) -> Result<&str> {
+    match digest.algorithm() {
+        DigestAlgorithm::Sha256 => Ok(digest.digest()),
+        _ => Err(StoreError::UnsupportedDigest(digest.clone())),
+    }
+}
+
+/// fsyncs the directory holding `path`, so a rename in it survives a crash.
+pub(crate) fn sync_parent(path: &Path) -> Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    File::open(parent).and_then(|d| d.sync_all()).at(parent)
+}
+
+#[cfg(test)]
+mod tests;

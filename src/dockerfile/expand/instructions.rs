@@ -18,8 +18,11 @@ pub enum ArgumentExpansion {
     /// Each argument through [`super::Lexer::expand_words`], which may split it: EXPOSE.
     SplitWords,
     /// Keys and values of `k=v` pairs, each through [`super::Lexer::expand_word`]: ENV, LABEL.
+    /// All pairs of one instruction expand with the scope from before it, so in
+    /// `ENV A=1 B=$A` B gets the earlier A; apply the pairs to the scope afterwards.
     KeysAndValues,
-    /// ARG: the name is never expanded; a default value is expanded only when no
+    /// ARG: the name is never expanded; names of one ARG are declared in turn (in
+    /// `ARG A=1 B=$A` B sees A); a default value is expanded only when no
     /// `--build-arg` overrides it (so an error in an overridden default goes unnoticed), and an
     /// override is taken as it is. [`crate::dockerfile::vars::Variables::arg`] does this.
     ArgDefault,

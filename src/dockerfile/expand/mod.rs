@@ -77,7 +77,8 @@ impl<F: Fn(&str) -> Option<String>> Vars for FnVars<F> {
 /// One `$name` or `${name...}` the expander evaluated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VarRef<'a> {
-    /// The variable name as written (`PWD`, `1`, `@`).
+    /// The variable name as written (`PWD`, `1`, `@`); empty for malformed input that BuildKit
+    /// still evaluates, such as `${%x}`.
     pub name: &'a str,
     /// Byte range of the whole reference in the input: `$PWD` or `${PWD:-x}`.
     pub span: Range<usize>,

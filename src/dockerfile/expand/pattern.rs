@@ -166,7 +166,8 @@ impl Pattern {
     }
 
     /// The leftmost match at or after byte `from`, longest at that position (Go's leftmost-first
-    /// search with greedy `.*`).
+    /// search with greedy `.*`), in one pass: each automaton state remembers the leftmost start
+    /// that reached it, since two runs in the same state have the same future.
     fn find(
         &self,
         value: &str,
@@ -176,14 +177,58 @@ impl Pattern {
         let Some(tail) = value.get(from..) else {
             return Ok(None);
         };
-        let starts = tail.char_indices().map(|(i, _)| i).chain([tail.len()]);
-        for start in starts {
-            let rest = tail.get(start..).unwrap_or("");
-            if let Some(len) = Pattern::match_start(&self.tokens, rest.chars(), true, budget)? {
-                return Ok(Some((from + start, from + start + len)));
+        let tokens = &self.tokens;
+        let n = tokens.len();
+        let mut active: Vec<Option<usize>> = vec![None; n + 1];
+        let mut next: Vec<Option<usize>> = vec![None; n + 1];
+        let mut best: Option<(usize, usize)> = None;
+        let mut chars = tail.char_indices();
+        loop {
+            let (pos, c) = match chars.next() {
+                Some((i, c)) => (from + i, Some(c)),
+                None => (value.len(), None),
+            };
+            if best.is_none() {
+                keep_leftmost(&mut active[0], pos);
             }
+            for (i, token) in tokens.iter().enumerate() {
+                if *token == Token::AnyRun
+                    && let Some(start) = active[i]
+                {
+                    keep_leftmost(&mut active[i + 1], start);
+                }
+            }
+            if let Some(start) = active[n]
+                && best.is_none_or(|(leftmost, _)| start <= leftmost)
+            {
+                best = Some((start, pos));
+            }
+            if let Some((leftmost, _)) = best {
+                // Runs that started later can no longer win.
+                for slot in active.iter_mut() {
+                    if slot.is_some_and(|s| s > leftmost) {
+                        *slot = None;
+                    }
+                }
+            }
+            let Some(c) = c else { break };
+            if active.iter().all(Option::is_none) {
+                break;
+            }
+            budget.spend(n + 1)?;
+            next.fill(None);
+            for (i, token) in tokens.iter().enumerate() {
+                let Some(start) = active[i] else { continue };
+                if token.matches(c) {
+                    keep_leftmost(&mut next[i + 1], start);
+                    if *token == Token::AnyRun {
+                        keep_leftmost(&mut next[i], start);
+                    }
+                }
+            }
+            std::mem::swap(&mut active, &mut next);
         }
-        Ok(None)
+        Ok(best)
     }
 
     /// `${v/p/r}`: the first match replaced by `replacement` as it is.
@@ -248,6 +293,11 @@ impl Pattern {
         }
         Ok(out)
     }
+}
+
+/// Records that a run starting at `start` reached a state, keeping the leftmost start.
+fn keep_leftmost(slot: &mut Option<usize>, start: usize) {
+    *slot = Some(slot.map_or(start, |s| s.min(start)));
 }
 
 /// Adds the tokens reachable without reading a character: past any `*`.
@@ -380,5 +430,43 @@ mod tests {
         assert_eq!(replace("o", "foo", "[$0]", true), "f[o][o]");
         assert_eq!(replace("o", "foo", "${0}$$$1$x$", true), "fo$$o$$");
         assert_eq!(replace("o", "foo", "$0", false), "f$0o");
+    }
+
+    /// The one-pass search agrees with trying every start in turn.
+    #[test]
+    fn search_agrees_with_matching_at_each_start() {
+        let mut seed: u32 = 12345;
+        let mut pick = |n: u32| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (seed >> 16) % n
+        };
+        for _ in 0..5000 {
+            let pattern: String = (0..pick(5))
+                .map(|_| ['a', 'b', '*', '?'][pick(4) as usize])
+                .collect();
+            let value: String = (0..pick(8))
+                .map(|_| ['a', 'b', '\n'][pick(3) as usize])
+                .collect();
+            let p = Pattern::parse(&pattern).unwrap();
+            let mut budget = Budget::default();
+            for from in 0..=value.len() {
+                let naive = (from..=value.len()).find_map(|start| {
+                    let rest = &value[start..];
+                    Pattern::match_start(&p.tokens, rest.chars(), true, &mut budget)
+                        .unwrap()
+                        .map(|len| (start, start + len))
+                });
+                let found = p.find(&value, from, &mut budget).unwrap();
+                assert_eq!(found, naive, "{pattern:?} in {value:?} from {from}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_failing_search_over_a_long_value_is_linear() {
+        let value = "b".repeat(1 << 16);
+        let p = Pattern::parse("*a").unwrap();
+        let mut budget = Budget::default();
+        assert_eq!(p.replace_all(&value, "x", &mut budget).unwrap(), value);
     }
 }

@@ -1,0 +1,236 @@
+//! Content digests remembered by (device, inode, size, mtime, ctime), persisted in one compact
+//! binary file so that a rebuild with nothing changed only stats files.
+//!
+//! File format: the magic `RBSTAT1\n`, then fixed 80-byte little-endian records: device,
+//! inode, size (u64), mtime seconds (i64), mtime nanoseconds (u32), ctime seconds (i64),
+//! ctime nanoseconds (u32), sha256 (32 bytes). Saved to a temporary file and renamed, so a
+//! reader never sees half a file; an unreadable file is treated as empty.
+
+use super::{ContextError, io_error};
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const MAGIC: &[u8; 8] = b"RBSTAT1\n";
+const RECORD_LEN: usize = 80;
+const FILE_NAME: &str = "context-stat-cache";
+/// File timestamps come from a coarse clock; a file changed within this window of being read
+/// could keep the same timestamps, so its digest is not remembered (git's "racy clean").
+const TIMESTAMP_GRANULARITY: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FileId {
+    device: u64,
+    inode: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Validity {
+    size: u64,
+    mtime: (i64, u32),
+    ctime: (i64, u32),
+}
+
+impl Validity {
+    fn of(metadata: &std::fs::Metadata) -> Validity {
+        Validity {
+            size: metadata.size(),
+            mtime: (metadata.mtime(), clamp_nanos(metadata.mtime_nsec())),
+            ctime: (metadata.ctime(), clamp_nanos(metadata.ctime_nsec())),
+        }
+    }
+
+    /// True when the file changed so recently before `read_start` that a later change could
+    /// carry the same timestamps.
+    fn is_racy(&self, read_start: SystemTime) -> bool {
+        let horizon = read_start
+            .checked_sub(TIMESTAMP_GRANULARITY)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .unwrap_or_default();
+        let horizon = (
+            i64::try_from(horizon.as_secs()).unwrap_or(i64::MAX),
+            horizon.subsec_nanos(),
+        );
+        self.mtime >= horizon || self.ctime >= horizon
+    }
+}
+
+fn clamp_nanos(nanos: i64) -> u32 {
+    u32::try_from(nanos.clamp(0, 999_999_999)).unwrap_or(0)
+}
+
+/// How much work hashing did: files whose contents were read (and their bytes), and files
+/// whose digest came from the cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HashStats {
+    pub files_read: u64,
+    pub bytes_read: u64,
+    pub cache_hits: u64,
+}
+
+/// The stat cache. Shared by reference between parallel hashing threads.
+#[derive(Debug)]
+pub struct StatCache {
+    file: Option<PathBuf>,
+    entries: Mutex<HashMap<FileId, (Validity, [u8; 32])>>,
+    dirty: AtomicBool,
+    files_read: AtomicU64,
+    bytes_read: AtomicU64,
+    cache_hits: AtomicU64,
+}
+
+impl StatCache {
+    /// A cache that lives only in memory.
+    pub fn in_memory() -> StatCache {
+        StatCache {
+            file: None,
+            entries: Mutex::new(HashMap::new()),
+            dirty: AtomicBool::new(false),
+            files_read: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+        }
+    }
+
+    /// Loads the cache kept in `cache_dir` (created if missing); [`StatCache::save`] writes it
+    /// back.
+    pub fn open(cache_dir: &Path) -> Result<StatCache, ContextError> {
+        std::fs::create_dir_all(cache_dir).map_err(io_error(cache_dir))?;
+        let file = cache_dir.join(FILE_NAME);
+        let mut cache = StatCache::in_memory();
+        if let Ok(bytes) = std::fs::read(&file)
+            && let Some(records) = bytes.strip_prefix(MAGIC.as_slice())
+            && records.len() % RECORD_LEN == 0
+        {
+            let entries = cache.entries.get_mut().unwrap_or_else(|e| e.into_inner());
+            for record in records.chunks_exact(RECORD_LEN) {
+                let (id, validity, digest) = decode(record);
+                entries.insert(id, (validity, digest));
+            }
+        }
+        cache.file = Some(file);
+        Ok(cache)
+    }
+
+    /// Writes the cache back atomically when it changed.
+    pub fn save(&self) -> Result<(), ContextError> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut bytes = Vec::new();
+        {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            bytes.reserve(MAGIC.len() + entries.len() * RECORD_LEN);
+            bytes.extend_from_slice(MAGIC);
+            for (id, (validity, digest)) in entries.iter() {
+                encode(&mut bytes, id, validity, digest);
+            }
+        }
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io_error(dir))?;
+        temp.write_all(&bytes).map_err(io_error(temp.path()))?;
+        temp.as_file().sync_all().map_err(io_error(file))?;
+        temp.persist(file).map_err(|e| io_error(file)(e.error))?;
+        Ok(())
+    }
+
+    /// Counters since the cache was opened.
+    pub fn stats(&self) -> HashStats {
+        HashStats {
+            files_read: self.files_read.load(Ordering::Relaxed),
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The sha256 of a regular file's contents: from the cache when its stat is unchanged,
+    /// else read (and remembered unless it changed while being read or too recently).
+    pub(crate) fn content_digest(
+        &self,
+        path: &Path,
+        metadata: &std::fs::Metadata,
+    ) -> Result<[u8; 32], ContextError> {
+        let id = FileId {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+        };
+        let validity = Validity::of(metadata);
+        {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((cached, digest)) = entries.get(&id)
+                && *cached == validity
+            {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(*digest);
+            }
+        }
+        let read_start = SystemTime::now();
+        let mut file = std::fs::File::open(path).map_err(io_error(path))?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = file.read(&mut buffer).map_err(io_error(path))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            hasher.update(buffer.get(..n).unwrap_or_default());
+        }
+        self.files_read.fetch_add(1, Ordering::Relaxed);
+        self.bytes_read.fetch_add(total, Ordering::Relaxed);
+        let digest: [u8; 32] = hasher.finalize().into();
+        let after = file.metadata().map_err(io_error(path))?;
+        let unchanged = Validity::of(&after) == validity && after.ino() == id.inode;
+        if unchanged && !validity.is_racy(read_start) {
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            entries.insert(id, (validity, digest));
+            self.dirty.store(true, Ordering::Release);
+        }
+        Ok(digest)
+    }
+}
+
+fn encode(out: &mut Vec<u8>, id: &FileId, validity: &Validity, digest: &[u8; 32]) {
+    out.extend_from_slice(&id.device.to_le_bytes());
+    out.extend_from_slice(&id.inode.to_le_bytes());
+    out.extend_from_slice(&validity.size.to_le_bytes());
+    out.extend_from_slice(&validity.mtime.0.to_le_bytes());
+    out.extend_from_slice(&validity.mtime.1.to_le_bytes());
+    out.extend_from_slice(&validity.ctime.0.to_le_bytes());
+    out.extend_from_slice(&validity.ctime.1.to_le_bytes());
+    out.extend_from_slice(digest);
+}
+
+fn decode(record: &[u8]) -> (FileId, Validity, [u8; 32]) {
+    fn bytes<const N: usize>(record: &[u8], at: usize) -> [u8; N] {
+        record
+            .get(at..at + N)
+            .and_then(|slice| slice.try_into().ok())
+            .unwrap_or([0; N])
+    }
+    let id = FileId {
+        device: u64::from_le_bytes(bytes(record, 0)),
+        inode: u64::from_le_bytes(bytes(record, 8)),
+    };
+    let validity = Validity {
+        size: u64::from_le_bytes(bytes(record, 16)),
+        mtime: (
+            i64::from_le_bytes(bytes(record, 24)),
+            u32::from_le_bytes(bytes(record, 32)),
+        ),
+        ctime: (
+            i64::from_le_bytes(bytes(record, 36)),
+            u32::from_le_bytes(bytes(record, 44)),
+        ),
+    };
+    (id, validity, bytes(record, 48))
+}

@@ -1,0 +1,231 @@
+//! Garbage collection: removes exactly the blobs, snapshots and temporary files that nothing
+//! references. Roots are index.json (named and dangling images) and the leases of live
+//! processes; abandoned temporary files are those nobody holds locked.
+
+use super::lock::{FileLock, LockMode};
+use super::refs::ref_name;
+use super::{IoContext, Result, Store, StoreError};
+use crate::image::{ImageConfig, chain_ids};
+use oci_spec::image::{Descriptor, Digest, ImageIndex, ImageManifest};
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+use std::str::FromStr;
+
+/// What a collection removed.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct GcReport {
+    pub blobs: Vec<Digest>,
+    pub snapshots: Vec<Digest>,
+    pub temporary_files: usize,
+    /// Bytes freed (blob sizes, snapshot and temporary file sizes).
+    pub reclaimed: u64,
+}
+
+/// What the store's images reference.
+#[derive(Debug, Default)]
+pub(crate) struct Reachable {
+    pub blobs: HashSet<Digest>,
+    pub chain_ids: HashSet<Digest>,
+}
+
+impl Store {
+    /// Removes everything unreferenced. Waits for concurrent commits in other processes.
+    pub fn collect_garbage(&self) -> Result<GcReport> {
+        let _index = self.lock_index()?;
+        let _gc = self.lock_gc(LockMode::Exclusive)?;
+        let mut keep = self.reachable()?;
+        self.add_live_leases(&mut keep)?;
+        let mut report = GcReport::default();
+
+        let blobs_dir = self.root().join("blobs/sha256");
+        for (digest, path) in digest_entries(&blobs_dir)? {
+            if keep.blobs.contains(&digest) {
+                continue;
+            }
+            report.reclaimed += fs::symlink_metadata(&path).map_or(0, |m| m.len());
+            fs::remove_file(&path).at(&path)?;
+            let mapping = self.compressed_path(&digest)?;
+            if mapping.exists() {
+                fs::remove_file(&mapping).at(&mapping)?;
+            }
+            report.blobs.push(digest);
+        }
+        let snapshots = self.root().join("snapshots");
+        for (chain_id, path) in digest_entries(&snapshots)? {
+            if keep.chain_ids.contains(&chain_id) {
+                continue;
+            }
+            report.reclaimed += tree_size(&path);
+            remove_any(&path)?;
+            report.snapshots.push(chain_id);
+        }
+        let tmp = self.tmp_dir();
+        for entry in fs::read_dir(&tmp).at(&tmp)? {
+            let path = entry.at(&tmp)?.path();
+            // Held locked by a live writer: not ours to remove.
+            let Some(_held) = FileLock::try_exclusive(&path)? else {
+                continue;
+            };
+            report.reclaimed += tree_size(&path);
+            remove_any(&path)?;
+            report.temporary_files += 1;
+        }
+        Ok(report)
+    }
+
+    /// Blobs and snapshots reachable from index.json. Missing or unreadable blobs are
+    /// skipped here (fsck reports them).
+    pub(crate) fn reachable(&self) -> Result<Reachable> {
+        let mut reachable = Reachable::default();
+        let index = self.index()?;
+        let mut pending: Vec<Digest> = index
+            .manifests()
+            .iter()
+            .map(|d| d.digest().clone())
+            .collect();
+        while let Some(digest) = pending.pop() {
+            if !reachable.blobs.insert(digest.clone()) {
+                continue;
+            }
+            let Ok(bytes) = self.read_blob(&digest) else {
+                continue;
+            };
+            if let Ok(manifest) = serde_json::from_slice::<ImageManifest>(&bytes) {
+                let config = manifest.config().digest().clone();
+                if let Ok(config_bytes) = self.read_blob(&config)
+                    && let Ok(parsed) = ImageConfig::from_slice(&config_bytes)
+                {
+                    reachable
+                        .chain_ids
+                        .extend(chain_ids(&parsed.rootfs.diff_ids));
+                    // Layers stored compressed (copied in by other tools) have a blob
+                    // digest other than the DiffID; keep both.
+                    reachable
+                        .blobs
+                        .extend(parsed.rootfs.diff_ids.iter().cloned());
+                }
+                reachable.blobs.insert(config);
+                reachable
+                    .blobs
+                    .extend(manifest.layers().iter().map(|l| l.digest().clone()));
+            } else if let Ok(nested) = serde_json::from_slice::<ImageIndex>(&bytes) {
+                pending.extend(nested.manifests().iter().map(|d| d.digest().clone()));
+            }
+        }
+        Ok(reachable)
+    }
+
+    /// Adds what live processes listed in their leases.
+    fn add_live_leases(&self, keep: &mut Reachable) -> Result<()> {
+        let leased = self.live_leases()?;
+        keep.chain_ids.extend(leased.iter().cloned());
+        keep.blobs.extend(leased);
+        Ok(())
+    }
+
+    /// Everything the leases of live processes name; removes the leases of dead processes.
+    pub(crate) fn live_leases(&self) -> Result<HashSet<Digest>> {
+        let mut leased = HashSet::new();
+        let dir = self.root().join("leases");
+        for entry in fs::read_dir(&dir).at(&dir)? {
+            let path = entry.at(&dir)?.path();
+            let file = match fs::File::open(&path) {
+                Ok(file) => file,
+                // Its process ended (and removed it) meanwhile.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(StoreError::Io { path, source }),
+            };
+            if let Some(_stale) = FileLock::try_exclusive(&path)? {
+                remove_any(&path)?;
+                continue;
+            }
+            for line in BufReader::new(file).lines() {
+                if let Ok(digest) = Digest::from_str(line.at(&path)?.trim()) {
+                    leased.insert(digest);
+                }
+            }
+        }
+        Ok(leased)
+    }
+
+    /// Removes dangling images (every image with `all`), except those a running process
+    /// is still making (its lease names the manifest). Blobs stay until
+    /// [`Store::collect_garbage`]. Returns the removed images with the names they had.
+    pub fn prune_images(&self, all: bool) -> Result<Vec<PrunedImage>> {
+        let leased = self.live_leases()?;
+        let mut removed: Vec<(Descriptor, Vec<String>)> = Vec::new();
+        self.update_index(|entries| {
+            let mut names: HashMap<Digest, Vec<String>> = HashMap::new();
+            for entry in entries.iter() {
+                let list = names.entry(entry.digest().clone()).or_default();
+                list.extend(ref_name(entry).map(str::to_string));
+            }
+            entries.retain(|entry| {
+                let entry_names = names.get(entry.digest()).cloned().unwrap_or_default();
+                let prune = (all || entry_names.is_empty()) && !leased.contains(entry.digest());
+                if prune && !removed.iter().any(|(d, _)| d.digest() == entry.digest()) {
+                    removed.push((entry.clone(), entry_names));
+                }
+                !prune
+            });
+        })?;
+        Ok(removed
+            .into_iter()
+            .map(|(manifest, names)| PrunedImage {
+                id: self.load_image(&manifest).ok().map(|i| i.id().clone()),
+                names,
+            })
+            .collect())
+    }
+}
+
+/// An image [`Store::prune_images`] removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrunedImage {
+    /// The image ID (config digest), when the manifest was still readable.
+    pub id: Option<Digest>,
+    pub names: Vec<String>,
+}
+
+/// The entries of a directory named by sha256 hex; others are left alone.
+fn digest_entries(dir: &Path) -> Result<Vec<(Digest, std::path::PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Ok(digest) = Digest::from_str(&format!("sha256:{name}")) {
+            out.push((digest, entry.path()));
+        }
+    }
+    Ok(out)
+}
+
+/// Apparent size of a file or directory tree.
+pub(crate) fn tree_size(path: &Path) -> u64 {
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .filter_map(std::result::Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| !m.is_dir())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Removes a file or a directory tree of any depth.
+pub(crate) fn remove_any(path: &Path) -> Result<()> {
+    let result = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => return Ok(crate::snapshot::remove_tree(path)?),
+        Ok(_) => fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match result {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,258 @@
+//! Images in the store: layers imported uncompressed, configs and manifests, and resolving
+//! a name or an ID back to them.
+
+use super::blob::HashingReader;
+use super::{IoContext, Result, Store, StoreError, sha256_hex};
+use crate::image::{ImageConfig, Reference, canonical_json};
+use oci_spec::image::{Descriptor, Digest, ImageManifest, ImageManifestBuilder, MediaType};
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read};
+
+/// A layer stored uncompressed: its blob digest is its DiffID.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    pub diff_id: Digest,
+    /// Uncompressed size in bytes.
+    pub size: u64,
+    /// The compressed form it arrived in, when it was compressed (remembered for push).
+    pub compressed: Option<Descriptor>,
+}
+
+impl Layer {
+    /// The descriptor of the stored (uncompressed) layer blob.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor::new(MediaType::ImageLayer, self.size, self.diff_id.clone())
+    }
+}
+
+/// An image resolved from the store.
+#[derive(Clone, Debug)]
+pub struct Image {
+    /// The manifest blob in the store.
+    pub manifest_descriptor: Descriptor,
+    pub manifest: ImageManifest,
+    pub config: ImageConfig,
+}
+
+impl Image {
+    /// The image ID as Docker shows it: the digest of the config blob.
+    pub fn id(&self) -> &Digest {
+        self.manifest.config().digest()
+    }
+
+    /// Sum of the layer sizes as stored.
+    pub fn size(&self) -> u64 {
+        self.manifest.layers().iter().map(Descriptor::size).sum()
+    }
+}
+
+impl Store {
+    /// Stores a layer from a tar stream (plain, gzip or zstd, detected by content). The
+    /// layer is kept uncompressed; the compressed digest, when there was one, is recorded.
+    pub fn import_layer(&self, reader: impl Read) -> Result<Layer> {
+        let mut raw = HashingReader::new(reader);
+        let mut writer = self.blob_writer(None)?;
+        let tmp = writer.tmp_path().to_path_buf();
+        let compression = {
+            let mut buffered = BufReader::with_capacity(1 << 20, &mut raw);
+            let compression = Compression::detect(buffered.fill_buf().at(&tmp)?);
+            let copied = match compression {
+                Compression::Plain => io::copy(&mut buffered, &mut writer),
+                Compression::Gzip => io::copy(
+                    &mut flate2::bufread::MultiGzDecoder::new(buffered),
+                    &mut writer,
+                ),
+                Compression::Zstd => zstd::stream::read::Decoder::with_buffer(buffered)
+                    .and_then(|mut d| io::copy(&mut d, &mut writer)),
+            };
+            copied.map_err(|source| StoreError::Invalid(format!("reading layer: {source}")))?;
+            compression
+        };
+        let (compressed_digest, compressed_size) = raw.finish().at(&tmp)?;
+        let blob = writer.commit()?;
+        let compressed = compression
+            .media_type()
+            .map(|media_type| Descriptor::new(media_type, compressed_size, compressed_digest));
+        if let Some(compressed) = &compressed {
+            self.record_compressed(&blob.digest, compressed)?;
+        }
+        Ok(Layer {
+            diff_id: blob.digest,
+            size: blob.size,
+            compressed,
+        })
+    }
+
+    /// Remembers that `compressed` decompresses to the layer `diff_id`, so a push can
+    /// reuse it instead of compressing again.
+    pub fn record_compressed(&self, diff_id: &Digest, compressed: &Descriptor) -> Result<()> {
+        let _lock = self.lock_index()?;
+        let mut known = self.compressed_forms(diff_id)?;
+        if known.iter().any(|d| d.digest() == compressed.digest()) {
+            return Ok(());
+        }
+        known.push(compressed.clone());
+        let path = self.compressed_path(diff_id)?;
+        self.write_atomic(&path, &canonical_json(&known)?)
+    }
+
+    /// The compressed forms known for a layer (gzip, zstd), oldest first.
+    pub fn compressed_forms(&self, diff_id: &Digest) -> Result<Vec<Descriptor>> {
+        let path = self.compressed_path(diff_id)?;
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+                what: path.display().to_string(),
+                source,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    pub(super) fn compressed_path(&self, diff_id: &Digest) -> Result<std::path::PathBuf> {
+        Ok(self
+            .root()
+            .join("compressed/sha256")
+            .join(sha256_hex(diff_id)?))
+    }
+
+    /// Stores an image whose layers are already in the store: the config blob exactly as
+    /// given (so a loaded config keeps its digest; build new ones with
+    /// [`ImageConfig::to_canonical_json`]) and an OCI manifest, and lists it in index.json
+    /// without a name (name it with [`Store::tag`]).
+    pub fn put_image(&self, config: &[u8], layers: &[Layer]) -> Result<Image> {
+        let parsed = ImageConfig::from_slice(config)?;
+        let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
+        if parsed.rootfs.diff_ids.iter().collect::<Vec<_>>() != diff_ids {
+            return Err(StoreError::Invalid(format!(
+                "image config lists {} diff_ids that do not match the {} layers given",
+                parsed.rootfs.diff_ids.len(),
+                layers.len()
+            )));
+        }
+        {
+            // Leased first, so a concurrent collection keeps layers this image will use.
+            let _gc = self.lock_gc(super::lock::LockMode::Shared)?;
+            for layer in layers {
+                self.lease(&layer.diff_id)?;
+                if !self.has_blob(&layer.diff_id) {
+                    return Err(StoreError::BlobNotFound(layer.diff_id.clone()));
+                }
+            }
+        }
+        let config_blob = self.put_blob(config, None)?;
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(Descriptor::new(
+                MediaType::ImageConfig,
+                config_blob.size,
+                config_blob.digest,
+            ))
+            .layers(layers.iter().map(Layer::descriptor).collect::<Vec<_>>())
+            .build()
+            .map_err(|e| StoreError::Invalid(format!("building manifest: {e}")))?;
+        let manifest_bytes = canonical_json(&manifest)?;
+        let manifest_blob = self.put_blob(&manifest_bytes, None)?;
+        let manifest_descriptor = Descriptor::new(
+            MediaType::ImageManifest,
+            manifest_blob.size,
+            manifest_blob.digest,
+        );
+        self.add_image(&manifest_descriptor)?;
+        Ok(Image {
+            manifest_descriptor,
+            manifest,
+            config: parsed,
+        })
+    }
+
+    /// The image a reference names.
+    pub fn resolve(&self, reference: &Reference) -> Result<Image> {
+        match self.lookup_ref(reference)? {
+            Some(descriptor) => self.load_image(&descriptor),
+            None => Err(StoreError::ImageNotFound(reference.familiar())),
+        }
+    }
+
+    /// An image as the CLI accepts it: a name (`busybox`, `busybox:t`, `a@sha256:…`),
+    /// a full image ID (`sha256:…`) or a unique prefix of one.
+    pub fn find_image(&self, text: &str) -> Result<Image> {
+        if let Ok(reference) = Reference::parse(text)
+            && let Some(descriptor) = self.lookup_ref(&reference)?
+        {
+            return self.load_image(&descriptor);
+        }
+        let prefix = text.strip_prefix("sha256:").unwrap_or(text);
+        let is_id_prefix = !prefix.is_empty()
+            && prefix.len() <= 64
+            && prefix
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !is_id_prefix {
+            return Err(StoreError::ImageNotFound(text.to_string()));
+        }
+        let mut found: Option<Image> = None;
+        for entry in self.images()? {
+            let image = self.load_image(&entry.manifest)?;
+            if !image.id().digest().starts_with(prefix) {
+                continue;
+            }
+            match &found {
+                Some(other) if other.id() != image.id() => {
+                    return Err(StoreError::Invalid(format!(
+                        "image ID prefix {text:?} is ambiguous"
+                    )));
+                }
+                _ => found = Some(image),
+            }
+        }
+        found.ok_or_else(|| StoreError::ImageNotFound(text.to_string()))
+    }
+
+    /// Reads the manifest a descriptor points at and its config.
+    pub fn load_image(&self, manifest_descriptor: &Descriptor) -> Result<Image> {
+        let digest = manifest_descriptor.digest();
+        let bytes = self.read_blob(digest)?;
+        let manifest: ImageManifest =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+                what: format!("manifest {digest}"),
+                source,
+            })?;
+        let config_bytes = self.read_blob(manifest.config().digest())?;
+        let config = ImageConfig::from_slice(&config_bytes)?;
+        Ok(Image {
+            manifest_descriptor: manifest_descriptor.clone(),
+            manifest,
+            config,
+        })
+    }
+}
+
+/// How a layer stream is compressed, told by its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Compression {
+    Plain,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    fn detect(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::Plain
+        }
+    }
+
+    fn media_type(self) -> Option<MediaType> {
+        match self {
+            Compression::Plain => None,
+            Compression::Gzip => Some(MediaType::ImageLayerGzip),
+            Compression::Zstd => Some(MediaType::ImageLayerZstd),
+        }
+    }
+}

@@ -1,0 +1,361 @@
+use super::*;
+use crate::image::{ImageConfig, Reference, sha256_digest};
+use std::io::Write;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("root")).unwrap();
+    (dir, store)
+}
+
+fn tmp_entries(store: &Store) -> Vec<String> {
+    fs::read_dir(store.root().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn open_creates_an_oci_layout() {
+    let (_dir, store) = store();
+    let layout = fs::read_to_string(store.root().join("oci-layout")).unwrap();
+    assert_eq!(layout, r#"{"imageLayoutVersion":"1.0.0"}"#);
+    assert!(store.index().unwrap().manifests().is_empty());
+    // Opening again keeps what is there.
+    Store::open(store.root()).unwrap();
+}
+
+#[test]
+fn blob_writer_checks_digest_and_leaves_nothing_behind() {
+    let (_dir, store) = store();
+    let good = sha256_digest(b"hello");
+    let mut w = store.blob_writer(Some(&good)).unwrap();
+    w.write_all(b"hello").unwrap();
+    let blob = w.commit().unwrap();
+    assert_eq!(
+        blob,
+        CommittedBlob {
+            digest: good.clone(),
+            size: 5
+        }
+    );
+    assert_eq!(store.read_blob(&good).unwrap(), b"hello");
+
+    let wrong = sha256_digest(b"other");
+    let mut w = store.blob_writer(Some(&wrong)).unwrap();
+    w.write_all(b"hello!").unwrap();
+    match w.commit() {
+        Err(StoreError::DigestMismatch { expected, actual }) => {
+            assert_eq!(expected, wrong);
+            assert_eq!(actual, sha256_digest(b"hello!"));
+        }
+        other => panic!("expected a digest mismatch, got {other:?}"),
+    }
+    assert!(!store.has_blob(&wrong));
+    assert!(!store.has_blob(&sha256_digest(b"hello!")));
+
+    let mut w = store.blob_writer(None).unwrap();
+    w.write_all(b"abandoned").unwrap();
+    drop(w);
+    assert!(tmp_entries(&store).is_empty(), "{:?}", tmp_entries(&store));
+}
+
+#[test]
+fn resumed_writer_continues_a_partial_blob() {
+    let (_dir, store) = store();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let digest = sha256_digest(&data);
+    let mut w = store.resume_blob_writer(&digest).unwrap();
+    assert_eq!(w.offset(), 0);
+    w.write_all(&data[..123_456]).unwrap();
+    drop(w);
+    let mut w = store.resume_blob_writer(&digest).unwrap();
+    assert_eq!(w.offset(), 123_456);
+    w.write_all(&data[123_456..]).unwrap();
+    assert_eq!(w.commit().unwrap().size, data.len() as u64);
+    assert_eq!(store.read_blob(&digest).unwrap(), data);
+    assert!(tmp_entries(&store).is_empty());
+
+    // A corrupt partial is discarded on commit, so the next attempt starts over.
+    let other = sha256_digest(b"x");
+    let mut w = store.resume_blob_writer(&other).unwrap();
+    w.write_all(b"y").unwrap();
+    assert!(w.commit().is_err());
+    assert_eq!(store.resume_blob_writer(&other).unwrap().offset(), 0);
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+fn one_file_tar(name: &str, body: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(body.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, name, body).unwrap();
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn import_layer_stores_uncompressed_and_remembers_compressed_digest() {
+    let (_dir, store) = store();
+    let tar = one_file_tar("etc/hello", b"hi\n");
+    let gz = gzip(&tar);
+    let layer = store.import_layer(&gz[..]).unwrap();
+    assert_eq!(layer.diff_id, sha256_digest(&tar));
+    assert_eq!(layer.size, tar.len() as u64);
+    let compressed = layer.compressed.clone().unwrap();
+    assert_eq!(compressed.digest(), &sha256_digest(&gz));
+    assert_eq!(compressed.size(), gz.len() as u64);
+    assert_eq!(
+        store.compressed_forms(&layer.diff_id).unwrap(),
+        vec![compressed]
+    );
+    assert_eq!(store.read_blob(&layer.diff_id).unwrap(), tar);
+
+    let zst = zstd::encode_all(&tar[..], 3).unwrap();
+    let again = store.import_layer(&zst[..]).unwrap();
+    assert_eq!(again.diff_id, layer.diff_id);
+    assert_eq!(store.compressed_forms(&layer.diff_id).unwrap().len(), 2);
+
+    let plain = store.import_layer(&tar[..]).unwrap();
+    assert_eq!(plain.compressed, None);
+}
+
+fn config_for(layers: &[Layer]) -> Vec<u8> {
+    let mut config = ImageConfig {
+        architecture: "amd64".into(),
+        os: "linux".into(),
+        ..Default::default()
+    };
+    config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
+    config.to_canonical_json().unwrap()
+}
+
+#[test]
+fn images_are_tagged_resolved_and_left_dangling_when_untagged() {
+    let (_dir, store) = store();
+    let layer = store.import_layer(&one_file_tar("a", b"1")[..]).unwrap();
+    let config = config_for(std::slice::from_ref(&layer));
+    let image = store
+        .put_image(&config, std::slice::from_ref(&layer))
+        .unwrap();
+    assert_eq!(image.id(), &sha256_digest(&config));
+    assert_eq!(store.images().unwrap().len(), 1);
+    assert!(store.images().unwrap()[0].names.is_empty());
+
+    let name = Reference::parse("busybox:t").unwrap();
+    store.tag(&name, &image.manifest_descriptor).unwrap();
+    let entries = store.images().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].names, vec!["busybox:t".to_string()]);
+    let resolved = store
+        .resolve(&Reference::parse("docker.io/library/busybox:t").unwrap())
+        .unwrap();
+    assert_eq!(resolved.id(), image.id());
+    assert_eq!(resolved.manifest.layers()[0].digest(), &layer.diff_id);
+    let short = &image.id().digest()[..12];
+    assert_eq!(store.find_image(short).unwrap().id(), image.id());
+    assert_eq!(store.find_image("busybox:t").unwrap().id(), image.id());
+    assert!(matches!(
+        store.find_image("nope"),
+        Err(StoreError::ImageNotFound(_))
+    ));
+
+    // A second image takes the name: the first stays, dangling.
+    let layer2 = store.import_layer(&one_file_tar("b", b"2")[..]).unwrap();
+    let image2 = store
+        .put_image(
+            &config_for(std::slice::from_ref(&layer2)),
+            std::slice::from_ref(&layer2),
+        )
+        .unwrap();
+    store.tag(&name, &image2.manifest_descriptor).unwrap();
+    let entries = store.images().unwrap();
+    assert_eq!(entries.len(), 2);
+    let dangling: Vec<_> = entries.iter().filter(|e| e.names.is_empty()).collect();
+    assert_eq!(dangling.len(), 1);
+    assert_eq!(
+        dangling[0].manifest.digest(),
+        image.manifest_descriptor.digest()
+    );
+
+    assert_eq!(
+        store.untag(&name).unwrap().map(|d| d.digest().clone()),
+        Some(image2.manifest_descriptor.digest().clone())
+    );
+    assert!(store.images().unwrap().iter().all(|e| e.names.is_empty()));
+    store
+        .forget_image(image.manifest_descriptor.digest())
+        .unwrap();
+    assert_eq!(store.images().unwrap().len(), 1);
+}
+
+#[test]
+fn put_image_refuses_config_that_does_not_match_layers() {
+    let (_dir, store) = store();
+    let layer = store.import_layer(&one_file_tar("a", b"1")[..]).unwrap();
+    assert!(store.put_image(&config_for(&[]), &[layer]).is_err());
+}
+
+#[test]
+fn garbage_collection_removes_exactly_the_unreferenced() {
+    let (_dir, store) = store();
+    let kept = store.import_layer(&one_file_tar("a", b"1")[..]).unwrap();
+    let image = store
+        .put_image(
+            &config_for(std::slice::from_ref(&kept)),
+            std::slice::from_ref(&kept),
+        )
+        .unwrap();
+    store
+        .tag(
+            &Reference::parse("keep").unwrap(),
+            &image.manifest_descriptor,
+        )
+        .unwrap();
+    let orphan = store.import_layer(&one_file_tar("b", b"2")[..]).unwrap();
+    // Written by this (live) process: its lease keeps the orphan.
+    assert!(store.collect_garbage().unwrap().blobs.is_empty());
+    // A fresh process without a lease: the orphan goes, the image stays.
+    drop(store);
+    let store = Store::open(_dir.path().join("root")).unwrap();
+    let leftover = store.root().join("tmp/blob-leftover");
+    fs::write(&leftover, b"partial").unwrap();
+    let report = store.collect_garbage().unwrap();
+    assert_eq!(report.blobs, vec![orphan.diff_id.clone()]);
+    assert_eq!(report.temporary_files, 1);
+    assert!(!leftover.exists());
+    assert!(store.compressed_forms(&orphan.diff_id).unwrap().is_empty());
+    let resolved = store.resolve(&Reference::parse("keep").unwrap()).unwrap();
+    assert!(store.has_blob(resolved.id()));
+    assert!(store.has_blob(&kept.diff_id));
+    assert!(store.has_blob(resolved.manifest_descriptor.digest()));
+    assert_eq!(store.collect_garbage().unwrap(), GcReport::default());
+}
+
+fn tar_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, body) in entries {
+        let mut header = tar::Header::new_ustar();
+        match body {
+            Some(body) => {
+                header.set_size(body.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                builder.append_data(&mut header, name, *body).unwrap();
+            }
+            None => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                header.set_mode(0o755);
+                header.set_cksum();
+                builder
+                    .append_data(&mut header, name, std::io::empty())
+                    .unwrap();
+            }
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn layer_dirs_are_extracted_once_by_chain_id_with_overlay_whiteouts() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let (dir, store) = store();
+    let base = store
+        .import_layer(&tar_of(&[("etc/", None), ("etc/a", Some(b"a")), ("etc/b", Some(b"b"))])[..])
+        .unwrap();
+    let top = store
+        .import_layer(
+            &tar_of(&[
+                ("etc/", None),
+                ("etc/.wh.a", Some(b"")),
+                ("etc/c", Some(b"c")),
+            ])[..],
+        )
+        .unwrap();
+    let layers = [base.clone(), top.clone()];
+    let image = store.put_image(&config_for(&layers), &layers).unwrap();
+    store
+        .tag(
+            &Reference::parse("two").unwrap(),
+            &image.manifest_descriptor,
+        )
+        .unwrap();
+    let dirs = store.layer_dirs(&image).unwrap();
+    let chain = image.config.chain_ids();
+    assert_eq!(
+        dirs,
+        vec![
+            store.snapshot_path(&chain[0]).unwrap(),
+            store.snapshot_path(&chain[1]).unwrap()
+        ]
+    );
+    assert_eq!(fs::read(dirs[0].join("etc/a")).unwrap(), b"a");
+    assert_eq!(fs::read(dirs[1].join("etc/c")).unwrap(), b"c");
+    assert!(
+        !dirs[1].join("etc/b").exists(),
+        "a snapshot holds its own layer only"
+    );
+    let whiteout = fs::symlink_metadata(dirs[1].join("etc/a")).unwrap();
+    if nix::unistd::geteuid().is_root() {
+        assert!(whiteout.file_type().is_char_device() && whiteout.rdev() == 0);
+    }
+    let inode = fs::metadata(&dirs[0]).unwrap().ino();
+
+    // A second image on the same base shares its snapshot; nothing is extracted again.
+    let other = store
+        .import_layer(&tar_of(&[("x", Some(b"x"))])[..])
+        .unwrap();
+    let layers2 = [base.clone(), other];
+    let image2 = store.put_image(&config_for(&layers2), &layers2).unwrap();
+    let dirs2 = store.layer_dirs(&image2).unwrap();
+    assert_eq!(dirs2[0], dirs[0]);
+    assert_eq!(fs::metadata(&dirs2[0]).unwrap().ino(), inode);
+    assert_eq!(store.layer_dirs(&image).unwrap(), dirs);
+
+    // Pruned and collected by a fresh process: the untagged image's own snapshot goes,
+    // shared ones stay. While this process lived, its lease kept the image from pruning.
+    assert!(store.prune_images(false).unwrap().is_empty());
+    drop(store);
+    let store = Store::open(dir.path().join("root")).unwrap();
+    let pruned = store.prune_images(false).unwrap();
+    assert_eq!(pruned.len(), 1);
+    assert_eq!(pruned[0].id.as_ref(), Some(image2.id()));
+    let report = store.collect_garbage().unwrap();
+    assert_eq!(report.snapshots, vec![image2.config.chain_ids()[1].clone()]);
+    assert!(dirs[0].is_dir() && dirs[1].is_dir());
+}
+
+#[test]
+fn a_corrupt_layer_blob_is_not_unpacked() {
+    let (_dir, store) = store();
+    let layer = store
+        .import_layer(&tar_of(&[("f", Some(b"1"))])[..])
+        .unwrap();
+    let image = store
+        .put_image(
+            &config_for(std::slice::from_ref(&layer)),
+            std::slice::from_ref(&layer),
+        )
+        .unwrap();
+    let path = store.blob_path(&layer.diff_id).unwrap();
+    fs::write(&path, tar_of(&[("f", Some(b"2"))])).unwrap();
+    assert!(matches!(
+        store.layer_dirs(&image),
+        Err(StoreError::DigestMismatch { .. })
+    ));
+    assert!(!store.snapshot_path(&layer.diff_id).unwrap().exists());
+    assert!(tmp_entries(&store).is_empty());
+    let report = store.fsck(false).unwrap();
+    assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+    let repaired = store.fsck(true).unwrap();
+    assert_eq!(repaired.repaired.len(), 2, "{:?}", repaired.repaired);
+    assert!(store.fsck(false).unwrap().is_clean());
+    assert!(store.images().unwrap().is_empty());
+}

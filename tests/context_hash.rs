@@ -1,0 +1,175 @@
+//! Content hashes: what changes them and what does not, the stat cache that spares a rebuild
+//! from reading any file, and the report of changed paths.
+
+use rbuild::context::{Context, PathChange, SelectOptions, SourceHash, StatCache, hash_selection};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+fn write(root: &Path, path: &str, content: &str) {
+    let full = root.join(path);
+    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+    std::fs::write(full, content).unwrap();
+}
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for index in 0..40 {
+        write(
+            dir.path(),
+            &format!("src/mod{}/file{index}.txt", index % 4),
+            &format!("content {index}\n"),
+        );
+    }
+    write(dir.path(), "README.md", "readme\n");
+    std::os::unix::fs::symlink("README.md", dir.path().join("src/readme-link")).unwrap();
+    // Files younger than the file system's timestamp granularity are never trusted by the
+    // cache ("racy clean"); let the fixture age past it.
+    std::thread::sleep(Duration::from_millis(100));
+    dir
+}
+
+fn hash(context_dir: &Path, source: &str, cache: &StatCache) -> SourceHash {
+    let context = Context::open(context_dir, None).unwrap();
+    let selection = context.select(source, &SelectOptions::default()).unwrap();
+    hash_selection(&selection, cache).unwrap()
+}
+
+#[test]
+fn rebuild_with_nothing_changed_reads_no_file() {
+    let dir = project();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = StatCache::open(cache_dir.path()).unwrap();
+    let first = hash(dir.path(), ".", &cache);
+    assert_eq!(cache.stats().files_read, 41);
+    cache.save().unwrap();
+
+    // A new process: the cache comes back from disk.
+    let reopened = StatCache::open(cache_dir.path()).unwrap();
+    let second = hash(dir.path(), ".", &reopened);
+    assert_eq!(second, first);
+    let stats = reopened.stats();
+    assert_eq!(
+        (stats.files_read, stats.bytes_read, stats.cache_hits),
+        (0, 0, 41)
+    );
+}
+
+#[test]
+fn only_selected_files_are_read() {
+    let dir = project();
+    let cache = StatCache::in_memory();
+    let one = hash(dir.path(), "src/mod1/file5.txt", &cache);
+    assert_eq!(one.entries.len(), 1);
+    assert_eq!(cache.stats().files_read, 1);
+    assert_eq!(cache.stats().bytes_read, "content 5\n".len() as u64);
+}
+
+#[test]
+fn digest_ignores_mtime_but_sees_content_mode_and_link_target() {
+    let dir = project();
+    let cache = StatCache::in_memory();
+    let base = hash(dir.path(), "src", &cache);
+
+    // A new mtime alone: the file is read again, the digest stays.
+    let file = dir.path().join("src/mod2/file6.txt");
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + Duration::from_secs(3600))
+        .unwrap();
+    let touched = hash(dir.path(), "src", &cache);
+    assert_eq!(touched.digest, base.digest);
+    assert!(touched.changes_since(&base).is_empty());
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let chmodded = hash(dir.path(), "src", &cache);
+    assert_ne!(chmodded.digest, base.digest);
+    assert_eq!(
+        chmodded.changes_since(&base),
+        [PathChange::Changed("src/mod2/file6.txt".into())]
+    );
+
+    std::fs::remove_file(dir.path().join("src/readme-link")).unwrap();
+    std::os::unix::fs::symlink("elsewhere", dir.path().join("src/readme-link")).unwrap();
+    let relinked = hash(dir.path(), "src", &cache);
+    assert!(
+        relinked
+            .changes_since(&chmodded)
+            .contains(&PathChange::Changed("src/readme-link".into()))
+    );
+
+    // The same tree elsewhere, written at another time, hashes the same.
+    let copy = project();
+    let other = hash(copy.path(), "src", &StatCache::in_memory());
+    assert_eq!(other.digest, base.digest);
+}
+
+#[test]
+fn changed_content_with_same_size_and_mtime_is_noticed() {
+    let dir = project();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = StatCache::open(cache_dir.path()).unwrap();
+    let before = hash(dir.path(), ".", &cache);
+    cache.save().unwrap();
+
+    let file = dir.path().join("src/mod3/file7.txt");
+    let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+    std::fs::write(&file, "CONTENT 7\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    write(dir.path(), "src/new.txt", "new\n");
+    std::fs::remove_file(dir.path().join("src/mod0/file0.txt")).unwrap();
+
+    let reopened = StatCache::open(cache_dir.path()).unwrap();
+    let after = hash(dir.path(), ".", &reopened);
+    assert_ne!(after.digest, before.digest);
+    assert_eq!(
+        reopened.stats().files_read,
+        2,
+        "only the rewritten and the new file are read"
+    );
+    let changes: Vec<String> = after
+        .changes_since(&before)
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "file src/mod0/file0.txt removed",
+            "file src/mod3/file7.txt changed",
+            "file src/new.txt added"
+        ]
+    );
+}
+
+#[test]
+fn source_hash_round_trips_through_json() {
+    let dir = project();
+    let hashed = hash(dir.path(), "*.md", &StatCache::in_memory());
+    let json = serde_json::to_string(&hashed).unwrap();
+    let back: SourceHash = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, hashed);
+    assert!(hashed.digest.to_string().starts_with("sha256:"));
+}
+
+#[test]
+fn corrupt_cache_file_is_ignored() {
+    let dir = project();
+    let cache_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cache_dir.path().join("context-stat-cache"),
+        b"RBSTAT1\nshort",
+    )
+    .unwrap();
+    let cache = StatCache::open(cache_dir.path()).unwrap();
+    let hashed = hash(dir.path(), "README.md", &cache);
+    assert_eq!(hashed.entries.len(), 1);
+    assert_eq!(cache.stats().files_read, 1);
+}
