@@ -39,6 +39,8 @@ enum Command {
     },
     /// Print the syntax tree of a Dockerfile.
     Parse(cli::parse::ParseArgs),
+    /// Lint Dockerfiles: hadolint rules and BuildKit checks
+    Lint(cli::lint::LintArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,5 +53,6 @@ fn main() -> ExitCode {
         Command::Image(command) => cli::image::run(cli.root, command),
         Command::System { command } => cli::system::run(cli.root, command),
         Command::Parse(args) => cli::parse::run(args),
+        Command::Lint(args) => cli::lint::run(args),
     }
 }

@@ -150,13 +150,18 @@ impl Command {
         }
     }
 
-    /// The values given to a flag as the next argument (`useradd -u 1000` → `1000`).
+    /// The values given to a flag: `--uid=1000` or the next argument (`-u 1000`).
     pub fn flag_values(&self, name: &str) -> Vec<&str> {
         self.flags()
             .iter()
             .filter(|f| f.name == name)
-            .filter_map(|f| self.args.get(f.arg + 1))
-            .map(|a| a.text.as_str())
+            .filter_map(|f| {
+                let arg = self.args.get(f.arg)?;
+                match arg.text.strip_prefix("--").and_then(|l| l.split_once('=')) {
+                    Some((_, inline)) => Some(inline),
+                    None => self.args.get(f.arg + 1).map(|a| a.text.as_str()),
+                }
+            })
             .collect()
     }
 }
