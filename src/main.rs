@@ -39,6 +39,8 @@ enum Command {
     },
     /// Print the syntax tree of a Dockerfile.
     Parse(cli::parse::ParseArgs),
+    /// Run a command in a new container
+    Run(cli::run::RunArgs),
     /// Lint Dockerfiles: hadolint rules and BuildKit checks
     Lint(cli::lint::LintArgs),
 }
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Image(command) => cli::image::run(cli.root, command),
         Command::System { command } => cli::system::run(cli.root, command),
         Command::Parse(args) => cli::parse::run(args),
+        Command::Run(args) => cli::run::run(cli.root, args),
         Command::Lint(args) => cli::lint::run(args),
     }
 }

@@ -2,5 +2,6 @@
 pub mod image;
 pub mod parse;
 pub mod registry;
+pub mod run;
 pub mod system;
 pub mod lint;
