@@ -141,3 +141,23 @@ fn symlink_in_place_of_a_file_is_replaced_not_written_through() {
         "overwritten"
     );
 }
+
+#[test]
+fn gzip_and_zstd_compressed_streams_are_accepted() {
+    use std::io::Write;
+    use tar::EntryType::Regular;
+    let plain = archive(&[(Regular, b"Dockerfile", b"", b"FROM scratch\n")]);
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(&plain).unwrap();
+    let gzip = gzip.finish().unwrap();
+    let zstd = zstd::encode_all(plain.as_slice(), 3).unwrap();
+    for (what, bytes) in [("gzip", gzip), ("zstd", zstd)] {
+        let parent = tempfile::tempdir().unwrap();
+        let context = extract(&bytes, parent.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(context.root().join("Dockerfile")).unwrap(),
+            "FROM scratch\n",
+            "{what}"
+        );
+    }
+}

@@ -3,7 +3,7 @@
 //! destination.
 
 use super::{ContextError, io_error};
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Component, Path, PathBuf};
 
 fn unsafe_entry(entry: &Path, reason: &str) -> ContextError {
@@ -37,13 +37,23 @@ fn checked_destination(dest: &Path, name: &Path) -> Result<PathBuf, ContextError
     Ok(target)
 }
 
-/// Extracts `reader` into the existing directory `dest`.
+/// Extracts `reader`, a tar stream plain or compressed with gzip or zstd (as `docker build -`
+/// accepts), into the existing directory `dest`.
 pub(crate) fn extract(reader: impl Read, dest: &Path) -> Result<(), ContextError> {
     let tar_error = |error: std::io::Error| ContextError::Io {
         path: PathBuf::from("-"),
         source: error,
     };
-    let mut archive = tar::Archive::new(reader);
+    let mut buffered = std::io::BufReader::new(reader);
+    let magic = buffered.fill_buf().map_err(tar_error)?;
+    let stream: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(buffered))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::Decoder::with_buffer(buffered).map_err(tar_error)?)
+    } else {
+        Box::new(buffered)
+    };
+    let mut archive = tar::Archive::new(stream);
     archive.set_preserve_permissions(true);
     archive.set_preserve_mtime(true);
     archive.set_preserve_ownerships(nix::unistd::geteuid().is_root());
