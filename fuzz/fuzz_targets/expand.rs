@@ -34,7 +34,9 @@ fuzz_target!(|data: &[u8]| {
         (Ok(full), Ok(single)) => {
             assert_eq!(&full.value, single);
             for r in &full.refs {
-                let text = word.get(r.span.clone()).expect("reference span inside the word");
+                let text = word
+                    .get(r.span.clone())
+                    .expect("reference span inside the word");
                 assert!(text.starts_with('$') && text.contains(r.name));
             }
             assert!(full.words.iter().all(|w| !w.is_empty()));
