@@ -1,5 +1,6 @@
 //! Layer throughput: extracting a 1 GiB layer (plain and gzip) and writing one, with the peak
-//! memory of the process printed at the end. Run: `cargo bench --bench layers`.
+//! memory of an extraction alone (a child process) printed at the end.
+//! Run: `cargo bench --bench layers` (LAYERS_BENCH_DIR picks the file system, default /var/tmp).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rbuild::snapshot::{ExtractOptions, WriteOptions, extract_layer, remove_tree, write_layer};
@@ -37,7 +38,51 @@ fn peak_rss_mib() -> i64 {
     usage.max_rss() / 1024
 }
 
+/// Set in the child process that extracts once, alone, so its peak RSS is the extractor's.
+const CHILD_ENV: &str = "LAYERS_BENCH_EXTRACT_ONCE";
+
+/// Extracts `layer` into a fresh `target` in a child process and returns its peak RSS, as the
+/// child reports it from /proc (VmHWM starts afresh at exec; getrusage would count the
+/// parent's memory shared until then).
+fn extraction_peak_rss_mib(layer: &Path, target: &Path) -> i64 {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(
+            CHILD_ENV,
+            format!("{}\n{}", layer.display(), target.display()),
+        )
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let kib: i64 = String::from_utf8(output.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    kib / 1024
+}
+
+/// This process's peak resident memory in KiB since exec.
+fn vm_hwm_kib() -> i64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn extract_once(layer: &Path, target: &Path) {
+    fs::create_dir(target).unwrap();
+    let input = BufReader::with_capacity(1 << 20, File::open(layer).unwrap());
+    extract_layer(input, target, &ExtractOptions::default()).unwrap();
+    remove_tree(target).unwrap();
+}
+
 fn layers(c: &mut Criterion) {
+    if let Some(paths) = std::env::var_os(CHILD_ENV) {
+        let paths = paths.into_string().unwrap();
+        let (layer, target) = paths.split_once('\n').unwrap();
+        extract_once(Path::new(layer), Path::new(target));
+        println!("{}", vm_hwm_kib());
+        std::process::exit(0);
+    }
     let work = tempfile::tempdir_in(
         std::env::var_os("LAYERS_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into()),
     )
@@ -62,29 +107,23 @@ fn layers(c: &mut Criterion) {
         encoder.finish().unwrap().flush().unwrap();
     }
     let rss_after_setup = peak_rss_mib();
+    let target = work.path().join("target");
+    let extraction_rss = extraction_peak_rss_mib(&plain, &target);
 
     let mut group = c.benchmark_group("layers");
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(30))
         .throughput(Throughput::Bytes(digest.size));
-    let target = work.path().join("target");
     for (name, layer) in [("extract_1GiB_plain", &plain), ("extract_1GiB_gzip", &gzip)] {
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                fs::create_dir(&target).unwrap();
-                let input = BufReader::with_capacity(1 << 20, File::open(layer).unwrap());
-                extract_layer(input, &target, &ExtractOptions::default()).unwrap();
-                remove_tree(&target).unwrap();
-            })
-        });
+        group.bench_function(name, |b| b.iter(|| extract_once(layer, &target)));
     }
     group.bench_function("write_1GiB", |b| {
         b.iter(|| write_layer(&tree, std::io::sink(), &WriteOptions::default()).unwrap())
     });
     group.finish();
     eprintln!(
-        "peak RSS: {rss_after_setup} MiB after setup, {} MiB after the benchmarks",
+        "peak RSS: extracting 1 GiB alone {extraction_rss} MiB; bench process {rss_after_setup} MiB after setup, {} MiB at the end",
         peak_rss_mib()
     );
 }

@@ -10,7 +10,9 @@ mod fsat;
 mod write;
 
 pub use compression::{Compression, decompress};
-pub use extract::{ExtractOptions, ExtractSummary, OverlayXattrs, WhiteoutHandling, extract_layer};
+pub use extract::{
+    ExtractOptions, ExtractSummary, MAX_WARNINGS, OverlayXattrs, WhiteoutHandling, extract_layer,
+};
 pub use fsat::remove_tree;
 pub use write::{LayerDigest, WriteOptions, write_layer};
 
