@@ -1,5 +1,5 @@
 //! Command groups: each file parses its flags, calls the library and renders the output.
 pub mod image;
+pub mod lint;
 pub mod parse;
 pub mod system;
-pub mod lint;
