@@ -875,7 +875,9 @@ fn every_file_parses_and_lints() {
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
             let report = lint(&text, &Config::default());
             let name = path.display().to_string();
-            if !name.ends_with(".template") {
+            // Templates of a templating step (`{{ ... }}`, seven `*.template` and mysql's
+            // Dockerfile.oracle) are not Dockerfiles; every real one parses.
+            if !text.contains("{{") {
                 let errors: Vec<_> = report
                     .findings
                     .iter()
