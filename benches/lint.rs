@@ -15,7 +15,11 @@ fn corpus_files() -> Vec<String> {
     };
     let mut texts = Vec::new();
     for dir in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-        for file in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+        for file in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if let Ok(text) = std::fs::read_to_string(file.path()) {
                 texts.push(text);
             }
@@ -31,7 +35,12 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("lint");
     group.sample_size(10);
     group.bench_function("corpus_403_files", |b| {
-        b.iter(|| texts.iter().map(|t| lint(t, &config).findings.len()).sum::<usize>())
+        b.iter(|| {
+            texts
+                .iter()
+                .map(|t| lint(t, &config).findings.len())
+                .sum::<usize>()
+        })
     });
     group.finish();
 }

@@ -2,6 +2,7 @@
 //! recursively), print findings in a format, exit 1 when a finding reaches the threshold.
 
 use clap::Args;
+use rbuild::context::Context;
 use rbuild::lint::format::{FileReport, Format};
 use rbuild::lint::{self, Config, LabelType, Severity};
 use std::io::{IsTerminal, Read, Write};
@@ -250,7 +251,20 @@ fn run_inner(args: LintArgs) -> Result<ExitCode, LintCliError> {
     for path in &files {
         texts.push(read(path)?);
     }
-    let reports: Vec<lint::Report> = texts.iter().map(|t| lint::lint(t, &config)).collect();
+    let reports: Vec<lint::Report> = files
+        .iter()
+        .zip(&texts)
+        .map(|(path, text)| {
+            // The context a build would use by default: the Dockerfile's folder.
+            let context = (path.as_os_str() != "-")
+                .then(|| {
+                    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+                    Context::open(dir.unwrap_or(Path::new(".")), Some(path)).ok()
+                })
+                .flatten();
+            lint::lint_in_context(text, &config, context.as_ref())
+        })
+        .collect();
     let names: Vec<String> = files
         .iter()
         .map(|p| {
@@ -285,11 +299,7 @@ fn run_inner(args: LintArgs) -> Result<ExitCode, LintCliError> {
         .iter()
         .zip(&texts)
         .zip(&reports)
-        .map(|((path, text), report)| FileReport {
-            path,
-            text,
-            report,
-        })
+        .map(|((path, text), report)| FileReport { path, text, report })
         .collect();
     let colour = !args.no_color && std::io::stdout().is_terminal();
     let rendered = lint::format::render(format, &file_reports, colour);

@@ -1,7 +1,7 @@
 //! Command groups: each file parses its flags, calls the library and renders the output.
 pub mod image;
+pub mod lint;
 pub mod parse;
 pub mod registry;
 pub mod run;
 pub mod system;
-pub mod lint;

@@ -5,12 +5,13 @@
 use super::rules;
 use super::shell::{Command, Script};
 use super::{Config, Finding, Fix, LabelType};
+use crate::context::Context;
 use crate::dockerfile::expand::{FnVars, Lexer};
 use crate::dockerfile::syntax::Node;
 use crate::dockerfile::values::MountType;
 use crate::dockerfile::{
-    CommandLine, DiagnosticCode, Instruction, InstructionKind, Keyword,
-    LineIndex, ParsedDockerfile, Span, Word,
+    CommandLine, DiagnosticCode, Instruction, InstructionKind, Keyword, LineIndex,
+    ParsedDockerfile, Span, Word,
 };
 use std::collections::BTreeSet;
 
@@ -99,6 +100,8 @@ struct Checker<'a> {
     scripts: Vec<ShellScript>,
     /// The first line of the instruction being checked.
     instruction_line: Option<u32>,
+    /// The build context, for CopyIgnoredFile.
+    context: Option<&'a Context>,
 }
 
 /// A RUN script and how its offsets map back to the Dockerfile.
@@ -156,7 +159,12 @@ impl OffsetMap {
 }
 
 /// Runs every check over a parsed Dockerfile.
-pub fn check(text: &str, parsed: &ParsedDockerfile, config: &Config) -> (Vec<Finding>, Vec<ShellScript>) {
+pub fn check(
+    text: &str,
+    parsed: &ParsedDockerfile,
+    config: &Config,
+    context: Option<&Context>,
+) -> (Vec<Finding>, Vec<ShellScript>) {
     let mut checker = Checker {
         text,
         parsed,
@@ -174,6 +182,7 @@ pub fn check(text: &str, parsed: &ParsedDockerfile, config: &Config) -> (Vec<Fin
         copied_archives: Vec::new(),
         scripts: Vec::new(),
         instruction_line: None,
+        context,
     };
     checker.diagnostics();
     checker.casing();
@@ -203,6 +212,32 @@ pub fn check(text: &str, parsed: &ParsedDockerfile, config: &Config) -> (Vec<Fin
         }
         checker.instruction_line = Some(instruction.span.line);
         checker.instruction(instruction, node);
+    }
+    // Instructions the front end could not type are still checked where the raw words
+    // are enough (BuildKit itself warns on `EXPOSE 0.0.0.0:80:80` and builds).
+    let typed: BTreeSet<usize> = parsed.instructions.iter().map(|i| i.node).collect();
+    for (i, node) in parsed.nodes.iter().enumerate() {
+        if typed.contains(&i) {
+            continue;
+        }
+        checker.instruction_line = Some(node.span.line);
+        match node.keyword {
+            Some(Keyword::Expose) => {
+                for word in &node.args {
+                    checker.expose(word);
+                }
+            }
+            Some(Keyword::Onbuild) => {
+                let inner = node.onbuild.as_ref().and_then(|n| n.keyword);
+                if matches!(
+                    inner,
+                    Some(Keyword::From | Keyword::Maintainer | Keyword::Onbuild)
+                ) {
+                    checker.add("DL3043", node.span, None);
+                }
+            }
+            _ => {}
+        }
     }
     checker.instruction_line = None;
     checker.finish(&aliases_used_as_base);
@@ -284,35 +319,47 @@ impl Checker<'_> {
                     let message = format!(
                         "Command '{}' should match the case of the command majority ({})",
                         w.text,
-                        if majority_upper { "uppercase" } else { "lowercase" }
+                        if majority_upper {
+                            "uppercase"
+                        } else {
+                            "lowercase"
+                        }
                     );
                     let fix = Fix {
                         start: w.span.start,
                         end: w.span.end,
                         replacement: wanted,
                     };
-                    self.add_fix("ConsistentInstructionCasing", w.span, Some(message), Some(fix));
+                    self.add_fix(
+                        "ConsistentInstructionCasing",
+                        w.span,
+                        Some(message),
+                        Some(fix),
+                    );
                 }
             }
             if node.keyword == Some(Keyword::From)
                 && let Some(as_word) = node.args.get(1)
                 && as_word.text.eq_ignore_ascii_case("as")
             {
-                let from_upper = node.keyword_text.text == node.keyword_text.text.to_ascii_uppercase();
-                let as_upper = as_word.text == as_word.text.to_ascii_uppercase();
-                let from_lower = node.keyword_text.text == node.keyword_text.text.to_ascii_lowercase();
-                if (from_upper && !as_upper) || (from_lower && as_word.text != "as") {
-                    let wanted = if from_upper { "AS" } else { "as" };
+                let keyword = &node.keyword_text.text;
+                let from_upper = *keyword == keyword.to_ascii_uppercase();
+                let from_lower = *keyword == keyword.to_ascii_lowercase();
+                let as_upper = as_word.text == "AS";
+                let as_lower = as_word.text == "as";
+                if (from_upper && !as_upper) || (from_lower && !as_lower) {
                     let message = format!(
                         "'{}' and '{}' keywords' casing do not match",
-                        as_word.text, node.keyword_text.text
+                        as_word.text, keyword
                     );
-                    let fix = Fix {
+                    // Match the casing FROM has once ConsistentInstructionCasing is fixed.
+                    let wanted = if majority_upper { "AS" } else { "as" };
+                    let fix = (as_word.text != wanted).then(|| Fix {
                         start: as_word.span.start,
                         end: as_word.span.end,
                         replacement: wanted.to_string(),
-                    };
-                    self.add_fix("FromAsCasing", as_word.span, Some(message), Some(fix));
+                    });
+                    self.add_fix("FromAsCasing", as_word.span, Some(message), fix);
                 }
             }
         }
@@ -378,7 +425,11 @@ impl Checker<'_> {
             return;
         }
         for word in words {
-            let vars = FnVars(|name: &str| self.lookup(name).or(Some(String::new())).filter(|_| self.declared_in_stage(name)));
+            let vars = FnVars(|name: &str| {
+                self.lookup(name)
+                    .or(Some(String::new()))
+                    .filter(|_| self.declared_in_stage(name))
+            });
             let Ok(expansion) = Lexer::new(self.escape).expand(&word.text, &vars) else {
                 continue;
             };
@@ -433,16 +484,21 @@ impl Checker<'_> {
             InstructionKind::Shell(words) => {
                 self.shell = words.iter().map(|w| w.text.clone()).collect();
                 let joined = self.shell.join(" ");
-                let non_posix = ["pwsh", "powershell", "cmd"]
-                    .iter()
-                    .any(|s| self.shell.first().is_some_and(|f| f.rsplit(['/', '\\']).next().unwrap_or(f).starts_with(s)));
+                let non_posix = ["pwsh", "powershell", "cmd"].iter().any(|s| {
+                    self.shell
+                        .first()
+                        .is_some_and(|f| f.rsplit(['/', '\\']).next().unwrap_or(f).starts_with(s))
+                });
                 let script = Script::parse(&joined, &|_| None);
                 let pipefail = script.commands.iter().any(|c| {
                     c.is_any(&["bash", "zsh", "ash", "sh", "dash", "ksh", "mksh"])
                         && c.has_flag("o")
                         && c.has_arg("pipefail")
                 }) || self.shell.iter().any(|w| w == "pipefail")
-                    && self.shell.iter().any(|w| w == "-o" || w.starts_with("-") && w.ends_with('o'));
+                    && self
+                        .shell
+                        .iter()
+                        .any(|w| w == "-o" || w.starts_with("-") && w.ends_with('o'));
                 self.pipefail = non_posix || pipefail;
             }
             InstructionKind::Label(pairs) => self.label(pairs, node, span),
@@ -469,6 +525,7 @@ impl Checker<'_> {
                 let mut words: Vec<&Word> = add.paths.sources.iter().collect();
                 words.push(&add.paths.dest);
                 self.undefined_vars(&words);
+                self.ignored_sources(&add.paths.sources, "Add");
                 let all_remote_or_archive = add.paths.sources.iter().all(|s| {
                     let t = strip_quotes(&s.text);
                     is_archive(t)
@@ -491,9 +548,7 @@ impl Checker<'_> {
             InstructionKind::Workdir(dir) => {
                 self.undefined_vars(&[dir]);
                 let t = strip_quotes(&dir.text);
-                let absolute = t.starts_with('/')
-                    || t.starts_with('$')
-                    || windows_absolute(t);
+                let absolute = t.starts_with('/') || t.starts_with('$') || windows_absolute(t);
                 if !absolute {
                     let message = format!(
                         "Relative workdir \"{}\" can have unexpected results if the base image changes",
@@ -506,22 +561,20 @@ impl Checker<'_> {
                 }
             }
             InstructionKind::Arg(decls) => self.arg(decls, span),
-            InstructionKind::Onbuild(onbuild) => {
-                match onbuild.instruction.as_ref() {
-                    InstructionKind::From(_)
-                    | InstructionKind::Maintainer(_)
-                    | InstructionKind::Onbuild(_) => self.add("DL3043", span, None),
-                    InstructionKind::Run(run) => {
-                        let flags: Vec<String> = node
-                            .onbuild
-                            .as_ref()
-                            .map(|n| n.flags.iter().map(|f| f.text.clone()).collect())
-                            .unwrap_or_default();
-                        self.run(run, &flags, span, true);
-                    }
-                    _ => {}
+            InstructionKind::Onbuild(onbuild) => match onbuild.instruction.as_ref() {
+                InstructionKind::From(_)
+                | InstructionKind::Maintainer(_)
+                | InstructionKind::Onbuild(_) => self.add("DL3043", span, None),
+                InstructionKind::Run(run) => {
+                    let flags: Vec<String> = node
+                        .onbuild
+                        .as_ref()
+                        .map(|n| n.flags.iter().map(|f| f.text.clone()).collect())
+                        .unwrap_or_default();
+                    self.run(run, &flags, span, true);
                 }
-            }
+                _ => {}
+            },
             InstructionKind::Stopsignal(s) => self.undefined_vars(&[&s.raw]),
         }
     }
@@ -538,7 +591,12 @@ impl Checker<'_> {
             end: node.span.end.max(word.span.end),
             replacement: json,
         });
-        self.add_fix("DL3025", span, Some(message), fix.filter(|f| f.start < f.end));
+        self.add_fix(
+            "DL3025",
+            span,
+            Some(message),
+            fix.filter(|f| f.start < f.end),
+        );
     }
 
     fn from(&mut self, from: &crate::dockerfile::FromInstruction, span: Span) {
@@ -557,7 +615,8 @@ impl Checker<'_> {
                         self.add("UndefinedArgInFrom", from.image.span, Some(message));
                     }
                 }
-                if e.unset().all(|r| self.global_args.iter().any(|(k, _)| k == r.name))
+                if e.unset()
+                    .all(|r| self.global_args.iter().any(|(k, _)| k == r.name))
                     && !valid_image_reference(&e.value)
                 {
                     let message = format!(
@@ -606,7 +665,11 @@ impl Checker<'_> {
                 self.add("DL3065", platform.span, None);
             } else if !p.contains('$') {
                 let message = format!("FROM --platform flag should not use constant value \"{p}\"");
-                self.add("FromPlatformFlagConstDisallowed", platform.span, Some(message));
+                self.add(
+                    "FromPlatformFlagConstDisallowed",
+                    platform.span,
+                    Some(message),
+                );
             }
         }
         let name = from.name.as_ref().map(|n| n.text.to_ascii_lowercase());
@@ -619,7 +682,11 @@ impl Checker<'_> {
             if lower == "scratch" || lower == "context" {
                 self.add("DL3063", n.span, None);
             }
-            if self.stages.iter().any(|s| s.name.as_deref() == Some(lower.as_str())) {
+            if self
+                .stages
+                .iter()
+                .any(|s| s.name.as_deref() == Some(lower.as_str()))
+            {
                 let message = format!(
                     "Duplicate stage name \"{}\", stage names should be unique",
                     n.text
@@ -661,7 +728,10 @@ impl Checker<'_> {
             if self.stages.is_empty() {
                 let value = match self.config.build_args.get(&name) {
                     Some(v) => Some(v.clone()),
-                    None => decl.default.as_ref().and_then(|d| self.expand(&d.text, true)),
+                    None => decl
+                        .default
+                        .as_ref()
+                        .and_then(|d| self.expand(&d.text, true)),
                 };
                 self.global_args.push((name, value));
             } else {
@@ -754,7 +824,9 @@ impl Checker<'_> {
                     }
                     LabelType::Rfc3339 if !valid_rfc3339(&value) => Some((
                         "DL3053",
-                        format!("Label `{key}` is not a valid time format - must be conform to RFC3339."),
+                        format!(
+                            "Label `{key}` is not a valid time format - must be conform to RFC3339."
+                        ),
                     )),
                     LabelType::Spdx if !valid_spdx(&value) => Some((
                         "DL3054",
@@ -769,7 +841,9 @@ impl Checker<'_> {
                     )),
                     LabelType::Email if !valid_email(&value) => Some((
                         "DL3058",
-                        format!("Label `{key}` is not a valid email format - must be conform to RFC5322."),
+                        format!(
+                            "Label `{key}` is not a valid email format - must be conform to RFC5322."
+                        ),
                     )),
                     _ => None,
                 };
@@ -819,9 +893,8 @@ impl Checker<'_> {
         }
         let (ports, proto) = text.split_once('/').unwrap_or((text, ""));
         if proto != proto.to_ascii_lowercase() {
-            let message = format!(
-                "Defined protocol '{text}' in EXPOSE instruction should be lowercase"
-            );
+            let message =
+                format!("Defined protocol '{text}' in EXPOSE instruction should be lowercase");
             self.add("ExposeProtoCasing", raw.span, Some(message));
         }
         if ports.contains(':') {
@@ -848,6 +921,9 @@ impl Checker<'_> {
             words.push(c);
         }
         self.undefined_vars(&words);
+        if copy.from.is_none() {
+            self.ignored_sources(&copy.paths.sources, "Copy");
+        }
         let dest = strip_quotes(&copy.paths.dest.text);
         if copy.paths.sources.len() > 1 && !dest.ends_with('/') {
             self.add("DL3021", span, None);
@@ -868,7 +944,12 @@ impl Checker<'_> {
             if !known && !index && !image {
                 self.add("DL3022", span, None);
             }
-            if copy.paths.sources.iter().any(|s| strip_quotes(&s.text) == "/") {
+            if copy
+                .paths
+                .sources
+                .iter()
+                .any(|s| strip_quotes(&s.text) == "/")
+            {
                 self.add("DL3067", span, None);
             }
         } else {
@@ -888,11 +969,32 @@ impl Checker<'_> {
             }
         }
         let workdir_set = self.stages.last().is_some_and(|s| s.workdir_set);
-        let relative = !(dest.starts_with('/')
-            || dest.starts_with('$')
-            || windows_absolute(dest));
+        let relative = !(dest.starts_with('/') || dest.starts_with('$') || windows_absolute(dest));
         if !workdir_set && relative && copy.paths.heredocs.is_empty() {
             self.add("DL3045", span, None);
+        }
+    }
+
+    /// CopyIgnoredFile: a plain source path the context's `.dockerignore` leaves out.
+    fn ignored_sources(&mut self, sources: &[Word], verb: &str) {
+        let Some(context) = self.context.filter(|c| c.ignore_file().is_some()) else {
+            return;
+        };
+        for source in sources {
+            let Some(path) = self.expand(&source.text, false) else {
+                continue;
+            };
+            let remote = path.contains("://") || path.starts_with("git@");
+            let glob = path.contains(['*', '?', '[']);
+            if remote || glob {
+                continue;
+            }
+            if context.is_ignored(&path).unwrap_or(false) {
+                let message = format!(
+                    "Attempting to {verb} file \"{path}\" that is excluded by .dockerignore"
+                );
+                self.add("CopyIgnoredFile", source.span, Some(message));
+            }
         }
     }
 
@@ -927,9 +1029,13 @@ impl Checker<'_> {
                 let first = line.split_ascii_whitespace().next().unwrap_or("");
                 let shell_reads_heredoc = ["sh", "bash", "ash", "dash", "zsh"]
                     .contains(&first.rsplit('/').next().unwrap_or(first))
-                    && line.split_ascii_whitespace().nth(1).is_some_and(|w| w.starts_with("<<"));
+                    && line
+                        .split_ascii_whitespace()
+                        .nth(1)
+                        .is_some_and(|w| w.starts_with("<<"));
                 if !marker_only {
-                    let map = OffsetMap::align(self.text, word.span.start, word.span.end, &word.text);
+                    let map =
+                        OffsetMap::align(self.text, word.span.start, word.span.end, &word.text);
                     out.push((word.text.clone(), map));
                 }
                 if marker_only || shell_reads_heredoc {
@@ -937,9 +1043,9 @@ impl Checker<'_> {
                         let body = h.body().into_owned();
                         if let Some(shebang) = body.lines().next().filter(|l| l.starts_with("#!")) {
                             let interpreter = shebang.trim_start_matches("#!").trim();
-                            let shell_like = ["sh", "bash", "ash", "dash", "zsh", "ksh"].iter().any(|s| {
-                                interpreter.split(['/', ' ']).any(|part| part == *s)
-                            });
+                            let shell_like = ["sh", "bash", "ash", "dash", "zsh", "ksh"]
+                                .iter()
+                                .any(|s| interpreter.split(['/', ' ']).any(|part| part == *s));
                             if !shell_like {
                                 continue;
                             }
@@ -950,7 +1056,11 @@ impl Checker<'_> {
                 }
             }
             CommandLine::Exec(words) => {
-                let joined = words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
+                let joined = words
+                    .iter()
+                    .map(|w| w.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 let start = words.first().map_or(0, |w| w.span.start);
                 let end = words.last().map_or(start, |w| w.span.end);
                 let map = OffsetMap::align(self.text, start, end, &joined);
@@ -960,11 +1070,18 @@ impl Checker<'_> {
         out
     }
 
-    fn run(&mut self, run: &crate::dockerfile::RunInstruction, flags: &[String], span: Span, onbuild: bool) {
-        let non_posix = self
-            .shell
-            .first()
-            .is_some_and(|s| ["pwsh", "powershell", "cmd"].iter().any(|p| s.rsplit(['/', '\\']).next().unwrap_or(s).starts_with(p)));
+    fn run(
+        &mut self,
+        run: &crate::dockerfile::RunInstruction,
+        flags: &[String],
+        span: Span,
+        onbuild: bool,
+    ) {
+        let non_posix = self.shell.first().is_some_and(|s| {
+            ["pwsh", "powershell", "cmd"]
+                .iter()
+                .any(|p| s.rsplit(['/', '\\']).next().unwrap_or(s).starts_with(p))
+        });
         if non_posix {
             return;
         }
@@ -978,7 +1095,9 @@ impl Checker<'_> {
         let cached = |dir: &str| {
             mounts.iter().any(|(kind, target)| {
                 matches!(kind, MountType::Cache | MountType::Tmpfs)
-                    && (target.trim_end_matches('/') == dir || dir.starts_with(&format!("{}/", target.trim_end_matches('/'))) || target.starts_with(dir))
+                    && (target.trim_end_matches('/') == dir
+                        || dir.starts_with(&format!("{}/", target.trim_end_matches('/')))
+                        || target.starts_with(dir))
             })
         };
         let mut total_commands = 0;
@@ -1033,7 +1152,9 @@ impl Checker<'_> {
 
         for c in &script.commands {
             let o = at(c);
-            if c.is_any(&["free", "kill", "mount", "ps", "service", "shutdown", "ssh", "top", "vim"]) {
+            if c.is_any(&[
+                "free", "kill", "mount", "ps", "service", "shutdown", "ssh", "top", "vim",
+            ]) {
                 hit("DL3001", o);
             }
             if c.is("cd") {
@@ -1051,7 +1172,9 @@ impl Checker<'_> {
                     .args_no_flags()
                     .iter()
                     .filter(|a| a.text != "install")
-                    .find(|a| !(a.text.contains('=') || a.text.contains('/') || a.text.ends_with(".deb")))
+                    .find(|a| {
+                        !(a.text.contains('=') || a.text.contains('/') || a.text.ends_with(".deb"))
+                    })
                     .map(|a| a.offset);
                 if let Some(u) = unpinned {
                     hit("DL3008", u);
@@ -1059,7 +1182,9 @@ impl Checker<'_> {
                 if !c.has_any_flag(&["y", "yes", "q", "assume-yes"]) {
                     hit("DL3014", o);
                 }
-                if !(c.has_flag("no-install-recommends") || c.has_arg("APT::Install-Recommends=false")) {
+                if !(c.has_flag("no-install-recommends")
+                    || c.has_arg("APT::Install-Recommends=false"))
+                {
                     hit("DL3015", o);
                 }
             }
@@ -1069,7 +1194,9 @@ impl Checker<'_> {
                     .args_no_flags()
                     .iter()
                     .filter(|a| a.text != "add")
-                    .find(|a| !(a.text.contains('=') || a.text.contains('~') || a.text.ends_with(".apk")))
+                    .find(|a| {
+                        !(a.text.contains('=') || a.text.contains('~') || a.text.ends_with(".apk"))
+                    })
                     .map(|a| a.offset);
                 if let Some(u) = unpinned {
                     hit("DL3018", u);
@@ -1102,22 +1229,39 @@ impl Checker<'_> {
                 hit("DL3028", o);
             }
             if c.is("yum") {
-                if c.has_any_arg(&["install", "groupinstall", "localinstall"]) && !c.has_any_flag(&["y", "assumeyes"]) {
+                if c.has_any_arg(&["install", "groupinstall", "localinstall"])
+                    && !c.has_any_flag(&["y", "assumeyes"])
+                {
                     hit("DL3030", o);
                 }
                 if c.has_arg("install") {
                     let module = c.has_arg("module");
-                    let bad = c.args_no_flags().iter().filter(|a| a.text != "install" && a.text != "module").any(|a| {
-                        if module { !a.text.contains(':') } else { !(a.text.contains('-') || a.text.ends_with(".rpm")) }
-                    });
+                    let bad = c
+                        .args_no_flags()
+                        .iter()
+                        .filter(|a| a.text != "install" && a.text != "module")
+                        .any(|a| {
+                            if module {
+                                !a.text.contains(':')
+                            } else {
+                                !(a.text.contains('-') || a.text.ends_with(".rpm"))
+                            }
+                        });
                     if bad {
                         hit("DL3033", o);
                     }
                 }
             }
             if c.is("zypper") {
-                if c.has_any_arg(&["install", "in", "remove", "rm", "source-install", "si", "patch"])
-                    && !c.has_any_flag(&["no-confirm", "y"])
+                if c.has_any_arg(&[
+                    "install",
+                    "in",
+                    "remove",
+                    "rm",
+                    "source-install",
+                    "si",
+                    "patch",
+                ]) && !c.has_any_flag(&["no-confirm", "y"])
                 {
                     hit("DL3034", o);
                 }
@@ -1125,24 +1269,43 @@ impl Checker<'_> {
                     hit("DL3035", o);
                 }
                 if c.has_any_arg(&["install", "in"]) {
-                    let bad = c.args_no_flags().iter().filter(|a| a.text != "install" && a.text != "in").any(|a| {
-                        !(a.text.contains('=') || a.text.contains('>') || a.text.contains('<') || a.text.ends_with(".rpm"))
-                    });
+                    let bad = c
+                        .args_no_flags()
+                        .iter()
+                        .filter(|a| a.text != "install" && a.text != "in")
+                        .any(|a| {
+                            !(a.text.contains('=')
+                                || a.text.contains('>')
+                                || a.text.contains('<')
+                                || a.text.ends_with(".rpm"))
+                        });
                     if bad {
                         hit("DL3037", o);
                     }
                 }
             }
             if c.is_any(&["dnf", "microdnf"]) {
-                if c.has_any_arg(&["install", "groupinstall", "localinstall"]) && !c.has_any_flag(&["y", "assumeyes"]) {
+                if c.has_any_arg(&["install", "groupinstall", "localinstall"])
+                    && !c.has_any_flag(&["y", "assumeyes"])
+                {
                     hit("DL3038", o);
                 }
                 if c.has_arg("install") {
                     let module = c.has_arg("module");
                     let group = c.has_arg("group");
-                    let bad = c.args_no_flags().iter().filter(|a| a.text != "install" && a.text != "module").any(|a| {
-                        if module { !a.text.contains(':') } else if group { false } else { !dnf_version_fixed(&a.text) }
-                    });
+                    let bad = c
+                        .args_no_flags()
+                        .iter()
+                        .filter(|a| a.text != "install" && a.text != "module")
+                        .any(|a| {
+                            if module {
+                                !a.text.contains(':')
+                            } else if group {
+                                false
+                            } else {
+                                !dnf_version_fixed(&a.text)
+                            }
+                        });
                     if bad {
                         hit("DL3041", o);
                     }
@@ -1151,13 +1314,24 @@ impl Checker<'_> {
             if c.is("useradd")
                 && !c.has_any_flag(&["l", "no-log-init"])
                 && c.has_any_flag(&["u", "uid"])
-                && c.flag_values("u").iter().chain(c.flag_values("uid").iter()).any(|u| u.len() > 5)
+                && c.flag_values("u")
+                    .iter()
+                    .chain(c.flag_values("uid").iter())
+                    .any(|u| u.len() > 5)
             {
                 hit("DL3046", o);
             }
             if c.is("wget")
                 && !c.has_flag("progress")
-                && !c.has_any_flag(&["q", "quiet", "o", "output-file", "a", "append-output", "no-verbose"])
+                && !c.has_any_flag(&[
+                    "q",
+                    "quiet",
+                    "o",
+                    "output-file",
+                    "a",
+                    "append-output",
+                    "no-verbose",
+                ])
                 && !c.has_arg("-nv")
             {
                 hit("DL3047", o);
@@ -1167,7 +1341,11 @@ impl Checker<'_> {
                     .args_no_flags()
                     .iter()
                     .filter(|a| a.text != "install")
-                    .any(|a| !a.text.contains('@') && !a.text.starts_with('.') && !a.text.starts_with('/'));
+                    .any(|a| {
+                        !a.text.contains('@')
+                            && !a.text.starts_with('.')
+                            && !a.text.starts_with('/')
+                    });
                 if bad {
                     hit("DL3062", o);
                 }
@@ -1178,10 +1356,15 @@ impl Checker<'_> {
         }
         // Clean-up rules: the package manager's cache must be removed in the same RUN, or
         // live in a cache or tmpfs mount.
-        let first = |pred: &dyn Fn(&Command) -> bool| script.commands.iter().find(|c| pred(c)).map(at);
-        let position = |pred: &dyn Fn(&Command) -> bool| script.commands.iter().position(|c| pred(c));
+        let first =
+            |pred: &dyn Fn(&Command) -> bool| script.commands.iter().find(|c| pred(c)).map(at);
+        let position =
+            |pred: &dyn Fn(&Command) -> bool| script.commands.iter().position(|c| pred(c));
         let removes = |dir: &str| {
-            script.commands.iter().any(|c| c.is("rm") && c.arg_texts().any(|a| a.starts_with(dir)))
+            script
+                .commands
+                .iter()
+                .any(|c| c.is("rm") && c.arg_texts().any(|a| a.starts_with(dir)))
         };
         if let Some(o) = first(&|c| c.is("yum") && c.has_arg("install"))
             && !script.any(|c| c.is("yum") && c.has_arg("clean") && c.has_arg("all"))
@@ -1203,7 +1386,10 @@ impl Checker<'_> {
             let install = position(&|c| c.is(dnf) && c.has_arg("install"));
             let clean = position(&|c| {
                 (c.is(dnf) && c.has_arg("clean") && c.has_arg("all"))
-                    || (c.is("rm") && c.arg_texts().any(|a| a.starts_with("/var/cache/yum") || a.starts_with("/var/cache/dnf")))
+                    || (c.is("rm")
+                        && c.arg_texts().any(|a| {
+                            a.starts_with("/var/cache/yum") || a.starts_with("/var/cache/dnf")
+                        }))
             });
             if let Some(i) = install
                 && !clean.is_some_and(|j| j > i)
@@ -1226,7 +1412,10 @@ impl Checker<'_> {
                 || script.any(|c| c.is("apt-get") && c.has_arg("dist-clean"))
                 || cached("/var/lib/apt/lists")
                 || (cached("/var/lib/apt") && cached("/var/cache/apt"));
-            if !cleaned && !onbuild && let Some(stage) = self.stage() {
+            if !cleaned
+                && !onbuild
+                && let Some(stage) = self.stage()
+            {
                 stage.apt_lists_left.push(span);
             }
         }
@@ -1247,9 +1436,26 @@ impl Checker<'_> {
             .filter(|(_, (_, archive))| {
                 script.any(|c| {
                     let extracts = (c.is("tar")
-                        && c.arg_texts().any(|a| a == "--extract" || a == "--get" || (a.starts_with('-') && !a.starts_with("--") && a.contains('x'))))
-                        || c.is_any(&["unzip", "gunzip", "bunzip2", "unlzma", "unxz", "zgz", "uncompress", "zcat", "gzcat"]);
-                    extracts && c.args_no_flags().iter().any(|a| basename(strip_quotes(&a.text)) == archive)
+                        && c.arg_texts().any(|a| {
+                            a == "--extract"
+                                || a == "--get"
+                                || (a.starts_with('-') && !a.starts_with("--") && a.contains('x'))
+                        }))
+                        || c.is_any(&[
+                            "unzip",
+                            "gunzip",
+                            "bunzip2",
+                            "unlzma",
+                            "unxz",
+                            "zgz",
+                            "uncompress",
+                            "zcat",
+                            "gzcat",
+                        ]);
+                    extracts
+                        && c.args_no_flags()
+                            .iter()
+                            .any(|a| basename(strip_quotes(&a.text)) == archive)
                 })
             })
             .map(|(i, _)| i)
@@ -1259,7 +1465,11 @@ impl Checker<'_> {
             self.add("DL3010", copy_span, None);
         }
         for (id, offset) in hits {
-            let mut s = if offset == span.start { span } else { self.span_at(offset, offset) };
+            let mut s = if offset == span.start {
+                span
+            } else {
+                self.span_at(offset, offset)
+            };
             if offset != span.start {
                 s.end_line = s.line;
                 s.end_column = s.column;
@@ -1288,7 +1498,13 @@ impl Checker<'_> {
         // DL3057: stages without HEALTHCHECK (off by default).
         for stage in &stages {
             if stage.healthchecks == 0 {
-                let span = Span { line: stage.line, column: 1, end_line: stage.line, end_column: 1, ..Span::default() };
+                let span = Span {
+                    line: stage.line,
+                    column: 1,
+                    end_line: stage.line,
+                    end_column: 1,
+                    ..Span::default()
+                };
                 self.add("DL3057", span, None);
             }
         }
@@ -1302,7 +1518,13 @@ impl Checker<'_> {
                 .cloned()
                 .collect();
             for key in missing {
-                let span = Span { line: final_stage.line, column: 1, end_line: final_stage.line, end_column: 1, ..Span::default() };
+                let span = Span {
+                    line: final_stage.line,
+                    column: 1,
+                    end_line: final_stage.line,
+                    end_column: 1,
+                    ..Span::default()
+                };
                 self.add("DL3049", span, Some(format!("Label `{key}` is missing.")));
             }
         }
@@ -1326,18 +1548,45 @@ fn pip_unpinned(c: &Command) -> bool {
         return false;
     }
     let dropped = c.drop_flag_values(&[
-        "abi", "b", "build", "e", "editable", "extra-index-url", "f", "find-links", "i", "index-url",
-        "implementation", "no-binary", "only-binary", "platform", "prefix", "progress-bar", "proxy",
-        "python-version", "root", "src", "t", "target", "trusted-host", "upgrade-strategy",
+        "abi",
+        "b",
+        "build",
+        "e",
+        "editable",
+        "extra-index-url",
+        "f",
+        "find-links",
+        "i",
+        "index-url",
+        "implementation",
+        "no-binary",
+        "only-binary",
+        "platform",
+        "prefix",
+        "progress-bar",
+        "proxy",
+        "python-version",
+        "root",
+        "src",
+        "t",
+        "target",
+        "trusted-host",
+        "upgrade-strategy",
     ]);
-    let args: Vec<&str> = dropped.args_no_flags().iter().map(|a| a.text.as_str()).collect();
+    let args: Vec<&str> = dropped
+        .args_no_flags()
+        .iter()
+        .map(|a| a.text.as_str())
+        .collect();
     let packages = args
         .iter()
         .skip_while(|a| **a != "install")
         .skip_while(|a| **a == "install");
     let vcs = ["git+", "git", "hg+", "svn", "bzr+"];
     packages.into_iter().any(|p| {
-        let has_version = ["==", ">=", "<=", ">", "<", "!=", "~=", "==="].iter().any(|s| p.contains(s));
+        let has_version = ["==", ">=", "<=", ">", "<", "!=", "~=", "==="]
+            .iter()
+            .any(|s| p.contains(s));
         let is_vcs = vcs.iter().any(|v| p.starts_with(v));
         let fixed = has_version
             || (is_vcs && p.contains('@'))
@@ -1354,14 +1603,21 @@ fn npm_unpinned(c: &Command) -> bool {
         return false;
     }
     args.iter().skip(1).any(|p| {
-        let fixed = if ["git://", "git+ssh://", "git+http://", "git+https://"].iter().any(|g| p.starts_with(g)) {
+        let fixed = if ["git://", "git+ssh://", "git+http://", "git+https://"]
+            .iter()
+            .any(|g| p.starts_with(g))
+        {
             p.contains('#')
         } else if [".tar", ".tar.gz", ".tgz"].iter().any(|s| p.ends_with(s))
             || ["/", "./", "../", "~/"].iter().any(|s| p.starts_with(s))
         {
             true
         } else {
-            let unscoped = if p.starts_with('@') { p.split_once('/').map_or("", |(_, r)| r) } else { p };
+            let unscoped = if p.starts_with('@') {
+                p.split_once('/').map_or("", |(_, r)| r)
+            } else {
+                p
+            };
             unscoped.contains('@')
         };
         !fixed
@@ -1389,8 +1645,12 @@ fn dnf_version_fixed(package: &str) -> bool {
         return true;
     }
     let rest = parts.get(1..).unwrap_or_default();
-    rest.iter().all(|p| p.chars().all(|c| c.is_ascii_alphanumeric() || ".~^_:+".contains(c)))
-        && rest.iter().any(|p| p.starts_with(|c: char| c.is_ascii_digit()))
+    rest.iter().all(|p| {
+        p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".~^_:+".contains(c))
+    }) && rest
+        .iter()
+        .any(|p| p.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// A parsed image reference: `[registry/]name[:tag][@digest]`.
@@ -1415,7 +1675,8 @@ impl ImageRef {
             None => (rest, None),
         };
         let registry = name.split_once('/').and_then(|(first, _)| {
-            (first.contains('.') || first.contains(':') || first == "localhost").then(|| first.to_string())
+            (first.contains('.') || first.contains(':') || first == "localhost")
+                .then(|| first.to_string())
         });
         ImageRef {
             registry,
@@ -1467,17 +1728,54 @@ fn refers_to(text: &str, name: &str) -> bool {
 }
 
 const SENSITIVE_NAMES: &[&str] = &[
-    "ACCESS_TOKEN", "APPLICATION_KEY", "APP_SECRET", "AUTH_TOKEN", "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY", "BITTREX_API_KEY", "BITTREX_API_SECRET", "CF_PASSWORD",
-    "CF_USERNAME", "CIRCLE_TOKEN", "CI_DEPLOY_PASSWORD", "CI_DEPLOY_USER", "DOCKERHUB_PASSWORD",
-    "DOCKER_EMAIL", "DOCKER_PASSWORD", "DOCKER_USERNAME", "FACEBOOK_ACCESS_TOKEN",
-    "FACEBOOK_APP_ID", "FACEBOOK_APP_SECRET", "FIREBASE_API_TOKEN", "FIREBASE_TOKEN",
-    "FOSSA_API_KEY", "GH_ENTERPRISE_TOKEN", "GH_TOKEN", "GITHUB_ENTERPRISE_TOKEN", "GITHUB_TOKEN",
-    "HEROKU_API_KEY", "HEROKU_API_USER", "NPM_AUTH_TOKEN", "NPM_TOKEN", "OKTA_AUTHN_GROUPID",
-    "OKTA_CLIENT_ORGURL", "OKTA_CLIENT_TOKEN", "OKTA_OAUTH2_CLIENTID", "OKTA_OAUTH2_CLIENTSECRET",
-    "OPENAI_API_KEY", "OS_PASSWORD", "OS_USERNAME", "POSTGRES_PASSWORD", "SLACK_TOKEN",
-    "STRIPE_API_KEY", "STRIPE_DEVICE_NAME", "TRAVIS_OS_NAME", "TRAVIS_SECURE_ENV_VARS",
-    "TRAVIS_SUDO", "VAULT_CLIENT_KEY", "VAULT_TOKEN",
+    "ACCESS_TOKEN",
+    "APPLICATION_KEY",
+    "APP_SECRET",
+    "AUTH_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "BITTREX_API_KEY",
+    "BITTREX_API_SECRET",
+    "CF_PASSWORD",
+    "CF_USERNAME",
+    "CIRCLE_TOKEN",
+    "CI_DEPLOY_PASSWORD",
+    "CI_DEPLOY_USER",
+    "DOCKERHUB_PASSWORD",
+    "DOCKER_EMAIL",
+    "DOCKER_PASSWORD",
+    "DOCKER_USERNAME",
+    "FACEBOOK_ACCESS_TOKEN",
+    "FACEBOOK_APP_ID",
+    "FACEBOOK_APP_SECRET",
+    "FIREBASE_API_TOKEN",
+    "FIREBASE_TOKEN",
+    "FOSSA_API_KEY",
+    "GH_ENTERPRISE_TOKEN",
+    "GH_TOKEN",
+    "GITHUB_ENTERPRISE_TOKEN",
+    "GITHUB_TOKEN",
+    "HEROKU_API_KEY",
+    "HEROKU_API_USER",
+    "NPM_AUTH_TOKEN",
+    "NPM_TOKEN",
+    "OKTA_AUTHN_GROUPID",
+    "OKTA_CLIENT_ORGURL",
+    "OKTA_CLIENT_TOKEN",
+    "OKTA_OAUTH2_CLIENTID",
+    "OKTA_OAUTH2_CLIENTSECRET",
+    "OPENAI_API_KEY",
+    "OS_PASSWORD",
+    "OS_USERNAME",
+    "POSTGRES_PASSWORD",
+    "SLACK_TOKEN",
+    "STRIPE_API_KEY",
+    "STRIPE_DEVICE_NAME",
+    "TRAVIS_OS_NAME",
+    "TRAVIS_SECURE_ENV_VARS",
+    "TRAVIS_SUDO",
+    "VAULT_CLIENT_KEY",
+    "VAULT_TOKEN",
 ];
 
 /// hadolint's DL3064 test (which covers BuildKit's SecretsUsedInArgOrEnv words).
@@ -1485,17 +1783,29 @@ fn is_sensitive(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     let lower = name.to_ascii_lowercase();
     SENSITIVE_NAMES.contains(&upper.as_str())
-        || ["api_key", "client_key", "password", "private", "secret", "token", "username"]
-            .iter()
-            .any(|s| lower.contains(s))
+        || [
+            "api_key",
+            "client_key",
+            "password",
+            "private",
+            "secret",
+            "token",
+            "username",
+        ]
+        .iter()
+        .any(|s| lower.contains(s))
 }
 
 fn valid_label_key(key: &str) -> bool {
     let key = strip_quotes(key);
     let first_ok = key.starts_with(|c: char| c.is_ascii_lowercase());
     let last_ok = key.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let chars_ok = key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
-    let reserved = ["com.docker.", "io.docker.", "org.dockerproject."].iter().any(|p| key.starts_with(p));
+    let chars_ok = key
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    let reserved = ["com.docker.", "io.docker.", "org.dockerproject."]
+        .iter()
+        .any(|p| key.starts_with(p));
     let doubled = key.contains("..") || key.contains("--");
     // Variables in keys are checked after expansion by the build; skip them here.
     key.contains('$') || (first_ok && last_ok && chars_ok && !reserved && !doubled)
@@ -1505,7 +1815,9 @@ fn valid_url(v: &str) -> bool {
     match v.split_once(':') {
         Some((scheme, rest)) => {
             scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
                 && !rest.is_empty()
                 && !v.contains(char::is_whitespace)
         }
@@ -1515,11 +1827,24 @@ fn valid_url(v: &str) -> bool {
 
 fn valid_rfc3339(v: &str) -> bool {
     let b = v.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
-    if b.len() < 20 || !digits(0..4) || b.get(4) != Some(&b'-') || !digits(5..7) || b.get(7) != Some(&b'-') || !digits(8..10) {
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    if b.len() < 20
+        || !digits(0..4)
+        || b.get(4) != Some(&b'-')
+        || !digits(5..7)
+        || b.get(7) != Some(&b'-')
+        || !digits(8..10)
+    {
         return false;
     }
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || !digits(11..13) || b.get(13) != Some(&b':') || !digits(14..16) || b.get(16) != Some(&b':') || !digits(17..19) {
+    if !matches!(b.get(10), Some(b'T' | b't' | b' '))
+        || !digits(11..13)
+        || b.get(13) != Some(&b':')
+        || !digits(14..16)
+        || b.get(16) != Some(&b':')
+        || !digits(17..19)
+    {
         return false;
     }
     let mut rest = v.get(19..).unwrap_or("");
@@ -1536,9 +1861,13 @@ fn valid_rfc3339(v: &str) -> bool {
             let rb = r.as_bytes();
             rb.len() == 6
                 && matches!(rb.first(), Some(b'+' | b'-'))
-                && rb.get(1..3).is_some_and(|s| s.iter().all(u8::is_ascii_digit))
+                && rb
+                    .get(1..3)
+                    .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
                 && rb.get(3) == Some(&b':')
-                && rb.get(4..6).is_some_and(|s| s.iter().all(u8::is_ascii_digit))
+                && rb
+                    .get(4..6)
+                    .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
         }
     }
 }
@@ -1547,12 +1876,15 @@ fn valid_rfc3339(v: &str) -> bool {
 /// identifier (letters, digits, `.`, `-`, `+`) and reject free text.
 fn valid_spdx(v: &str) -> bool {
     !v.is_empty()
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c))
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c))
         && v.starts_with(|c: char| c.is_ascii_alphabetic())
 }
 
 fn valid_git_hash(v: &str) -> bool {
-    (v.len() == 40 || v.len() == 7) && v.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    (v.len() == 40 || v.len() == 7)
+        && v.chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
 }
 
 fn valid_semver(v: &str) -> bool {
@@ -1560,7 +1892,9 @@ fn valid_semver(v: &str) -> bool {
     let parts: Vec<&str> = core.split('.').collect();
     parts.len() == 3
         && parts.iter().all(|p| {
-            !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0'))
+            !p.is_empty()
+                && p.chars().all(|c| c.is_ascii_digit())
+                && (p.len() == 1 || !p.starts_with('0'))
         })
 }
 
@@ -1585,12 +1919,15 @@ fn exec_form(command: &str) -> Option<String> {
         return None;
     }
     let plain = |w: &&str| {
-        w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+        w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
     };
     if !words.iter().all(plain) {
         return None;
     }
-    serde_json::to_string(&words).ok().map(|json| json.replace("\",\"", "\", \""))
+    serde_json::to_string(&words)
+        .ok()
+        .map(|json| json.replace("\",\"", "\", \""))
 }
 
 fn quote_label_value(v: &str) -> String {
@@ -1606,7 +1943,8 @@ fn quote_label_value(v: &str) -> String {
 /// else double-quoted (the legacy form takes the rest of the line literally).
 fn quote_env_value(v: &str) -> String {
     let plain = !v.is_empty()
-        && v.chars().all(|c| !c.is_whitespace() && !"\"'\\".contains(c));
+        && v.chars()
+            .all(|c| !c.is_whitespace() && !"\"'\\".contains(c));
     if plain {
         v.to_string()
     } else {
@@ -1632,7 +1970,10 @@ mod tests {
 
     #[test]
     fn exec_form_only_when_exact() {
-        assert_eq!(exec_form("nginx -g daemon").as_deref(), Some(r#"["nginx", "-g", "daemon"]"#));
+        assert_eq!(
+            exec_form("nginx -g daemon").as_deref(),
+            Some(r#"["nginx", "-g", "daemon"]"#)
+        );
         assert_eq!(exec_form("echo $HOME"), None);
         assert_eq!(exec_form("a && b"), None);
     }

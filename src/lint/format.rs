@@ -221,7 +221,8 @@ fn xml_escape(s: &str) -> String {
 }
 
 fn checkstyle(files: &[FileReport<'_>]) -> String {
-    let mut out = String::from("<?xml version='1.0' encoding='UTF-8'?>\n<checkstyle version='4.3'>\n");
+    let mut out =
+        String::from("<?xml version='1.0' encoding='UTF-8'?>\n<checkstyle version='4.3'>\n");
     for file in files {
         let _ = writeln!(out, "<file name='{}'>", xml_escape(file.path));
         for f in &file.report.findings {
@@ -289,7 +290,10 @@ mod tests {
             report: &report,
         }];
         let out = render(Format::Tty, &files, false);
-        assert!(out.starts_with("Dockerfile:1:6 warning DL3006 Always tag"), "{out}");
+        assert!(
+            out.starts_with("Dockerfile:1:6 warning DL3006 Always tag"),
+            "{out}"
+        );
         assert!(out.contains("  FROM debian\n       ^\n"), "{out}");
         let gnu = render(Format::Gnu, &files, false);
         assert!(gnu.starts_with("Dockerfile:1:6: warning: DL3006 "), "{gnu}");

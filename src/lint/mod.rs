@@ -16,6 +16,7 @@ pub mod shellcheck;
 pub use config::{Config, ConfigError, LabelType};
 pub use rules::{RULES, Rule, Severity};
 
+use crate::context::Context;
 use crate::dockerfile::{self, LineIndex};
 use serde::Serialize;
 
@@ -65,8 +66,14 @@ impl Report {
 
 /// Lints one Dockerfile's text.
 pub fn lint(text: &str, config: &Config) -> Report {
+    lint_in_context(text, config, None)
+}
+
+/// Lints one Dockerfile's text built in a context: COPY and ADD sources excluded by the
+/// context's `.dockerignore` are reported (CopyIgnoredFile).
+pub fn lint_in_context(text: &str, config: &Config, context: Option<&Context>) -> Report {
     let parsed = dockerfile::parse(text);
-    let (mut findings, scripts) = check::check(text, &parsed, config);
+    let (mut findings, scripts) = check::check(text, &parsed, config, context);
     let mut notes = Vec::new();
     if config.shellcheck && !scripts.is_empty() {
         match shellcheck::run(text, &scripts) {
@@ -81,9 +88,7 @@ pub fn lint(text: &str, config: &Config) -> Report {
         .filter(|f| config.disable_ignore_pragma || !pragmas.ignores(f))
         .filter_map(|f| config.apply(f, &pragmas.check))
         .collect();
-    out.sort_by(|a, b| {
-        (a.line, a.column, &a.rule).cmp(&(b.line, b.column, &b.rule))
-    });
+    out.sort_by(|a, b| (a.line, a.column, &a.rule).cmp(&(b.line, b.column, &b.rule)));
     out.dedup_by(|a, b| a.rule == b.rule && a.line == b.line && a.column == b.column);
     Report {
         findings: out,

