@@ -37,6 +37,10 @@ enum Command {
         #[command(subcommand)]
         command: cli::system::SystemCommand,
     },
+    /// Print the syntax tree of a Dockerfile.
+    Parse(cli::parse::ParseArgs),
+    /// Lint Dockerfiles: hadolint rules and BuildKit checks
+    Lint(cli::lint::LintArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,5 +52,7 @@ fn main() -> ExitCode {
         Command::Logout(args) => cli::registry::logout(args),
         Command::Image(command) => cli::image::run(cli.root, command),
         Command::System { command } => cli::system::run(cli.root, command),
+        Command::Parse(args) => cli::parse::run(args),
+        Command::Lint(args) => cli::lint::run(args),
     }
 }

@@ -110,6 +110,10 @@ fn bad_ignore_pattern_names_file_and_line() {
     write(dir.path(), ".dockerignore", "ok\n# comment\n[\n");
     let error = Context::open(dir.path(), None).unwrap_err().to_string();
     assert!(error.contains(".dockerignore:3:"), "{error}");
+    // Valid for filepath.Match, not for Go's regexp (the range l-O): named up front.
+    write(dir.path(), ".dockerignore", "ok\n[Local-Only]/\n");
+    let error = Context::open(dir.path(), None).unwrap_err().to_string();
+    assert!(error.contains(".dockerignore:2:"), "{error}");
 }
 
 #[test]
@@ -157,6 +161,8 @@ fn wildcards_match_per_component_and_skip_matched_directories() {
     // BuildKit allows a wildcard that matches nothing.
     assert!(select(&context, "nothing*").is_empty());
     assert!(select(&context, "nodir/*").is_empty());
+    // fsutil ignores filepath.Match's syntax error: a malformed wildcard matches nothing.
+    assert!(select(&context, "a[").is_empty());
 }
 
 #[test]

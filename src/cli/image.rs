@@ -777,22 +777,14 @@ pub(crate) fn confirm(warning: &str, force: bool) -> CliResult<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
-/// Deletes dangling images (all images with `all`); returns the deleted image IDs.
+/// Deletes dangling images (all unused with `all`); returns Docker's report lines.
 pub(crate) fn prune_images(store: &Store, all: bool) -> CliResult<Vec<String>> {
-    let mut deleted = Vec::new();
-    for entry in store.images()? {
-        if !all && !entry.names.is_empty() {
-            continue;
-        }
-        let image = store.load_image(&entry.manifest);
-        for name in store.forget_image(entry.manifest.digest())? {
-            deleted.push(format!("untagged: {name}"));
-        }
-        if let Ok(image) = image {
-            deleted.push(format!("deleted: {}", image.id()));
-        }
+    let mut lines = Vec::new();
+    for image in store.prune_images(all)? {
+        lines.extend(image.names.iter().map(|n| format!("untagged: {n}")));
+        lines.extend(image.id.map(|id| format!("deleted: {id}")));
     }
-    Ok(deleted)
+    Ok(lines)
 }
 
 fn prune(store: &Store, args: PruneArgs) -> CliResult {

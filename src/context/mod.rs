@@ -170,16 +170,35 @@ impl Context {
 /// Builds the matcher of an ignore file, naming the line of a bad pattern.
 fn ignore_matcher(file: &Path, text: &str) -> Result<PatternMatcher, ContextError> {
     let lines = pattern::read_ignore_file(text);
+    for (line, text) in &lines {
+        PatternMatcher::new(&[text])
+            .and_then(|single| single.check_compiled())
+            .map_err(|source| ContextError::IgnorePattern {
+                file: file.to_path_buf(),
+                line: *line,
+                source,
+            })?;
+    }
     let patterns: Vec<&str> = lines.iter().map(|(_, p)| p.as_str()).collect();
-    PatternMatcher::new(&patterns).map_err(|source| {
-        let line = lines
-            .iter()
-            .find(|(_, p)| PatternMatcher::new(&[p]).is_err())
-            .map_or(0, |(line, _)| *line);
-        ContextError::IgnorePattern {
-            file: file.to_path_buf(),
-            line,
-            source,
-        }
+    PatternMatcher::new(&patterns).map_err(|source| ContextError::IgnorePattern {
+        file: file.to_path_buf(),
+        line: 0,
+        source,
+    })
+}
+
+/// Builds the matcher of `--exclude` flags, naming the bad pattern.
+fn exclude_matcher(patterns: &[String]) -> Result<PatternMatcher, ContextError> {
+    for pattern in patterns {
+        PatternMatcher::new(&[pattern])
+            .and_then(|single| single.check_compiled())
+            .map_err(|source| ContextError::ExcludePattern {
+                pattern: pattern.clone(),
+                source,
+            })?;
+    }
+    PatternMatcher::new(patterns).map_err(|source| ContextError::ExcludePattern {
+        pattern: patterns.join(" "),
+        source,
     })
 }

@@ -13,6 +13,16 @@ pub enum PatternError {
     LoneExclamation,
 }
 
+impl PatternError {
+    /// The offending pattern.
+    pub fn pattern(&self) -> &str {
+        match self {
+            PatternError::Bad(pattern) => pattern,
+            PatternError::LoneExclamation => "!",
+        }
+    }
+}
+
 /// Go's `filepath.Clean` on a slash-separated path: lexical, never touches the disk.
 pub fn clean(path: &str) -> String {
     if path.is_empty() {
@@ -477,6 +487,19 @@ impl PatternMatcher {
             });
         }
         Ok(matcher)
+    }
+
+    /// Fails on the first pattern that `filepath.Match` accepts but Go's regexp does not
+    /// (moby only finds out when matching; checking up front lets errors name the pattern).
+    pub fn check_compiled(&self) -> Result<(), PatternError> {
+        match self
+            .patterns
+            .iter()
+            .find(|p| matches!(p.compiled, Compiled::Invalid))
+        {
+            Some(bad) => Err(PatternError::Bad(bad.cleaned.clone())),
+            None => Ok(()),
+        }
     }
 
     /// True when there is no pattern at all.

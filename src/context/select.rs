@@ -4,7 +4,7 @@
 //! `--parents` with its `/./` pivot. Only directory listings are read here, never contents.
 
 use super::pattern::{self, MatchInfo, PatternMatcher};
-use super::{Context, ContextError, io_error};
+use super::{Context, ContextError, exclude_matcher, io_error};
 use std::fs::FileType;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
@@ -114,6 +114,14 @@ impl Selection {
     }
 }
 
+/// An `--exclude` pattern that failed while matching.
+fn exclude_failed(source: pattern::PatternError) -> ContextError {
+    ContextError::ExcludePattern {
+        pattern: source.pattern().to_string(),
+        source,
+    }
+}
+
 fn join(dir: &str, name: &str) -> String {
     match (dir.is_empty(), name.is_empty()) {
         (true, _) => name.to_string(),
@@ -163,18 +171,7 @@ impl Context {
         let exclude = if options.excludes.is_empty() {
             None
         } else {
-            Some(PatternMatcher::new(&options.excludes).map_err(|error| {
-                let pattern = options
-                    .excludes
-                    .iter()
-                    .find(|p| PatternMatcher::new(&[p]).is_err())
-                    .cloned()
-                    .unwrap_or_default();
-                ContextError::ExcludePattern {
-                    pattern,
-                    source: error,
-                }
-            })?)
+            Some(exclude_matcher(&options.excludes)?)
         };
         let matches = if options.parents {
             self.select_parents(source, exclude.as_ref())?
@@ -218,10 +215,7 @@ impl Context {
             if let Some(exclude) = exclude {
                 let excluded = exclude
                     .matches_or_parent_matches(&relative_to_base)
-                    .map_err(|source| ContextError::ExcludePattern {
-                        pattern: String::new(),
-                        source,
-                    })?;
+                    .map_err(exclude_failed)?;
                 if excluded {
                     continue;
                 }
@@ -251,12 +245,12 @@ impl Context {
         };
         let include_pattern = pattern::clean(&format!("/{rest}"));
         let include_pattern = include_pattern.trim_start_matches('/');
-        let include = PatternMatcher::new(&[include_pattern]).map_err(|error| {
-            ContextError::ParentsPattern {
+        let include = PatternMatcher::new(&[include_pattern])
+            .and_then(|include| include.check_compiled().map(|()| include))
+            .map_err(|error| ContextError::ParentsPattern {
                 source_path: source.to_string(),
                 source: error,
-            }
-        })?;
+            })?;
         let pivot_clean = pattern::clean(&format!("/{pivot}"));
         let pivot_relative = pivot_clean.trim_start_matches('/');
         let Some((real, kind)) = self.resolve(pivot_relative, true)? else {
@@ -388,10 +382,7 @@ impl Context {
             if let Some(exclude) = filter.exclude {
                 let (excluded, info) = exclude
                     .matches_using_parent_results(&match_path, &state.exclude)
-                    .map_err(|source| ContextError::ExcludePattern {
-                        pattern: String::new(),
-                        source,
-                    })?;
+                    .map_err(exclude_failed)?;
                 child_state.exclude = info;
                 if excluded {
                     if !is_dir || !exclude.exception_may_match_under(&match_path) {
@@ -498,12 +489,8 @@ impl Context {
             if !self.is_visible(&context_path, kind)? {
                 continue;
             }
-            let matched = pattern::go_match(wild, &candidate).map_err(|source| {
-                ContextError::ParentsPattern {
-                    source_path: wild.to_string(),
-                    source,
-                }
-            })?;
+            // fsutil ignores filepath.Match's error: a malformed pattern matches nothing.
+            let matched = pattern::go_match(wild, &candidate).unwrap_or(false);
             if matched {
                 found.push((candidate, kind));
             } else if kind == FileKind::Dir {

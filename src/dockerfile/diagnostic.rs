@@ -30,6 +30,7 @@ pub enum DiagnosticCode {
     NoInstructions,
     DuplicateDirective,
     InvalidEscapeDirective,
+    InvalidCheckDirective,
     EmptyContinuationLine,
     UnknownInstruction,
     UnterminatedHeredoc,
@@ -60,6 +61,7 @@ impl DiagnosticCode {
             DiagnosticCode::NoInstructions => "no-instructions",
             DiagnosticCode::DuplicateDirective => "duplicate-directive",
             DiagnosticCode::InvalidEscapeDirective => "invalid-escape-directive",
+            DiagnosticCode::InvalidCheckDirective => "invalid-check-directive",
             DiagnosticCode::EmptyContinuationLine => "empty-continuation-line",
             DiagnosticCode::UnknownInstruction => "unknown-instruction",
             DiagnosticCode::UnterminatedHeredoc => "unterminated-heredoc",
@@ -171,4 +173,35 @@ fn floor_char(bytes: &[u8], mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_location_line_and_carets() {
+        let source = "FROM alpine\n\tRUN --mоunt=x echo\n";
+        let index = LineIndex::new(source);
+        let start = source.find("--").expect("flag");
+        let d = Diagnostic::error(
+            DiagnosticCode::UnknownFlag,
+            index.span(start, start + "--mоunt=x".len()),
+            "unknown flag: mоunt",
+        );
+        assert_eq!(
+            d.render("Dockerfile", source),
+            "Dockerfile:2:6: error: unknown flag: mоunt\n RUN --mоunt=x echo\n     ^^^^^^^^^"
+        );
+    }
+
+    #[test]
+    fn renders_a_window_of_a_long_line() {
+        let source = format!("RUN {}", "x".repeat(10_000));
+        let index = LineIndex::new(&source);
+        let d = Diagnostic::warning(DiagnosticCode::LineTooLong, index.span(5000, 5001), "here");
+        let text = d.render("f", &source);
+        assert!(text.len() < 600, "{}", text.len());
+        assert!(text.ends_with(&format!("\n{}^", " ".repeat(120))));
+    }
 }

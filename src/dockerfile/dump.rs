@@ -1,6 +1,6 @@
 //! Output forms of a parsed Dockerfile: BuildKit's s-expression dump and rbuild's JSON.
 
-use super::{Node, ParsedDockerfile};
+use super::{Keyword, Node, ParsedDockerfile};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -92,7 +92,8 @@ fn is_go_printable(c: char) -> bool {
 
 /// rbuild's JSON for one file: `{"instructions": [...], "diagnostics": [...]}`. Each
 /// instruction has BuildKit's keys (`cmd`, `sub_cmd`, `flags`, `value`, `json`, `start_line`,
-/// `end_line`, `heredocs` as `[name, chomp, body]`) plus `span`, `flag_spans`, `arg_spans`,
+/// `end_line`, `heredocs` as `[name, chomp, body]`; ENV and LABEL values as key, value, ...)
+/// plus `span`, `flag_spans`, `arg_spans`,
 /// `original` and `typed` (the typed instruction, or null when the node is not valid).
 pub fn to_json(parsed: &ParsedDockerfile) -> Value {
     let mut typed = vec![Value::Null; parsed.nodes.len()];
@@ -119,10 +120,16 @@ fn node_json(node: &Node, typed: Value) -> Value {
         Some(inner) => (Some(inner.keyword_str().into_owned()), inner.as_ref()),
         None => (None, node),
     };
-    let value: Vec<&str> = if body.keyword.is_none() {
-        vec![""]
-    } else {
-        body.args.iter().map(|a| a.text.as_str()).collect()
+    let value: Vec<&str> = match body.keyword {
+        None => vec![""],
+        // Key and value of each pair, without BuildKit's separator entries.
+        Some(Keyword::Env | Keyword::Label) => body
+            .args
+            .chunks(3)
+            .flat_map(|kv| kv.iter().take(2))
+            .map(|a| a.text.as_str())
+            .collect(),
+        Some(_) => body.args.iter().map(|a| a.text.as_str()).collect(),
     };
     let heredocs: Vec<Value> = body
         .heredocs

@@ -9,8 +9,8 @@ use super::span::Span;
 use super::syntax::{Flag, Heredoc, Keyword, Node, Word};
 use super::values::{
     Chmod, Mount, NetworkMode, PortSpec, SecurityMode, ValueError, parse_bool, parse_chmod,
-    parse_go_duration, parse_mount, parse_network, parse_port, parse_security, parse_signal,
-    parse_stage_name,
+    parse_digest, parse_go_duration, parse_mount, parse_network, parse_port, parse_security,
+    parse_signal, parse_stage_name,
 };
 use serde::Serialize;
 use std::time::Duration;
@@ -32,7 +32,7 @@ pub struct Instruction {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(tag = "type", content = "value", rename_all = "lowercase")]
 pub enum InstructionKind {
     From(FromInstruction),
     Run(RunInstruction),
@@ -459,6 +459,13 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
                 missing(c, "at least one argument");
                 return None;
             }
+            if let Some(blank) = args.chunks_exact(3).find(|kv| kv[0].text.is_empty()) {
+                c.error(
+                    DiagnosticCode::InvalidArguments,
+                    blank[0].span,
+                    format!("{name} names can not be blank"),
+                );
+            }
             let pairs = args
                 .chunks_exact(3)
                 .map(|kv| KeyValue {
@@ -610,7 +617,10 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
                     .map(|f| c.typed(f, DiagnosticCode::InvalidChmod, parse_chmod)),
                 link: c.bool_flag(&flags, "link").unwrap_or(false),
                 exclude: words_of(&flags, "exclude"),
-                checksum: value_of(&flags, "checksum").map(flag_word),
+                checksum: value_of(&flags, "checksum").map(|f| {
+                    c.typed(f, DiagnosticCode::InvalidFlagValue, parse_digest)
+                        .raw
+                }),
                 keep_git_dir: c.bool_flag(&flags, "keep-git-dir").unwrap_or(false),
                 unpack: c.bool_flag(&flags, "unpack"),
             })
@@ -649,17 +659,14 @@ fn type_kind(node: &Node, c: &mut Checker, nested: bool) -> Option<InstructionKi
                 _ => {}
             }
             let instruction = type_kind(inner, c, true)?;
-            let expression = node
-                .original
-                .get(
-                    inner
-                        .keyword_text
-                        .span
-                        .start
-                        .saturating_sub(node.span.start)..,
-                )
-                .map(str::trim)
-                .unwrap_or_default()
+            // BuildKit: the logical line without its leading `ONBUILD` (any case).
+            let line = node.original.trim_start();
+            let expression = line
+                .get(..7)
+                .filter(|k| k.eq_ignore_ascii_case("onbuild"))
+                .and_then(|_| line.get(7..))
+                .unwrap_or(line)
+                .trim_start()
                 .to_string();
             InstructionKind::Onbuild(OnbuildInstruction {
                 expression,

@@ -103,3 +103,29 @@ impl LineIndex {
 fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_bytes() {
+        let index = LineIndex::new("ab\nсd\n\nx");
+        assert_eq!(index.position(0), (1, 1));
+        assert_eq!(index.position(2), (1, 3));
+        assert_eq!(index.position(3), (2, 1));
+        assert_eq!(index.position(5), (2, 3));
+        assert_eq!(index.position(7), (3, 1));
+        assert_eq!(index.position(8), (4, 1));
+        assert_eq!(index.position(100), (4, 2));
+        let span = index.span(3, 6);
+        assert_eq!(
+            (span.line, span.column, span.end_line, span.end_column),
+            (2, 1, 2, 4)
+        );
+        assert_eq!(index.line_range(2), Some((3, 6)));
+        assert_eq!(index.line_range(5), None);
+        assert_eq!(index.line_count(), 4);
+        assert_eq!(index.span(0, 1).join(index.span(3, 6)), index.span(0, 6));
+    }
+}

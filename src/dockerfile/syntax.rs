@@ -8,6 +8,7 @@
 use super::diagnostic::{Diagnostic, DiagnosticCode};
 use super::json_form::{ExecForm, parse_exec_form};
 use super::span::{LineIndex, Span};
+use super::values::{CheckDirective, parse_check_directive};
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -16,7 +17,7 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// ONBUILD nests one instruction; deeper chains are kept as text (and rejected as typed
 /// instructions) so hostile input cannot recurse without bound.
-const MAX_ONBUILD_DEPTH: usize = 2;
+const MAX_ONBUILD_DEPTH: usize = 8;
 
 /// The instruction keywords.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -205,6 +206,13 @@ pub struct Directives {
     pub escape_char: char,
 }
 
+impl Directives {
+    /// The `check` directive's settings, when present and valid.
+    pub fn check_settings(&self) -> Option<CheckDirective> {
+        parse_check_directive(&self.check.as_ref()?.value).ok()
+    }
+}
+
 impl Default for Directives {
     fn default() -> Self {
         Directives {
@@ -222,10 +230,12 @@ pub(crate) struct SyntaxTree {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Physical lines with their start offsets, line breaks included.
+/// Physical lines with their start offsets, line breaks included. A line longer than
+/// [`MAX_LINE_BYTES`] is reported and read as empty (BuildKit refuses the file).
 struct Lines<'a> {
     text: &'a str,
     pos: usize,
+    too_long: Vec<(usize, usize)>,
 }
 
 impl<'a> Iterator for Lines<'a> {
@@ -236,7 +246,13 @@ impl<'a> Iterator for Lines<'a> {
         let len = memchr::memchr(b'\n', rest.as_bytes()).map_or(rest.len(), |i| i + 1);
         let start = self.pos;
         self.pos += len;
-        Some((start, rest.get(..len)?))
+        let line = rest.get(..len)?;
+        if len > MAX_LINE_BYTES {
+            let content = trim_newline(line).len();
+            self.too_long.push((start, start + content));
+            return Some((start + content, line.get(content..)?));
+        }
+        Some((start, line))
     }
 }
 
@@ -351,6 +367,15 @@ impl DirectiveScanner {
             value: value.to_string(),
             span,
         });
+        if lower == "check"
+            && let Err(e) = parse_check_directive(value)
+        {
+            diagnostics.push(Diagnostic::warning(
+                DiagnosticCode::InvalidCheckDirective,
+                span,
+                e.to_string(),
+            ));
+        }
         if lower == "escape" {
             match value {
                 "\\" => directives.escape_char = '\\',
@@ -397,26 +422,14 @@ pub(crate) fn parse_tree(text: &str, index: &LineIndex) -> SyntaxTree {
     let mut diagnostics = Vec::new();
     let mut nodes = Vec::new();
     let mut scanner = DirectiveScanner::default();
-    let mut lines = Lines { text, pos: 0 };
+    let mut lines = Lines {
+        text,
+        pos: 0,
+        too_long: Vec::new(),
+    };
     let mut comments: Vec<String> = Vec::new();
     let mut line_no: u32 = 0;
-    let mut reported_long_line = false;
-    let mut check_long = |start: usize, raw: &str, diagnostics: &mut Vec<Diagnostic>| {
-        if raw.len() > MAX_LINE_BYTES && !reported_long_line {
-            reported_long_line = true;
-            diagnostics.push(Diagnostic::error(
-                DiagnosticCode::LineTooLong,
-                index.span(start, start),
-                format!(
-                    "dockerfile line greater than max allowed size of {}",
-                    MAX_LINE_BYTES - 1
-                ),
-            ));
-        }
-    };
-
     while let Some((mut offset, mut raw)) = lines.next() {
-        check_long(offset, raw, &mut diagnostics);
         if line_no == 0
             && let Some(rest) = raw.strip_prefix('\u{feff}')
         {
@@ -458,7 +471,6 @@ pub(crate) fn parse_tree(text: &str, index: &LineIndex) -> SyntaxTree {
             let Some((next_offset, next_raw)) = lines.next() else {
                 break;
             };
-            check_long(next_offset, next_raw, &mut diagnostics);
             let next = trim_newline(next_raw);
             scanner.scan(next, next_offset, index, &mut directives, &mut diagnostics);
             line_no += 1;
@@ -506,7 +518,6 @@ pub(crate) fn parse_tree(text: &str, index: &LineIndex) -> SyntaxTree {
                 let mut body_end = body_start;
                 let mut terminated = false;
                 for (line_offset, line) in lines.by_ref() {
-                    check_long(line_offset, line, &mut diagnostics);
                     line_no += 1;
                     let mut candidate = trim_newline(line);
                     if marker.chomp {
@@ -557,6 +568,16 @@ pub(crate) fn parse_tree(text: &str, index: &LineIndex) -> SyntaxTree {
         nodes.push(node);
     }
 
+    for &(start, end) in &lines.too_long {
+        diagnostics.push(Diagnostic::error(
+            DiagnosticCode::LineTooLong,
+            index.span(start, end),
+            format!(
+                "line longer than the {} bytes BuildKit accepts; its content is ignored",
+                MAX_LINE_BYTES - 1
+            ),
+        ));
+    }
     if nodes.is_empty() {
         let end = text.len();
         diagnostics.push(Diagnostic::error(
@@ -707,7 +728,7 @@ impl NodeBuilder<'_, '_> {
         node
     }
 
-    /// Tries the JSON form; on success fills the arguments. A valid array of non-strings is an
+    /// Tries the JSON form; on success appends the arguments. A valid array of non-strings is an
     /// error (and counts as handled).
     fn exec_form(&mut self, node: &mut Node, start: usize, end: usize) -> bool {
         let text = &self.text()[start..end];
@@ -715,13 +736,11 @@ impl NodeBuilder<'_, '_> {
             ExecForm::NotJson => false,
             ExecForm::Strings(items) => {
                 node.json = true;
-                node.args = items
-                    .into_iter()
-                    .map(|(value, s, e)| Word {
+                node.args
+                    .extend(items.into_iter().map(|(value, s, e)| Word {
                         text: value,
                         span: self.line.span(self.index, start + s, start + e),
-                    })
-                    .collect();
+                    }));
                 true
             }
             ExecForm::NotStrings => {

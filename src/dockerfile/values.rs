@@ -240,6 +240,7 @@ pub fn parse_size(text: &str) -> Result<u64, ValueError> {
 
 /// A file mode for `--chmod`: octal, or symbolic clauses like `u=rwX,go=rX`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Chmod {
     Octal(u32),
     Symbolic(Vec<ModeClause>),
@@ -576,5 +577,189 @@ pub fn parse_stage_name(text: &str) -> Result<String, ValueError> {
         Err(invalid(format!(
             "invalid name for build stage: {text:?}, name can't start with a number or contain symbols"
         )))
+    }
+}
+
+/// A content digest `algorithm:hex` as ADD --checksum takes it (sha256, sha384 or sha512).
+pub fn parse_digest(text: &str) -> Result<String, ValueError> {
+    let bad = || {
+        invalid(format!(
+            "invalid checksum digest {text:?}: expected sha256:<64 hex digits>"
+        ))
+    };
+    let (algorithm, hex) = text.split_once(':').ok_or_else(bad)?;
+    let len = match algorithm {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        _ => return Err(bad()),
+    };
+    let lower_hex = hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if hex.len() != len || !lower_hex {
+        return Err(bad());
+    }
+    Ok(text.to_string())
+}
+
+/// The `# check=` directive: `skip=Rule1,Rule2` (or `all`), `error=true`,
+/// `experimental=Rule3` (or `all`), separated by `;`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CheckDirective {
+    pub skip: Vec<String>,
+    pub skip_all: bool,
+    pub error: bool,
+    pub experimental: Vec<String>,
+    pub experimental_all: bool,
+}
+
+pub fn parse_check_directive(text: &str) -> Result<CheckDirective, ValueError> {
+    let mut check = CheckDirective::default();
+    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("invalid check option {part:?}: expected key=value")))?;
+        let list = |value: &str| -> (Vec<String>, bool) {
+            let names: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect();
+            let all = names.iter().any(|n| n.eq_ignore_ascii_case("all"));
+            (names, all)
+        };
+        match key.trim().to_ascii_lowercase().as_str() {
+            "skip" => (check.skip, check.skip_all) = list(value),
+            "experimental" => (check.experimental, check.experimental_all) = list(value),
+            "error" => {
+                check.error = parse_bool(value.trim()).ok_or_else(|| {
+                    invalid(format!(
+                        "invalid check error value {value:?}: expected a boolean"
+                    ))
+                })?
+            }
+            other => return Err(invalid(format!("invalid check option {other:?}"))),
+        }
+    }
+    Ok(check)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_go_duration("1m30s"), Ok(ms(90_000)));
+        assert_eq!(parse_go_duration("500ms"), Ok(ms(500)));
+        assert_eq!(parse_go_duration("1.5h"), Ok(ms(5_400_000)));
+        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_go_duration("2us"), Ok(Duration::from_micros(2)));
+        assert_eq!(parse_go_duration("3µs"), Ok(Duration::from_micros(3)));
+        for bad in ["", "5", "1d", "-1s", "s", "1..5s", "9999999999h"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn chmod_octal_and_symbolic() {
+        assert_eq!(parse_chmod("755"), Ok(Chmod::Octal(0o755)));
+        assert_eq!(parse_chmod("0644"), Ok(Chmod::Octal(0o644)));
+        assert!(parse_chmod("17777").is_err());
+        assert!(parse_chmod("u=rwZ").is_err());
+        assert!(parse_chmod("u").is_err());
+        assert!(parse_chmod("g=uw").is_err());
+        let sym = parse_chmod("u=rwX,go=rX").expect("valid");
+        assert_eq!(sym.apply(0o600, false), 0o644);
+        assert_eq!(sym.apply(0o700, false), 0o755);
+        assert_eq!(sym.apply(0o600, true), 0o755);
+        assert_eq!(parse_chmod("+x").expect("valid").apply(0o644, false), 0o755);
+        assert_eq!(
+            parse_chmod("g=u,o=").expect("valid").apply(0o754, false),
+            0o770
+        );
+        assert_eq!(
+            parse_chmod("u+s,o-r").expect("valid").apply(0o755, false),
+            0o4751
+        );
+    }
+
+    #[test]
+    fn mounts() {
+        let m = parse_mount("type=cache,target=/c,sharing=locked,id=x,mode=0700,uid=1,gid=2")
+            .expect("cache");
+        assert_eq!(
+            (m.kind, m.sharing, m.mode, m.uid, m.gid, m.readonly),
+            (
+                MountType::Cache,
+                CacheSharing::Locked,
+                Some(0o700),
+                Some(1),
+                Some(2),
+                false
+            )
+        );
+        let m = parse_mount("TYPE=Secret,ID=tok,Required").expect("secret");
+        assert_eq!(
+            (m.kind, m.required, m.readonly),
+            (MountType::Secret, true, true)
+        );
+        let m = parse_mount("\"target=/a,b\",rw=true").expect("quoted field");
+        assert_eq!((m.target.as_deref(), m.readonly), (Some("/a,b"), false));
+        let m = parse_mount("type=tmpfs,target=/t,size=1.5GiB").expect("tmpfs");
+        assert_eq!(m.size, Some(3 << 29));
+        for bad in [
+            "type=cache",
+            "type=bind,target=/a,size=1m",
+            "type=tmpfs,target=/t,from=x",
+            "type=secret",
+            "type=cache,target=/a,mode=8",
+            "target",
+            "type=cache,target=/a,\"unterminated",
+        ] {
+            assert!(parse_mount(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn check_directive() {
+        let check = parse_check_directive("skip=JSONArgsRecommended,StageNameCasing;error=true")
+            .expect("valid");
+        assert_eq!(check.skip, ["JSONArgsRecommended", "StageNameCasing"]);
+        assert!(check.error && !check.skip_all);
+        assert!(parse_check_directive("skip=all").expect("valid").skip_all);
+        assert!(parse_check_directive("error=maybe").is_err());
+        assert!(parse_check_directive("colour=red").is_err());
+    }
+
+    #[test]
+    fn ports_signals_names() {
+        assert_eq!(
+            parse_port("8000-8010/UDP"),
+            Ok(PortSpec {
+                start: 8000,
+                end: 8010,
+                protocol: Protocol::Udp
+            })
+        );
+        assert!(parse_port("65536").is_err());
+        assert!(parse_port("80/").is_err());
+        assert_eq!(parse_signal("SIGKILL"), Ok(9));
+        assert_eq!(parse_signal("winch"), Ok(28));
+        assert_eq!(parse_signal("RTMIN"), Ok(34));
+        assert!(parse_signal("RTMAX-40").is_err());
+        assert_eq!(
+            parse_stage_name("Build.1_x-y").as_deref(),
+            Ok("build.1_x-y")
+        );
+        assert!(parse_stage_name("-x").is_err());
+        assert!(parse_stage_name("").is_err());
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("10"), Ok(10));
+        assert!(parse_size("1x").is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! Writing blobs: hashed while written into tmp/, fsynced, checked, renamed into blobs/.
 
-use super::lock::{FileLock, LockMode};
+use super::lock::{FileLock, LockMode, same_file};
 use super::{IoContext, Result, Store, StoreError, sha256_hex, sync_parent};
 use crate::image::digest_from_hash;
 use oci_spec::image::Digest;
@@ -41,20 +41,7 @@ impl BlobWriter {
         if let Some(expected) = &expected {
             sha256_hex(expected)?;
         }
-        let dir = store.tmp_dir();
-        let tmp = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&dir)
-            .at(&dir)?;
-        let (file, tmp_path) = tmp.keep().map_err(|e| StoreError::Io {
-            path: dir,
-            source: e.error,
-        })?;
-        let lock = FileLock::from_file(
-            file.try_clone().at(&tmp_path)?,
-            &tmp_path,
-            LockMode::Exclusive,
-        )?;
+        let (lock, file, tmp_path) = FileLock::create_locked(&store.tmp_dir(), "blob-")?;
         Ok(BlobWriter {
             store,
             out: BufWriter::with_capacity(WRITE_BUFFER, file),
@@ -188,19 +175,6 @@ impl Store {
         }
         fs::rename(tmp_path, &target).at(&target)?;
         sync_parent(&target)
-    }
-}
-
-fn same_file(file: &File, path: &Path) -> Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let open = file.metadata().at(path)?;
-    match fs::metadata(path) {
-        Ok(named) => Ok(open.dev() == named.dev() && open.ino() == named.ino()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(source) => Err(StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        }),
     }
 }
 

@@ -3,10 +3,11 @@
 //! processes; abandoned temporary files are those nobody holds locked.
 
 use super::lock::{FileLock, LockMode};
+use super::refs::ref_name;
 use super::{IoContext, Result, Store, StoreError};
 use crate::image::{ImageConfig, chain_ids};
-use oci_spec::image::{Digest, ImageIndex, ImageManifest};
-use std::collections::HashSet;
+use oci_spec::image::{Descriptor, Digest, ImageIndex, ImageManifest};
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
@@ -57,7 +58,7 @@ impl Store {
                 continue;
             }
             report.reclaimed += tree_size(&path);
-            fs::remove_dir_all(&path).at(&path)?;
+            remove_any(&path)?;
             report.snapshots.push(chain_id);
         }
         let tmp = self.tmp_dir();
@@ -116,30 +117,76 @@ impl Store {
         Ok(reachable)
     }
 
-    /// Adds what live processes listed in their leases; removes leases of dead processes.
+    /// Adds what live processes listed in their leases.
     fn add_live_leases(&self, keep: &mut Reachable) -> Result<()> {
+        let leased = self.live_leases()?;
+        keep.chain_ids.extend(leased.iter().cloned());
+        keep.blobs.extend(leased);
+        Ok(())
+    }
+
+    /// Everything the leases of live processes name; removes the leases of dead processes.
+    pub(crate) fn live_leases(&self) -> Result<HashSet<Digest>> {
+        let mut leased = HashSet::new();
         let dir = self.root().join("leases");
         for entry in fs::read_dir(&dir).at(&dir)? {
             let path = entry.at(&dir)?.path();
+            let file = match fs::File::open(&path) {
+                Ok(file) => file,
+                // Its process ended (and removed it) meanwhile.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(StoreError::Io { path, source }),
+            };
             if let Some(_stale) = FileLock::try_exclusive(&path)? {
                 remove_any(&path)?;
                 continue;
             }
-            let file = match fs::File::open(&path) {
-                Ok(file) => file,
-                // Its process ended between the lock probe and now.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(StoreError::Io { path, source }),
-            };
             for line in BufReader::new(file).lines() {
                 if let Ok(digest) = Digest::from_str(line.at(&path)?.trim()) {
-                    keep.chain_ids.insert(digest.clone());
-                    keep.blobs.insert(digest);
+                    leased.insert(digest);
                 }
             }
         }
-        Ok(())
+        Ok(leased)
     }
+
+    /// Removes dangling images (every image with `all`), except those a running process
+    /// is still making (its lease names the manifest). Blobs stay until
+    /// [`Store::collect_garbage`]. Returns the removed images with the names they had.
+    pub fn prune_images(&self, all: bool) -> Result<Vec<PrunedImage>> {
+        let leased = self.live_leases()?;
+        let mut removed: Vec<(Descriptor, Vec<String>)> = Vec::new();
+        self.update_index(|entries| {
+            let mut names: HashMap<Digest, Vec<String>> = HashMap::new();
+            for entry in entries.iter() {
+                let list = names.entry(entry.digest().clone()).or_default();
+                list.extend(ref_name(entry).map(str::to_string));
+            }
+            entries.retain(|entry| {
+                let entry_names = names.get(entry.digest()).cloned().unwrap_or_default();
+                let prune = (all || entry_names.is_empty()) && !leased.contains(entry.digest());
+                if prune && !removed.iter().any(|(d, _)| d.digest() == entry.digest()) {
+                    removed.push((entry.clone(), entry_names));
+                }
+                !prune
+            });
+        })?;
+        Ok(removed
+            .into_iter()
+            .map(|(manifest, names)| PrunedImage {
+                id: self.load_image(&manifest).ok().map(|i| i.id().clone()),
+                names,
+            })
+            .collect())
+    }
+}
+
+/// An image [`Store::prune_images`] removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrunedImage {
+    /// The image ID (config digest), when the manifest was still readable.
+    pub id: Option<Digest>,
+    pub names: Vec<String>,
 }
 
 /// The entries of a directory named by sha256 hex; others are left alone.
@@ -167,9 +214,10 @@ pub(crate) fn tree_size(path: &Path) -> u64 {
         .sum()
 }
 
+/// Removes a file or a directory tree of any depth.
 pub(crate) fn remove_any(path: &Path) -> Result<()> {
     let result = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(meta) if meta.is_dir() => return Ok(crate::snapshot::remove_tree(path)?),
         Ok(_) => fs::remove_file(path),
         Err(e) => Err(e),
     };

@@ -4,9 +4,10 @@
 use super::blob::HashingReader;
 use super::{IoContext, Result, Store, StoreError, sha256_hex};
 use crate::image::{ImageConfig, Reference, canonical_json};
+use crate::snapshot::{Compression, decompress};
 use oci_spec::image::{Descriptor, Digest, ImageManifest, ImageManifestBuilder, MediaType};
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 
 /// A layer stored uncompressed: its blob digest is its DiffID.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,24 +55,14 @@ impl Store {
         let mut writer = self.blob_writer(None)?;
         let tmp = writer.tmp_path().to_path_buf();
         let compression = {
-            let mut buffered = BufReader::with_capacity(1 << 20, &mut raw);
-            let compression = Compression::detect(buffered.fill_buf().at(&tmp)?);
-            let copied = match compression {
-                Compression::Plain => io::copy(&mut buffered, &mut writer),
-                Compression::Gzip => io::copy(
-                    &mut flate2::bufread::MultiGzDecoder::new(buffered),
-                    &mut writer,
-                ),
-                Compression::Zstd => zstd::stream::read::Decoder::with_buffer(buffered)
-                    .and_then(|mut d| io::copy(&mut d, &mut writer)),
-            };
-            copied.map_err(|source| StoreError::Invalid(format!("reading layer: {source}")))?;
+            let read_error = |e: io::Error| StoreError::Invalid(format!("reading layer: {e}"));
+            let (compression, mut tar) = decompress(&mut raw).map_err(read_error)?;
+            io::copy(&mut tar, &mut writer).map_err(read_error)?;
             compression
         };
         let (compressed_digest, compressed_size) = raw.finish().at(&tmp)?;
         let blob = writer.commit()?;
-        let compressed = compression
-            .media_type()
+        let compressed = compressed_media_type(compression)
             .map(|media_type| Descriptor::new(media_type, compressed_size, compressed_digest));
         if let Some(compressed) = &compressed {
             self.record_compressed(&blob.digest, compressed)?;
@@ -130,9 +121,14 @@ impl Store {
                 layers.len()
             )));
         }
-        for layer in layers {
-            if !self.has_blob(&layer.diff_id) {
-                return Err(StoreError::BlobNotFound(layer.diff_id.clone()));
+        {
+            // Leased first, so a concurrent collection keeps layers this image will use.
+            let _gc = self.lock_gc(super::lock::LockMode::Shared)?;
+            for layer in layers {
+                self.lease(&layer.diff_id)?;
+                if !self.has_blob(&layer.diff_id) {
+                    return Err(StoreError::BlobNotFound(layer.diff_id.clone()));
+                }
             }
         }
         let config_blob = self.put_blob(config, None)?;
@@ -224,30 +220,11 @@ impl Store {
     }
 }
 
-/// How a layer stream is compressed, told by its first bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Compression {
-    Plain,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    fn detect(head: &[u8]) -> Compression {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            Compression::Gzip
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Compression::Zstd
-        } else {
-            Compression::Plain
-        }
-    }
-
-    fn media_type(self) -> Option<MediaType> {
-        match self {
-            Compression::Plain => None,
-            Compression::Gzip => Some(MediaType::ImageLayerGzip),
-            Compression::Zstd => Some(MediaType::ImageLayerZstd),
-        }
+/// The OCI media type of a compressed layer; `None` for a plain tar.
+fn compressed_media_type(compression: Compression) -> Option<MediaType> {
+    match compression {
+        Compression::Uncompressed => None,
+        Compression::Gzip => Some(MediaType::ImageLayerGzip),
+        Compression::Zstd => Some(MediaType::ImageLayerZstd),
     }
 }

@@ -50,6 +50,27 @@ impl FileLock {
         }
     }
 
+    /// Creates a new uniquely named file in `dir` and locks it exclusively. Returns the lock
+    /// (on its own descriptor), the file for writing and its path. A collector removes unlocked
+    /// files, so the name is checked to still lead to the locked file, else made again.
+    pub(crate) fn create_locked(dir: &Path, prefix: &str) -> Result<(FileLock, File, PathBuf)> {
+        loop {
+            let tmp = tempfile::Builder::new()
+                .prefix(prefix)
+                .tempfile_in(dir)
+                .at(dir)?;
+            let (file, path) = tmp.keep().map_err(|e| StoreError::Io {
+                path: dir.to_path_buf(),
+                source: e.error,
+            })?;
+            let lock =
+                FileLock::from_file(file.try_clone().at(&path)?, &path, LockMode::Exclusive)?;
+            if same_file(&file, &path)? {
+                return Ok((lock, file, path));
+            }
+        }
+    }
+
     pub(crate) fn file(&mut self) -> &mut File {
         &mut self.held
     }
@@ -72,5 +93,19 @@ fn lock_error(path: &Path, errno: nix::errno::Errno) -> StoreError {
     StoreError::Io {
         path: PathBuf::from(path),
         source: std::io::Error::from(errno),
+    }
+}
+
+/// Whether `path` still names the open `file`.
+pub(crate) fn same_file(file: &File, path: &Path) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let open = file.metadata().at(path)?;
+    match std::fs::metadata(path) {
+        Ok(named) => Ok(open.dev() == named.dev() && open.ino() == named.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }

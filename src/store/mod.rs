@@ -20,11 +20,12 @@ mod gc;
 mod images;
 mod lock;
 mod refs;
+mod snapshots;
 
 pub use archive::{ArchiveFormat, ImportOptions, LoadReport, SaveItem};
 pub use blob::{BlobWriter, CommittedBlob};
 pub use fsck::FsckReport;
-pub use gc::GcReport;
+pub use gc::{GcReport, PrunedImage};
 pub use images::{Image, Layer};
 pub use refs::ImageEntry;
 
@@ -63,6 +64,8 @@ pub enum StoreError {
     Invalid(String),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -261,15 +264,8 @@ impl Store {
             .map_err(|_| StoreError::Invalid("lease lock poisoned".to_string()))?;
         if guard.is_none() {
             let dir = self.root().join("leases");
-            let file = tempfile::Builder::new()
-                .prefix(&format!("{}-", std::process::id()))
-                .tempfile_in(&dir)
-                .at(&dir)?;
-            let (file, path) = file.keep().map_err(|e| StoreError::Io {
-                path: dir.clone(),
-                source: e.error,
-            })?;
-            let file = FileLock::from_file(file, &path, LockMode::Exclusive)?;
+            let prefix = format!("{}-", std::process::id());
+            let (file, _, path) = FileLock::create_locked(&dir, &prefix)?;
             *guard = Some(Lease { path, file });
         }
         if let Some(lease) = guard.as_mut() {

@@ -128,7 +128,7 @@ impl Store {
     }
 
     /// Read-modify-write of index.json under the index lock, written atomically.
-    fn update_index(&self, change: impl FnOnce(&mut Vec<Descriptor>)) -> Result<()> {
+    pub(super) fn update_index(&self, change: impl FnOnce(&mut Vec<Descriptor>)) -> Result<()> {
         let _lock = self.lock_index()?;
         let mut index = self.index()?;
         let mut entries = index.manifests().clone();

@@ -237,3 +237,125 @@ fn garbage_collection_removes_exactly_the_unreferenced() {
     assert!(store.has_blob(resolved.manifest_descriptor.digest()));
     assert_eq!(store.collect_garbage().unwrap(), GcReport::default());
 }
+
+fn tar_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, body) in entries {
+        let mut header = tar::Header::new_ustar();
+        match body {
+            Some(body) => {
+                header.set_size(body.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                builder.append_data(&mut header, name, *body).unwrap();
+            }
+            None => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                header.set_mode(0o755);
+                header.set_cksum();
+                builder
+                    .append_data(&mut header, name, std::io::empty())
+                    .unwrap();
+            }
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn layer_dirs_are_extracted_once_by_chain_id_with_overlay_whiteouts() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let (dir, store) = store();
+    let base = store
+        .import_layer(&tar_of(&[("etc/", None), ("etc/a", Some(b"a")), ("etc/b", Some(b"b"))])[..])
+        .unwrap();
+    let top = store
+        .import_layer(
+            &tar_of(&[
+                ("etc/", None),
+                ("etc/.wh.a", Some(b"")),
+                ("etc/c", Some(b"c")),
+            ])[..],
+        )
+        .unwrap();
+    let layers = [base.clone(), top.clone()];
+    let image = store.put_image(&config_for(&layers), &layers).unwrap();
+    store
+        .tag(
+            &Reference::parse("two").unwrap(),
+            &image.manifest_descriptor,
+        )
+        .unwrap();
+    let dirs = store.layer_dirs(&image).unwrap();
+    let chain = image.config.chain_ids();
+    assert_eq!(
+        dirs,
+        vec![
+            store.snapshot_path(&chain[0]).unwrap(),
+            store.snapshot_path(&chain[1]).unwrap()
+        ]
+    );
+    assert_eq!(fs::read(dirs[0].join("etc/a")).unwrap(), b"a");
+    assert_eq!(fs::read(dirs[1].join("etc/c")).unwrap(), b"c");
+    assert!(
+        !dirs[1].join("etc/b").exists(),
+        "a snapshot holds its own layer only"
+    );
+    let whiteout = fs::symlink_metadata(dirs[1].join("etc/a")).unwrap();
+    if nix::unistd::geteuid().is_root() {
+        assert!(whiteout.file_type().is_char_device() && whiteout.rdev() == 0);
+    }
+    let inode = fs::metadata(&dirs[0]).unwrap().ino();
+
+    // A second image on the same base shares its snapshot; nothing is extracted again.
+    let other = store
+        .import_layer(&tar_of(&[("x", Some(b"x"))])[..])
+        .unwrap();
+    let layers2 = [base.clone(), other];
+    let image2 = store.put_image(&config_for(&layers2), &layers2).unwrap();
+    let dirs2 = store.layer_dirs(&image2).unwrap();
+    assert_eq!(dirs2[0], dirs[0]);
+    assert_eq!(fs::metadata(&dirs2[0]).unwrap().ino(), inode);
+    assert_eq!(store.layer_dirs(&image).unwrap(), dirs);
+
+    // Pruned and collected by a fresh process: the untagged image's own snapshot goes,
+    // shared ones stay. While this process lived, its lease kept the image from pruning.
+    assert!(store.prune_images(false).unwrap().is_empty());
+    drop(store);
+    let store = Store::open(dir.path().join("root")).unwrap();
+    let pruned = store.prune_images(false).unwrap();
+    assert_eq!(pruned.len(), 1);
+    assert_eq!(pruned[0].id.as_ref(), Some(image2.id()));
+    let report = store.collect_garbage().unwrap();
+    assert_eq!(report.snapshots, vec![image2.config.chain_ids()[1].clone()]);
+    assert!(dirs[0].is_dir() && dirs[1].is_dir());
+}
+
+#[test]
+fn a_corrupt_layer_blob_is_not_unpacked() {
+    let (_dir, store) = store();
+    let layer = store
+        .import_layer(&tar_of(&[("f", Some(b"1"))])[..])
+        .unwrap();
+    let image = store
+        .put_image(
+            &config_for(std::slice::from_ref(&layer)),
+            std::slice::from_ref(&layer),
+        )
+        .unwrap();
+    let path = store.blob_path(&layer.diff_id).unwrap();
+    fs::write(&path, tar_of(&[("f", Some(b"2"))])).unwrap();
+    assert!(matches!(
+        store.layer_dirs(&image),
+        Err(StoreError::DigestMismatch { .. })
+    ));
+    assert!(!store.snapshot_path(&layer.diff_id).unwrap().exists());
+    assert!(tmp_entries(&store).is_empty());
+    let report = store.fsck(false).unwrap();
+    assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+    let repaired = store.fsck(true).unwrap();
+    assert_eq!(repaired.repaired.len(), 2, "{:?}", repaired.repaired);
+    assert!(store.fsck(false).unwrap().is_clean());
+    assert!(store.images().unwrap().is_empty());
+}

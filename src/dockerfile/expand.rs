@@ -1,1 +1,0 @@
-//! Word expansion: `$v`, `${v:-w}` and kin, quotes and escapes, word splitting.

@@ -1,0 +1,103 @@
+//! Compression of layer streams, recognised by content (magic bytes), never by file name.
+
+use std::io::{self, BufReader, Cursor, Read};
+
+/// How a layer stream is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Uncompressed,
+    Gzip,
+    Zstd,
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// Read buffer for layer streams: large enough that reads and decompression run in big chunks.
+pub(crate) const STREAM_BUFFER: usize = 1 << 20;
+
+impl Compression {
+    /// Recognises the compression from the first bytes of a stream (at least 4 for zstd).
+    pub fn detect(prefix: &[u8]) -> Compression {
+        if prefix.starts_with(&GZIP_MAGIC) {
+            Compression::Gzip
+        } else if prefix.starts_with(&ZSTD_MAGIC) {
+            Compression::Zstd
+        } else {
+            Compression::Uncompressed
+        }
+    }
+
+    /// The OCI media-type suffix (`+gzip`, `+zstd`, or nothing).
+    pub fn media_type_suffix(self) -> &'static str {
+        match self {
+            Compression::Uncompressed => "",
+            Compression::Gzip => "+gzip",
+            Compression::Zstd => "+zstd",
+        }
+    }
+}
+
+/// Detects the compression of `input` by its first bytes and returns a streaming reader of the
+/// decompressed bytes.
+pub fn decompress<'a, R: Read + 'a>(mut input: R) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    let mut prefix = [0u8; ZSTD_MAGIC.len()];
+    let mut filled = 0;
+    while filled < prefix.len() {
+        match input.read(&mut prefix[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let head = prefix.get(..filled).unwrap_or_default().to_vec();
+    let compression = Compression::detect(&head);
+    let whole = BufReader::with_capacity(STREAM_BUFFER, Cursor::new(head).chain(input));
+    let reader: Box<dyn Read + 'a> = match compression {
+        Compression::Uncompressed => Box::new(whole),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(whole)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(whole)?),
+    };
+    Ok((compression, reader))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn roundtrip(compression: Compression, payload: &[u8]) -> Vec<u8> {
+        let encoded = match compression {
+            Compression::Uncompressed => payload.to_vec(),
+            Compression::Gzip => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(payload).unwrap();
+                e.finish().unwrap()
+            }
+            Compression::Zstd => zstd::encode_all(payload, 1).unwrap(),
+        };
+        let (found, mut reader) = decompress(encoded.as_slice()).unwrap();
+        assert_eq!(found, compression);
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn detects_and_decodes_each_compression() {
+        let payload: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        for c in [
+            Compression::Uncompressed,
+            Compression::Gzip,
+            Compression::Zstd,
+        ] {
+            assert_eq!(roundtrip(c, &payload), payload, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn short_and_empty_streams_are_uncompressed() {
+        assert_eq!(roundtrip(Compression::Uncompressed, b""), b"");
+        assert_eq!(roundtrip(Compression::Uncompressed, b"\x1f"), b"\x1f");
+    }
+}

@@ -1,0 +1,3 @@
+FROM alpine
+ENV =x
+LABEL ="no key"

@@ -1,0 +1,2 @@
+# check=skip=all;colour=red
+FROM alpine

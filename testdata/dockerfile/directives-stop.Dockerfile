@@ -1,0 +1,4 @@
+# unknown=directive
+# escape=`
+FROM alpine
+RUN echo \

@@ -1,0 +1,13 @@
+FROM alpine
+HEALTHCHECK
+HEALTHCHECK NONE extra
+HEALTHCHECK --interval=5s NONE
+HEALTHCHECK CONNECT tcp 80
+HEALTHCHECK CMD
+HEALTHCHECK CMD []
+HEALTHCHECK --interval=500us CMD true
+HEALTHCHECK --timeout=5 CMD true
+HEALTHCHECK --start-period=1d CMD true
+HEALTHCHECK --retries=many CMD true
+HEALTHCHECK --retries=-1 CMD true
+HEALTHCHECK --interval=-5s CMD true

@@ -1,0 +1,4 @@
+FROM alpine
+  onbuild \
+  RUN echo \
+  continued
