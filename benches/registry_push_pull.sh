@@ -34,12 +34,20 @@ for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 &
 host=127.0.0.1:$port
 
 echo "making a ${size_mib} MiB layer from /usr/lib..." >&2
-find /usr/lib -type f -size +0 -printf '%s %P\n' | sort -k2 |
-  awk -v max=$((size_mib << 20)) '{ total += $1; if (total > max) exit; print $2 }' >"$work/files"
+find /usr/lib -type f -size +0 -printf '%s %P\n' | sort -k2 >"$work/all-files"
+awk -v max=$((size_mib << 20)) '{ total += $1; if (total > max) exit; print $2 }' \
+  "$work/all-files" >"$work/files"
 tar --numeric-owner --owner=0 --group=0 --mtime=@0 --sort=name -C /usr/lib -cf "$work/layer.tar" -T "$work/files"
 bytes=$(stat -c %s "$work/layer.tar")
 "$rbuild" --root "$work/store" import "$work/layer.tar" bench:1 >/dev/null
 sync
+
+# skopeo remembers compressed digests in /var/lib/containers/cache (as root) and would reuse
+# blobs from earlier runs: give each skopeo run an empty cache, as on a fresh machine.
+fresh_skopeo() {
+  mkdir -p /var/lib/containers/cache
+  unshare -m sh -c 'mount -t tmpfs none /var/lib/containers/cache && exec skopeo "$@"' skopeo "$@"
+}
 
 timed() { # label, command...
   local start end
@@ -52,12 +60,12 @@ timed() { # label, command...
 
 echo "image: $(awk -v b="$bytes" 'BEGIN{printf "%.0f", b/1048576}') MiB uncompressed, $(nproc) cores" >&2
 timed "push rbuild (gzip)" "$rbuild" --root "$work/store" push -q bench:1 "$host/bench/rbuild:1"
-timed "push skopeo (gzip)" skopeo copy -q --dest-tls-verify=false \
+timed "push skopeo (gzip)" fresh_skopeo copy -q --dest-tls-verify=false \
   "oci:$work/store:bench:1" "docker://$host/bench/skopeo:1"
 timed "pull rbuild" "$rbuild" --root "$work/pulled" pull -q "$host/bench/skopeo:1"
-timed "pull skopeo (to oci:)" skopeo copy -q --src-tls-verify=false \
+timed "pull skopeo (to oci:)" fresh_skopeo copy -q --src-tls-verify=false \
   "docker://$host/bench/skopeo:1" "oci:$work/skopeo-pulled:1"
 timed "push rbuild (zstd)" "$rbuild" --root "$work/store" push -q --compression zstd bench:1 "$host/bench/zstd:1"
-timed "push skopeo (zstd)" skopeo copy -q --dest-tls-verify=false --dest-compress-format zstd \
+timed "push skopeo (zstd)" fresh_skopeo copy -q --dest-tls-verify=false --dest-compress-format zstd \
   "oci:$work/store:bench:1" "docker://$host/bench/skopeo-zstd:1"
 timed "re-push rbuild (no change)" "$rbuild" --root "$work/store" push -q bench:1 "$host/bench/rbuild:1"
