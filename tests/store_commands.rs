@@ -170,7 +170,7 @@ fn fsck_reports_corruption_and_repair_drops_what_cannot_be_trusted() {
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("blob {layer} is corrupt")), "{text}");
-    assert!(text.contains(&format!("image good:latest")), "{text}");
+    assert!(text.contains("image good:latest"), "{text}");
 
     let repaired = rbuild(&root, &["system", "fsck", "--repair"]);
     assert!(
