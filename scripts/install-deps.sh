@@ -4,10 +4,11 @@
 # Idempotent; needs root (apt-get).
 set -euo pipefail
 packages=(
-  busybox-static file iproute2 uidmap   # offline base image, rootless id maps
+  busybox-static file iproute2 uidmap curl   # offline base image, rootless id maps, demo
   skopeo umoci                          # read the store as an OCI layout
   runc crun                             # external OCI runtimes
   docker-registry apache2-utils         # a real registry, htpasswd for its auth
+  openssl curl                          # registry tests: token-server certificate, bench readiness
   shellcheck                            # lint's SC findings
   mmdebstrap                            # the demo's Python base image
   docker.io                             # Docker Engine: save/load interoperability tests

@@ -22,6 +22,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Pull an image from a registry into the store.
+    Pull(cli::registry::PullArgs),
+    /// Push an image from the store to a registry.
+    Push(cli::registry::PushArgs),
+    /// Log in to a registry (credentials saved in Docker's config.json).
+    Login(cli::registry::LoginArgs),
+    /// Log out from a registry.
+    Logout(cli::registry::LogoutArgs),
     #[command(flatten)]
     Image(cli::image::ImageCommand),
     /// Manage rbuild: disk usage, clean-up, store checks
@@ -31,13 +39,20 @@ enum Command {
     },
     /// Print the syntax tree of a Dockerfile.
     Parse(cli::parse::ParseArgs),
+    /// Lint Dockerfiles: hadolint rules and BuildKit checks
+    Lint(cli::lint::LintArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Pull(args) => cli::registry::pull(cli.root, args),
+        Command::Push(args) => cli::registry::push(cli.root, args),
+        Command::Login(args) => cli::registry::login(args),
+        Command::Logout(args) => cli::registry::logout(args),
         Command::Image(command) => cli::image::run(cli.root, command),
         Command::System { command } => cli::system::run(cli.root, command),
         Command::Parse(args) => cli::parse::run(args),
+        Command::Lint(args) => cli::lint::run(args),
     }
 }

@@ -228,12 +228,16 @@ fn whiteouts_delete_lower_content_and_opaque_dirs_keep_only_this_layer() {
         ("o/old", Regular, b"4"),
         ("o/old-dir/", Directory, b""),
         ("o/old-dir/y", Regular, b"5"),
+        ("o/.kept/", Directory, b""),
+        ("o/.kept/lower", Regular, b"8"),
     ]);
     extract_layer(lower.as_slice(), dst.path(), &ExtractOptions::default()).unwrap();
     let upper = tar_of(&[
         ("a/.wh.gone", Regular, b""),
         (".wh.d", Regular, b""),
         ("o/", Directory, b""),
+        ("o/.kept/", Directory, b""),
+        ("o/.kept/upper", Regular, b"9"),
         ("o/.new-before-marker", Regular, b"6"),
         ("o/.wh..wh..opq", Regular, b""),
         ("o/new", Regular, b"7"),
@@ -242,7 +246,18 @@ fn whiteouts_delete_lower_content_and_opaque_dirs_keep_only_this_layer() {
     ]);
     extract_layer(upper.as_slice(), dst.path(), &ExtractOptions::default()).unwrap();
     let tree: Vec<String> = snapshot(dst.path()).into_keys().collect();
-    assert_eq!(tree, ["a", "a/keep", "o", "o/.new-before-marker", "o/new"]);
+    assert_eq!(
+        tree,
+        [
+            "a",
+            "a/keep",
+            "o",
+            "o/.kept",
+            "o/.kept/upper",
+            "o/.new-before-marker",
+            "o/new"
+        ]
+    );
 }
 
 #[test]
@@ -305,4 +320,16 @@ fn rootless_overlay_opaque_xattr_becomes_an_opaque_marker() {
     let plain = write(upper.path(), &WriteOptions::default());
     let names: Vec<String> = list_tar(&plain).into_iter().map(|e| e.0).collect();
     assert_eq!(names, ["d/", "d/f"]);
+}
+
+#[test]
+fn sockets_are_left_out_as_docker_leaves_them_out() {
+    let src = tempfile::tempdir().unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(src.path().join("daemon.sock")).unwrap();
+    fs::write(src.path().join("file"), "f").unwrap();
+    let names: Vec<String> = list_tar(&write(src.path(), &WriteOptions::default()))
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(names, ["file"]);
 }

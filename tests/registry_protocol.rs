@@ -82,13 +82,13 @@ async fn push_image(
         layer_digests.push(info.digest);
     }
     let config = serde_json::json!({
-        "architecture": rbuild::registry::host_platform().1, "os": "linux",
+        "architecture": rbuild::image::config::host_platform().1, "os": "linux",
         "config": {"Cmd": ["/bin/sh"]}, "rootfs": {"type": "layers", "diff_ids": diff_ids},
     })
     .to_string();
     let config_path = dir.join("config.json");
     std::fs::write(&config_path, &config).expect("config");
-    let config_digest = rbuild::registry::sha256_digest(config.as_bytes());
+    let config_digest = rbuild::image::sha256_digest(config.as_bytes());
     outcomes.push(
         client
             .push_blob(
@@ -271,7 +271,7 @@ async fn skopeo_push_is_pulled_by_client(auth: Auth) {
         let out = dir.path().join(format!("pulled{i}.tar"));
         let target = out.clone();
         let open: OpenOutput<std::fs::File> = Box::new(move || std::fs::File::create(&target));
-        let compression = Compression::from_media_type(&layer.media_type().to_string());
+        let compression = Compression::from_media_type(layer.media_type().as_ref());
         let mut sink = LayerSink::new(open, compression).expect("sink");
         client
             .get_blob(
@@ -283,8 +283,12 @@ async fn skopeo_push_is_pulled_by_client(auth: Auth) {
             )
             .await
             .expect("layer");
-        let (_, diff) = sink.finish().expect("finish");
-        assert_eq!(config["rootfs"]["diff_ids"][i], diff.digest.to_string());
+        sink.finish().expect("finish").sync_all().expect("sync");
+        let tar = std::fs::read(&out).expect("pulled tar");
+        assert_eq!(
+            config["rootfs"]["diff_ids"][i],
+            format!("sha256:{}", registry_support::sha256_hex(&tar))
+        );
         assert_eq!(std::fs::read(&out).expect("pulled tar"), tars[i]);
     }
 

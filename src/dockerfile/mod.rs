@@ -54,6 +54,25 @@ impl ParsedDockerfile {
         self.nodes.get(instruction.node)
     }
 
+    /// Every span the parse holds: nodes (and ONBUILD's inner node) with their keyword,
+    /// flags, arguments and heredocs, then the diagnostics.
+    pub fn spans(&self) -> impl Iterator<Item = Span> + '_ {
+        let nodes = self
+            .nodes
+            .iter()
+            .flat_map(|node| std::iter::once(node).chain(node.onbuild.as_deref()));
+        nodes
+            .flat_map(|n| {
+                let heredocs = n.heredocs.iter().flat_map(|h| [h.marker_span, h.body_span]);
+                [n.span, n.keyword_text.span]
+                    .into_iter()
+                    .chain(n.flags.iter().map(|f| f.span))
+                    .chain(n.args.iter().map(|a| a.span))
+                    .chain(heredocs)
+            })
+            .chain(self.diagnostics.iter().map(|d| d.span))
+    }
+
     /// All diagnostics rendered (see [`Diagnostic::render`]), one block each.
     pub fn render_diagnostics(&self, file: &str, source: &str) -> String {
         let index = LineIndex::new(source);

@@ -133,6 +133,14 @@ impl TokenCache {
             .map(|(token, _)| token.clone())
     }
 
+    /// Drops the token for these scopes (the registry refused it: revoked or expired early).
+    pub(crate) fn forget(&self, scopes: &[String]) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&scopes.join(" "));
+    }
+
     /// Asks the realm for a token covering `scopes` and caches it.
     pub(crate) async fn fetch(
         &self,

@@ -79,20 +79,6 @@ pub enum BlobPush {
     Uploaded,
 }
 
-/// The platform a pulled index resolves to: `(os, architecture, variant)` as Go names them.
-pub fn host_platform() -> (&'static str, &'static str, Option<&'static str>) {
-    let (arch, variant) = match std::env::consts::ARCH {
-        "x86_64" => ("amd64", None),
-        "aarch64" => ("arm64", Some("v8")),
-        "arm" => ("arm", Some("v7")),
-        "x86" => ("386", None),
-        "powerpc64" if cfg!(target_endian = "little") => ("ppc64le", None),
-        "loongarch64" => ("loong64", None),
-        other => (other, None),
-    };
-    ("linux", arch, variant)
-}
-
 /// A client for one registry host.
 pub struct Client {
     http: reqwest::Client,
@@ -162,7 +148,7 @@ impl Client {
     pub async fn check_login(&self) -> Result<(), Error> {
         let url = self.url("")?;
         let response = self
-            .send(Method::GET, &url, &[], Retry::Idempotent, |r| Ok(r))
+            .send(Method::GET, &url, &[], Retry::Idempotent, Ok)
             .await?;
         expect_status(response, &Method::GET, &url, &[StatusCode::OK]).await?;
         Ok(())
@@ -217,15 +203,15 @@ impl Client {
                     });
                 }
             }
-            let digest = super::sha256_digest(&bytes);
-            if let Ok(expected) = reference.parse::<Digest>() {
-                if expected != digest {
-                    return Err(Error::DigestMismatch {
-                        what: format!("manifest {repository}@{reference}"),
-                        expected,
-                        actual: digest.to_string(),
-                    });
-                }
+            let digest = crate::image::sha256_digest(&bytes);
+            if let Ok(expected) = reference.parse::<Digest>()
+                && expected != digest
+            {
+                return Err(Error::DigestMismatch {
+                    what: format!("manifest {repository}@{reference}"),
+                    expected,
+                    actual: digest.to_string(),
+                });
             }
             let media_type = match content_type.filter(|t| t.starts_with("application/vnd.")) {
                 Some(media_type) => media_type,
@@ -265,9 +251,10 @@ impl Client {
                 reference: reference.to_string(),
                 reason: e.to_string(),
             })?;
-        let (os, arch, variant) = host_platform();
+        let (os, arch, variant) = crate::image::config::host_platform();
+        let variant = variant.as_deref();
         let chosen =
-            choose_platform(&index, os, arch, variant).ok_or_else(|| Error::NoPlatform {
+            choose_platform(&index, &os, &arch, variant).ok_or_else(|| Error::NoPlatform {
                 reference: reference.to_string(),
                 platform: format!(
                     "{os}/{arch}{}",
@@ -305,7 +292,7 @@ impl Client {
             &[StatusCode::CREATED, StatusCode::OK],
         )
         .await?;
-        let digest = super::sha256_digest(bytes);
+        let digest = crate::image::sha256_digest(bytes);
         check_reported_digest(response.headers(), &digest)?;
         Ok(digest)
     }
@@ -315,7 +302,7 @@ impl Client {
         let url = self.url(&format!("{repository}/blobs/{digest}"))?;
         let scopes = [Self::pull_scope(repository)];
         let response = self
-            .send(Method::HEAD, &url, &scopes, Retry::Idempotent, |r| Ok(r))
+            .send(Method::HEAD, &url, &scopes, Retry::Idempotent, Ok)
             .await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -599,7 +586,7 @@ impl Client {
     async fn upload_status(&self, repository: &str, location: &Url) -> Result<(u64, Url), Error> {
         let scopes = [Self::push_scope(repository)];
         let response = self
-            .send(Method::GET, location, &scopes, Retry::Idempotent, |r| Ok(r))
+            .send(Method::GET, location, &scopes, Retry::Idempotent, Ok)
             .await?;
         let response =
             expect_status(response, &Method::GET, location, &[StatusCode::NO_CONTENT]).await?;
@@ -694,13 +681,14 @@ impl Client {
                         return Ok(response);
                     };
                     let challenge = Challenge::parse(&String::from_utf8_lossy(header.as_bytes()))?;
+                    // A cached token the registry refused is no good for these scopes.
+                    self.tokens.forget(&scopes);
                     if let Challenge::Bearer {
                         scope: Some(scope), ..
                     } = &challenge
+                        && !scopes.contains(scope)
                     {
-                        if !scopes.contains(scope) {
-                            scopes.push(scope.clone());
-                        }
+                        scopes.push(scope.clone());
                     }
                     if challenge == Challenge::Basic && self.options.credential.is_none() {
                         return Ok(response);

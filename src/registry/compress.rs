@@ -153,7 +153,7 @@ impl<W: Write> HashWriter<W> {
 
     fn finish(self) -> (W, BlobInfo) {
         let info = BlobInfo {
-            digest: super::digest_from_hasher(self.hasher),
+            digest: crate::image::digest_from_hash(&self.hasher.finalize()),
             size: self.size,
         };
         (self.inner, info)
@@ -173,17 +173,19 @@ impl<W: Write> Write for HashWriter<W> {
 }
 
 enum Decoder<W: Write> {
-    Plain(HashWriter<W>),
-    Gzip(flate2::write::MultiGzDecoder<HashWriter<W>>),
-    Zstd(zstd::stream::write::Decoder<'static, HashWriter<W>>),
+    Plain(W),
+    // Boxed: the gzip state is large and the variants move together.
+    Gzip(Box<flate2::write::MultiGzDecoder<W>>),
+    Zstd(zstd::stream::write::Decoder<'static, W>),
 }
 
 impl<W: Write> Decoder<W> {
     fn new(out: W, compression: Option<Compression>) -> io::Result<Self> {
-        let out = HashWriter::new(out);
         Ok(match compression {
             None => Decoder::Plain(out),
-            Some(Compression::Gzip) => Decoder::Gzip(flate2::write::MultiGzDecoder::new(out)),
+            Some(Compression::Gzip) => {
+                Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(out)))
+            }
             Some(Compression::Zstd) => Decoder::Zstd(zstd::stream::write::Decoder::new(out)?),
         })
     }
@@ -196,7 +198,7 @@ impl<W: Write> Decoder<W> {
         }
     }
 
-    fn finish(self) -> io::Result<HashWriter<W>> {
+    fn finish(self) -> io::Result<W> {
         let mut out = match self {
             Decoder::Plain(w) => w,
             Decoder::Gzip(w) => w.finish()?,
@@ -214,7 +216,8 @@ impl<W: Write> Decoder<W> {
 pub type OpenOutput<W> = Box<dyn FnMut() -> io::Result<W> + Send>;
 
 /// A download sink for a layer: hashes the compressed bytes (the blob digest) and writes the
-/// decompressed tar to `W`, hashing it too (the DiffID), so pull unpacks as it downloads.
+/// decompressed tar to `W` (the store's blob writer, which checks the DiffID), so pull
+/// decompresses as it downloads.
 pub struct LayerSink<W: Write> {
     open: OpenOutput<W>,
     compression: Option<Compression>,
@@ -236,9 +239,9 @@ impl<W: Write + Send> LayerSink<W> {
         })
     }
 
-    /// Ends the stream; returns the writer with the uncompressed tar's digest (DiffID) and size.
-    pub fn finish(self) -> io::Result<(W, BlobInfo)> {
-        Ok(self.decoder.finish()?.finish())
+    /// Ends the stream (a truncated compressed stream is an error) and returns the writer.
+    pub fn finish(self) -> io::Result<W> {
+        self.decoder.finish()
     }
 }
 
@@ -262,7 +265,7 @@ impl<W: Write + Send> BlobSink for LayerSink<W> {
     }
 
     fn digest(&self) -> Digest {
-        super::digest_from_hasher(self.compressed.clone())
+        crate::image::digest_from_hash(&self.compressed.clone().finalize())
     }
 }
 
@@ -281,7 +284,7 @@ mod tests {
         let info = compress_file(&input, &packed, compression).unwrap();
         let bytes = std::fs::read(&packed).unwrap();
         assert_eq!(info.size, bytes.len() as u64);
-        assert_eq!(info.digest, crate::registry::sha256_digest(&bytes));
+        assert_eq!(info.digest, crate::image::sha256_digest(&bytes));
         let target = unpacked.clone();
         let open: OpenOutput<File> = Box::new(move || File::create(&target));
         let mut sink = LayerSink::new(open, Some(compression)).unwrap();
@@ -290,10 +293,8 @@ mod tests {
             sink.write(piece).unwrap();
         }
         assert_eq!(sink.digest(), info.digest);
-        let (_, diff) = sink.finish().unwrap();
+        sink.finish().unwrap().sync_all().unwrap();
         assert_eq!(std::fs::read(&unpacked).unwrap(), data);
-        assert_eq!(diff.digest, crate::registry::sha256_digest(data));
-        assert_eq!(diff.size, data.len() as u64);
     }
 
     #[test]
@@ -304,7 +305,11 @@ mod tests {
         while data.len() < 2 * GZIP_BLOCK + 12345 {
             x = x.wrapping_mul(1664525).wrapping_add(1013904223);
             let bytes = x.to_le_bytes();
-            data.extend_from_slice(if x % 3 == 0 { b"layer " } else { &bytes[..3] });
+            data.extend_from_slice(if x.is_multiple_of(3) {
+                b"layer "
+            } else {
+                &bytes[..3]
+            });
         }
         roundtrip(Compression::Gzip, &data);
         roundtrip(Compression::Zstd, &data);

@@ -4,7 +4,7 @@
 
 use super::Error;
 use super::auth::Credential;
-use super::name::DOCKER_HUB;
+use super::name::{DOCKER_HUB, server_host};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use std::io::Write;
@@ -128,7 +128,7 @@ impl CredentialFile {
         };
         let entry = auths
             .iter()
-            .find(|(key, _)| normalize_key(key) == normalize_key(host))
+            .find(|(key, _)| server_host(key) == server_host(host))
             .map(|(_, entry)| entry);
         let Some(entry) = entry else {
             return Ok(None);
@@ -177,7 +177,7 @@ impl CredentialFile {
             let auth =
                 base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
             let auths = auths_mut(&mut config);
-            auths.retain(|key, _| normalize_key(key) != normalize_key(host));
+            auths.retain(|key, _| server_host(key) != server_host(host));
             auths.insert(server_url(host), json!({ "auth": auth }));
         }
         self.write(&config)
@@ -192,7 +192,7 @@ impl CredentialFile {
         }
         let auths = auths_mut(&mut config);
         let before = auths.len();
-        auths.retain(|key, _| normalize_key(key) != normalize_key(host));
+        auths.retain(|key, _| server_host(key) != server_host(host));
         found |= auths.len() != before;
         if found {
             self.write(&config)?;
@@ -216,7 +216,7 @@ fn auths_mut(config: &mut Map<String, Value>) -> &mut Map<String, Value> {
 
 /// The server URL Docker uses as the key for a host.
 fn server_url(host: &str) -> String {
-    if normalize_key(host) == DOCKER_HUB {
+    if server_host(host) == DOCKER_HUB {
         DOCKER_HUB_KEY.to_string()
     } else {
         host.to_string()
@@ -225,7 +225,7 @@ fn server_url(host: &str) -> String {
 
 /// Keys under which a helper may be configured for `host`.
 fn helper_keys(host: &str) -> Vec<String> {
-    if normalize_key(host) == DOCKER_HUB {
+    if server_host(host) == DOCKER_HUB {
         vec![
             DOCKER_HUB.into(),
             "index.docker.io".into(),
@@ -234,21 +234,6 @@ fn helper_keys(host: &str) -> Vec<String> {
         ]
     } else {
         vec![host.to_string()]
-    }
-}
-
-/// `https://index.docker.io/v1/` → `docker.io`; `http://host:5000/path` → `host:5000`.
-fn normalize_key(key: &str) -> String {
-    let without_scheme = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
-    let host = without_scheme.split('/').next().unwrap_or(without_scheme);
-    match host {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            DOCKER_HUB.to_string()
-        }
-        other => other.to_string(),
     }
 }
 
@@ -383,47 +368,5 @@ mod tests {
         std::fs::write(&path, "{not json").unwrap();
         let error = CredentialFile::at(path).get("docker.io").unwrap_err();
         assert!(error.to_string().contains("config.json"), "{error}");
-    }
-
-    #[test]
-    fn credential_helper_get_store_erase() {
-        // A real helper program speaking the docker-credential protocol, on PATH.
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        let helper = bin.join("docker-credential-rbuildtest");
-        let db = dir.path().join("db");
-        std::fs::write(
-            &helper,
-            format!(
-                "#!/bin/sh\nread -r input\ncase \"$1\" in\n\
-                 get) [ -f {db} ] && cat {db} || {{ echo 'credentials not found in native keychain'; exit 1; }};;\n\
-                 store) printf '%s' \"$input\" > {db};;\n\
-                 erase) rm -f {db};;\nesac\n",
-                db = db.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = dir.path().join("config.json");
-        std::fs::write(&path, r#"{"credHelpers":{"reg.example":"rbuildtest"}}"#).unwrap();
-        let file = CredentialFile::at(path);
-        // Only this test's helper is looked up through PATH; prepend its directory.
-        let old_path = std::env::var_os("PATH").unwrap_or_default();
-        let mut paths = vec![bin.clone()];
-        paths.extend(std::env::split_paths(&old_path));
-        // SAFETY: the old entries stay, so any concurrent lookup still resolves as before.
-        unsafe { std::env::set_var("PATH", std::env::join_paths(paths).unwrap()) };
-        assert_eq!(file.get("reg.example").unwrap(), None);
-        file.store("reg.example", "bob", "pw").unwrap();
-        assert_eq!(
-            file.get("reg.example").unwrap(),
-            Some(Credential::Basic {
-                username: "bob".into(),
-                password: "pw".into()
-            })
-        );
-        assert!(file.erase("reg.example").unwrap());
-        assert_eq!(file.get("reg.example").unwrap(), None);
     }
 }

@@ -2,18 +2,41 @@
 //!
 //! [`Client`] speaks the OCI distribution / Docker Registry HTTP API v2 to one registry host:
 //! manifests, blobs, uploads, with the auth flow of [`auth`] and retries on faults.
-//! [`credentials`] reads and writes Docker's credential files; [`name`] turns what a user
-//! types into a registry endpoint and repository; [`compress`] compresses layers for push.
+//! [`credentials`] reads and writes Docker's credential files; [`name`] maps registry names
+//! to endpoints; [`compress`] compresses layers for push. [`pull`] and [`push`] move images
+//! between a registry and the [`crate::store::Store`].
+//!
+//! # Build cache on a registry (design for `--cache-to/--cache-from type=registry`)
+//!
+//! The cache travels as one OCI image manifest pushed at the cache ref, with
+//! `artifactType: application/vnd.rbuild.cache.v1` so no runtime mistakes it for an image:
+//! - `config` (`application/vnd.rbuild.cache.config.v1+json`, canonical JSON) lists the
+//!   records: `{key, parent, op, layer, diff_id}` where `key` is the build's cache key (see
+//!   DESIGN.md), `parent` the key before it, `op` the expanded instruction (so a miss can
+//!   say why), `layer` an index into `layers` or null for config-only steps, `diff_id` the
+//!   uncompressed digest the store keys the layer by; and the image config each final
+//!   stage produced, by key.
+//! - `layers` are the compressed layer blobs, pushed exactly as [`push`] pushes image layers
+//!   (so blobs shared with the pushed image upload once and mount across repositories).
+//!   `mode=min` exports the chain of the exported stage only; `mode=max` every stage's.
+//! - `RUN --mount=type=cache` contents go as extra tar layers annotated
+//!   `vnd.rbuild.cache-mount.id` and `…sharing`, restored into the mount before the step.
+//!
+//! Import reads the manifest and config only; a layer is fetched when its key is hit, so a
+//! runner that hits the last step fetches only the final layers.
 
 pub mod auth;
 mod client;
 pub mod compress;
 pub mod credentials;
 pub mod name;
+mod pull;
+mod push;
 mod sink;
 
-pub use client::{BlobPush, Client, ClientOptions, MANIFEST_ACCEPT, Manifest, host_platform};
-pub use name::RemoteName;
+pub use client::{BlobPush, Client, ClientOptions, MANIFEST_ACCEPT, Manifest};
+pub use pull::{Progress, Pulled, pull};
+pub use push::{Pushed, push};
 pub use sink::{BlobSink, FileSink};
 
 use oci_spec::image::Digest;
@@ -72,6 +95,12 @@ pub enum Error {
     CredentialsFile { path: String, reason: String },
     #[error("credential helper {helper}: {reason}")]
     CredentialHelper { helper: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    #[error("image {reference}: {reason}")]
+    InvalidImage { reference: String, reason: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -95,17 +124,4 @@ impl Error {
             source,
         }
     }
-}
-
-/// `sha256:<hex>` of `data`.
-pub fn sha256_digest(data: &[u8]) -> Digest {
-    use sha2::Digest as _;
-    digest_from_hasher(sha2::Sha256::new_with_prefix(data))
-}
-
-pub(crate) fn digest_from_hasher(hasher: sha2::Sha256) -> Digest {
-    use sha2::Digest as _;
-    let hex = hex::encode(hasher.finalize());
-    // A lowercase sha256 hex string is always a valid digest.
-    Digest::try_from(format!("sha256:{hex}")).unwrap_or_else(|_| unreachable!("sha256 digest"))
 }

@@ -94,7 +94,7 @@ impl BlobSink for FileSink {
     }
 
     fn digest(&self) -> Digest {
-        super::digest_from_hasher(self.hasher.clone())
+        crate::image::digest_from_hash(&self.hasher.clone().finalize())
     }
 }
 
@@ -112,7 +112,7 @@ impl BlobSink for Vec<u8> {
         Ok(())
     }
     fn digest(&self) -> Digest {
-        super::sha256_digest(self)
+        crate::image::sha256_digest(self)
     }
 }
 
@@ -128,10 +128,7 @@ mod tests {
         let mut sink = FileSink::open(&path).unwrap();
         assert_eq!(sink.written(), 6);
         sink.write(b"world").unwrap();
-        assert_eq!(
-            sink.digest(),
-            crate::registry::sha256_digest(b"hello world")
-        );
+        assert_eq!(sink.digest(), crate::image::sha256_digest(b"hello world"));
         sink.restart().unwrap();
         sink.write(b"x").unwrap();
         sink.finish().unwrap();

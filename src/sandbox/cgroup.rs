@@ -27,7 +27,7 @@ fn unique_name() -> String {
 
 fn is_unified() -> bool {
     nix::sys::statfs::statfs(CGROUP_ROOT)
-        .is_ok_and(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+        .is_ok_and(|s| s.filesystem_type().0 == CGROUP2_SUPER_MAGIC)
 }
 
 impl Cgroup {
@@ -127,5 +127,5 @@ impl Drop for Cgroup {
 pub fn is_hybrid() -> bool {
     !is_unified()
         && nix::sys::statfs::statfs("/sys/fs/cgroup/unified")
-            .is_ok_and(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+            .is_ok_and(|s| s.filesystem_type().0 == CGROUP2_SUPER_MAGIC)
 }

@@ -646,27 +646,38 @@ impl Extractor<'_> {
         }
     }
 
-    /// Opaque whiteout, Apply mode: removes every child of the directory (`self.name` is its
-    /// path with a trailing `/`, or empty for the root) that this layer did not write.
+    /// Opaque whiteout, Apply mode: removes everything below the directory (`self.name` is its
+    /// path with a trailing `/`, or empty for the root) that this layer did not write, inside
+    /// directories this layer wrote too.
     fn empty_of_lower(&mut self, shown: &str, dir: BorrowedFd<'_>) -> Result<(), SnapshotError> {
-        let names = fsat::list_dir(dir).map_err(|e| entry_err(shown, e.into()))?;
+        if self.tracking_overflowed {
+            return Err(refused(
+                shown,
+                "opaque whiteout after more entries than can be remembered",
+            ));
+        }
         let prefix = self.name.clone();
-        let dir_path = prefix.strip_suffix(b"/").unwrap_or(&prefix).to_vec();
-        self.invalidate(&dir_path);
-        let mut child = prefix.clone();
-        for name in names {
-            child.truncate(prefix.len());
-            child.extend_from_slice(&name);
-            if self.this_layer.contains(&child) {
-                continue;
+        self.invalidate(prefix.strip_suffix(b"/").unwrap_or(&prefix));
+        let io = |e: Errno| entry_err(shown, e.into());
+        let mut pending = vec![(
+            dir.try_clone_to_owned().map_err(|e| entry_err(shown, e))?,
+            prefix,
+        )];
+        while let Some((dir, prefix)) = pending.pop() {
+            let mut child = prefix.clone();
+            for name in fsat::list_dir(dir.as_fd()).map_err(io)? {
+                child.truncate(prefix.len());
+                child.extend_from_slice(&name);
+                if !self.this_layer.contains(&child) {
+                    fsat::remove_all_at(dir.as_fd(), &name).map_err(io)?;
+                } else if fsat::lstat_at(dir.as_fd(), &name)
+                    .map_err(io)?
+                    .is_some_and(|s| fsat::is_dir(&s))
+                {
+                    let below = fsat::open_dir_at(dir.as_fd(), &name).map_err(io)?;
+                    pending.push((below, [child.as_slice(), b"/"].concat()));
+                }
             }
-            if self.tracking_overflowed {
-                return Err(refused(
-                    shown,
-                    "opaque whiteout after more entries than can be remembered",
-                ));
-            }
-            fsat::remove_all_at(dir, &name).map_err(|e| entry_err(shown, e.into()))?;
         }
         Ok(())
     }

@@ -40,7 +40,8 @@ const OVERLAY_XATTR_PREFIXES: [&[u8]; 2] = [b"trusted.overlay.", b"user.overlay.
 /// Writes the tree under `root` (not `root` itself) as a layer tar to `out`: entries in path
 /// order (each directory's names sorted bytewise, a directory before its content), numeric
 /// owners with empty user and group names, PAX records for long names, long link targets, large
-/// sizes and xattrs, hardlinks as links to the first path written.
+/// sizes and xattrs, hardlinks as links to the first path written. Sockets are left out, as
+/// Docker leaves them out.
 pub fn write_layer<W: Write>(
     root: &Path,
     out: W,
@@ -186,10 +187,8 @@ impl<W: Write> LayerWriter<'_, W> {
         } else if kind.is_fifo() {
             (EntryType::Fifo, false)
         } else {
-            return Err(SnapshotError::Unrepresentable {
-                path: path.to_path_buf(),
-                reason: "sockets cannot be stored in a layer".into(),
-            });
+            // A socket: tar cannot hold one, and Docker leaves them out of layers too.
+            return Ok(());
         };
         header.set_entry_type(entry_type);
         if device {

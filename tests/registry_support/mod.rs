@@ -359,7 +359,11 @@ fn serve_token(stream: TcpStream, key: &Path, x5c: &str, issued: &AtomicUsize) {
         .stdout;
     let token = format!("{signing_input}.{}", b64url(&signature));
     // Alternate the two field names the spec allows, so both are exercised.
-    let field = if n % 2 == 0 { "token" } else { "access_token" };
+    let field = if n.is_multiple_of(2) {
+        "token"
+    } else {
+        "access_token"
+    };
     let body = serde_json::json!({ field: token, "expires_in": 300 }).to_string();
     let _ = write!(
         reader.get_mut(),
@@ -410,7 +414,7 @@ pub fn write_oci_layout(dir: &Path, tag: &str, layer_tars: &[Vec<u8>]) -> String
         }));
     }
     let config = serde_json::json!({
-        "architecture": rbuild::registry::host_platform().1, "os": "linux",
+        "architecture": rbuild::image::config::host_platform().1, "os": "linux",
         "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     })

@@ -216,3 +216,53 @@ fn scopes_of_every_shape_work() {
 fn a_leading_byte_order_mark_is_dropped_as_go_scanner_does() {
     assert_eq!(word("\u{feff}a\u{feff}", &[]).unwrap(), "a\u{feff}");
 }
+
+/// The fuzz target's invariants over many generated words: no panic, `expand` and
+/// `expand_word` agree, references point at `$` in the input, no empty words, errors inside
+/// the input.
+#[test]
+fn generated_words_keep_the_invariants() {
+    const PIECES: [&str; 24] = [
+        "$", "{", "}", ":", "-", "+", "?", "#", "%", "/", "\\", "'", "\"", "a", "PWD", "GLOB", " ",
+        "*", "`", "\n", "0", "@", "한", "${",
+    ];
+    let vars = scope(&[
+        ("PWD", "/home"),
+        ("GLOB", "*?/\\}$0"),
+        ("a", ""),
+        ("E", " x  y "),
+    ]);
+    let mut seed: u64 = 0x5eed;
+    let mut pick = |n: usize| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) as usize % n
+    };
+    for _ in 0..20_000 {
+        let input: String = (0..pick(14)).map(|_| PIECES[pick(PIECES.len())]).collect();
+        let options = pick(32);
+        let lexer = Lexer::new(if options & 1 == 0 { '\\' } else { '`' })
+            .keep_quotes(options & 2 != 0)
+            .raw_escapes(options & 4 != 0)
+            .skip_quotes(options & 8 != 0)
+            .keep_unset(options & 16 != 0);
+        let full = lexer.expand(&input, &vars);
+        let single = lexer.expand_word(&input, &vars);
+        match (&full, &single) {
+            (Ok(full), Ok(single)) => {
+                assert_eq!(&full.value, single, "{input:?}");
+                for r in &full.refs {
+                    let text = &input[r.span.clone()];
+                    assert!(text.starts_with('$') && text.contains(r.name), "{input:?}");
+                }
+                assert!(full.words.iter().all(|w| !w.is_empty()), "{input:?}");
+            }
+            (Err(a), Err(b)) => {
+                assert_eq!(a, b, "{input:?}");
+                assert!(a.offset <= input.len(), "{input:?}");
+            }
+            _ => panic!("expand and expand_word disagree on {input:?}"),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Push and pull of a 512 MiB image to a local docker-registry: rbuild beside skopeo.
+#
+# The image is one layer of real files (the first 512 MiB of /usr/lib, sorted), stored
+# uncompressed in an rbuild store. Both tools gzip it on push (rbuild: parallel gzip members;
+# skopeo: pgzip), and both pull the same pushed image back. Prints seconds and MiB/s.
+#
+# Usage: benches/registry_push_pull.sh [path/to/rbuild]   (default: target/release/rbuild)
+# Needs: docker-registry, skopeo (scripts/install-deps.sh).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+rbuild=${1:-$here/target/release/rbuild}
+[[ -x $rbuild ]] || { echo "build it first: cargo build --release" >&2; exit 1; }
+size_mib=${SIZE_MIB:-512}
+
+work=$(mktemp -d)
+registry_pid=
+cleanup() {
+  if [[ -n $registry_pid ]]; then kill "$registry_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(shuf -i 20000-59999 -n 1)
+cat >"$work/registry.yml" <<YAML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $work/registry}}
+http: {addr: 127.0.0.1:$port, secret: bench}
+YAML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+host=127.0.0.1:$port
+
+echo "making a ${size_mib} MiB layer from /usr/lib..." >&2
+find /usr/lib -type f -size +0 -printf '%s %P\n' | sort -k2 |
+  awk -v max=$((size_mib << 20)) '{ total += $1; if (total > max) exit; print $2 }' >"$work/files"
+tar --numeric-owner --owner=0 --group=0 --mtime=@0 --sort=name -C /usr/lib -cf "$work/layer.tar" -T "$work/files"
+bytes=$(stat -c %s "$work/layer.tar")
+"$rbuild" --root "$work/store" import "$work/layer.tar" bench:1 >/dev/null
+sync
+
+timed() { # label, command...
+  local start end
+  start=$(date +%s.%N)
+  "${@:2}" >/dev/null
+  end=$(date +%s.%N)
+  awk -v l="$1" -v s="$start" -v e="$end" -v b="$bytes" \
+    'BEGIN { t = e - s; printf "%-28s %7.2f s  %8.1f MiB/s\n", l, t, b / 1048576 / t }'
+}
+
+echo "image: $(awk -v b="$bytes" 'BEGIN{printf "%.0f", b/1048576}') MiB uncompressed, $(nproc) cores" >&2
+timed "push rbuild (gzip)" "$rbuild" --root "$work/store" push -q bench:1 "$host/bench/rbuild:1"
+timed "push skopeo (gzip)" skopeo copy -q --dest-tls-verify=false \
+  "oci:$work/store:bench:1" "docker://$host/bench/skopeo:1"
+timed "pull rbuild" "$rbuild" --root "$work/pulled" pull -q "$host/bench/skopeo:1"
+timed "pull skopeo (to oci:)" skopeo copy -q --src-tls-verify=false \
+  "docker://$host/bench/skopeo:1" "oci:$work/skopeo-pulled:1"
+timed "push rbuild (zstd)" "$rbuild" --root "$work/store" push -q --compression zstd bench:1 "$host/bench/zstd:1"
+timed "push skopeo (zstd)" skopeo copy -q --dest-tls-verify=false --dest-compress-format zstd \
+  "oci:$work/store:bench:1" "docker://$host/bench/skopeo-zstd:1"
+timed "re-push rbuild (no change)" "$rbuild" --root "$work/store" push -q bench:1 "$host/bench/rbuild:1"

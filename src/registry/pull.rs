@@ -1,0 +1,172 @@
+//! Pull: an image from a registry into the store. Layers download in parallel and are
+//! decompressed into the store as they arrive; each is checked twice, the compressed bytes
+//! against the manifest and the tar against the config's DiffID, and nothing unchecked is kept.
+
+use super::compress::{Compression, LayerSink, OpenOutput};
+use super::credentials::CredentialFile;
+use super::name::endpoint_host;
+use super::{Client, ClientOptions, Error};
+use crate::image::{ImageConfig, Reference};
+use crate::store::{Image, Layer, Store};
+use futures_util::{StreamExt, TryStreamExt};
+use oci_spec::image::{Descriptor, Digest};
+
+/// How many layers move at once, as Docker does by default.
+const PARALLEL_LAYERS: usize = 3;
+
+/// What pull and push report, per blob, for the command line to render.
+pub trait Progress: Send + Sync {
+    /// A blob (named by its short digest) changed state: "Downloading", "Pull complete"…
+    fn status(&self, id: &str, status: &str);
+    /// Bytes moved so far for a blob of `total` bytes.
+    fn bytes(&self, id: &str, done: u64, total: u64);
+}
+
+/// Docker's short form of a digest: 12 hex digits.
+pub(crate) fn short_id(digest: &Digest) -> String {
+    digest.digest().chars().take(12).collect()
+}
+
+/// A client for the registry of `reference`, with the user's saved credentials for it.
+pub(crate) fn client_for(reference: &Reference, tls_verify: bool) -> Result<Client, Error> {
+    // Without HOME and REGISTRY_AUTH_FILE there is no credentials file: pull anonymously.
+    let credential = match CredentialFile::default_location() {
+        Ok(file) => file.get(reference.domain())?,
+        Err(_) => None,
+    };
+    Client::new(
+        endpoint_host(reference.domain()),
+        ClientOptions {
+            tls_verify,
+            credential,
+            ..ClientOptions::default()
+        },
+    )
+}
+
+/// The image pulled, and the digest the registry knows it by (printed as `Digest:`).
+pub struct Pulled {
+    pub image: Image,
+    pub digest: Digest,
+}
+
+/// Pulls `reference` into `store` and names it there. Layers the store has are not fetched.
+pub async fn pull(
+    store: &Store,
+    reference: &Reference,
+    tls_verify: bool,
+    progress: &dyn Progress,
+) -> Result<Pulled, Error> {
+    let client = client_for(reference, tls_verify)?;
+    let repository = reference.path();
+    let wanted = match (reference.digest(), reference.tag()) {
+        (Some(digest), _) => digest.to_string(),
+        (None, tag) => tag.unwrap_or("latest").to_string(),
+    };
+    let (manifest, image_manifest, index) = client.resolve_image(repository, &wanted).await?;
+    let registry_digest = index.map_or(manifest.digest, |index| index.digest);
+
+    let config_descriptor = image_manifest.config();
+    let config_bytes = match store.has_blob(config_descriptor.digest()) {
+        true => store.read_blob(config_descriptor.digest())?,
+        false => {
+            let mut bytes = Vec::new();
+            client
+                .get_blob(
+                    repository,
+                    config_descriptor.digest(),
+                    Some(config_descriptor.size()),
+                    &mut bytes,
+                    &mut |_| {},
+                )
+                .await?;
+            bytes
+        }
+    };
+    let config = ImageConfig::from_slice(&config_bytes)?;
+    let diff_ids = &config.rootfs.diff_ids;
+    if diff_ids.len() != image_manifest.layers().len() {
+        return Err(Error::InvalidImage {
+            reference: reference.to_string(),
+            reason: format!(
+                "the manifest lists {} layers but the config {} diff_ids",
+                image_manifest.layers().len(),
+                diff_ids.len()
+            ),
+        });
+    }
+    let layers: Vec<Layer> =
+        futures_util::stream::iter(image_manifest.layers().iter().zip(diff_ids.iter()))
+            .map(|(descriptor, diff_id)| {
+                pull_layer(&client, store, repository, descriptor, diff_id, progress)
+            })
+            .buffered(PARALLEL_LAYERS)
+            .try_collect()
+            .await?;
+    let image = store.put_image(&config_bytes, &layers)?;
+    store.tag(reference, &image.manifest_descriptor)?;
+    Ok(Pulled {
+        image,
+        digest: registry_digest,
+    })
+}
+
+/// Fetches one layer unless the store has its DiffID; remembers its compressed digest.
+async fn pull_layer(
+    client: &Client,
+    store: &Store,
+    repository: &str,
+    descriptor: &Descriptor,
+    diff_id: &Digest,
+    progress: &dyn Progress,
+) -> Result<Layer, Error> {
+    let id = short_id(descriptor.digest());
+    let compression = Compression::from_media_type(descriptor.media_type().as_ref());
+    let compressed = compression.map(|_| descriptor.clone());
+    if store.has_blob(diff_id) {
+        if let Some(compressed) = &compressed {
+            store.record_compressed(diff_id, compressed)?;
+        }
+        progress.status(&id, "Already exists");
+        return Ok(Layer {
+            diff_id: diff_id.clone(),
+            size: store.blob_size(diff_id)?,
+            compressed,
+        });
+    }
+    progress.status(&id, "Pulling fs layer");
+    let open: OpenOutput<crate::store::BlobWriter> = {
+        let (store, diff_id) = (store.clone(), diff_id.clone());
+        Box::new(move || {
+            store
+                .blob_writer(Some(&diff_id))
+                .map_err(std::io::Error::other)
+        })
+    };
+    let mut sink = LayerSink::new(open, compression)
+        .map_err(|e| Error::io(format!("starting layer {diff_id}"), e))?;
+    let total = descriptor.size();
+    client
+        .get_blob(
+            repository,
+            descriptor.digest(),
+            Some(total),
+            &mut sink,
+            &mut |done| progress.bytes(&id, done, total),
+        )
+        .await?;
+    let writer = sink
+        .finish()
+        .map_err(|e| Error::io(format!("decompressing layer {}", descriptor.digest()), e))?;
+    // The store checks the tar against the DiffID the config promised, and keeps it only then.
+    let blob = writer.commit()?;
+    if let Some(compressed) = &compressed {
+        store.record_compressed(diff_id, compressed)?;
+    }
+    progress.status(&id, "Pull complete");
+    Ok(Layer {
+        diff_id: blob.digest,
+        size: blob.size,
+        compressed,
+    })
+}

@@ -1,0 +1,141 @@
+//! Push: an image from the store to a registry. Layers are compressed (gzip in parallel, or
+//! zstd) unless a compressed form the store remembers is on the registry already; blobs go
+//! first, in parallel, and the manifest last, so a registry never names a missing blob.
+
+use super::compress::{Compression, compress_file};
+use super::pull::{Progress, client_for, short_id};
+use super::{BlobPush, Client, Error};
+use crate::image::{Reference, canonical_json};
+use crate::store::{Image, Store};
+use futures_util::{StreamExt, TryStreamExt};
+use oci_spec::image::{Descriptor, Digest, ImageManifestBuilder, MediaType};
+
+const PARALLEL_LAYERS: usize = 3;
+
+/// The manifest as pushed: its digest and size, as `docker push` prints them.
+pub struct Pushed {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// Pushes `image` from `store` to `target` (tag `latest` when it names none).
+pub async fn push(
+    store: &Store,
+    image: &Image,
+    target: &Reference,
+    compression: Compression,
+    tls_verify: bool,
+    progress: &dyn Progress,
+) -> Result<Pushed, Error> {
+    let client = client_for(target, tls_verify)?;
+    let repository = target.path();
+    let layers: Vec<Descriptor> = futures_util::stream::iter(image.manifest.layers().iter())
+        .map(|layer| push_layer(&client, store, repository, layer, compression, progress))
+        .buffered(PARALLEL_LAYERS)
+        .try_collect()
+        .await?;
+    let config = image.manifest.config();
+    client
+        .push_blob(
+            repository,
+            config.digest(),
+            config.size(),
+            &store.blob_path(config.digest())?,
+            None,
+            &mut |_| {},
+        )
+        .await?;
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(config.clone())
+        .layers(layers)
+        .build()
+        .map_err(|e| Error::InvalidImage {
+            reference: target.to_string(),
+            reason: format!("building the manifest: {e}"),
+        })?;
+    let bytes = canonical_json(&manifest)?;
+    let tag = match (target.tag(), target.digest()) {
+        (Some(tag), _) => tag.to_string(),
+        (None, Some(digest)) => digest.to_string(),
+        (None, None) => "latest".to_string(),
+    };
+    let digest = client
+        .put_manifest(
+            repository,
+            &tag,
+            MediaType::ImageManifest.to_string().as_str(),
+            &bytes,
+        )
+        .await?;
+    Ok(Pushed {
+        digest,
+        size: bytes.len() as u64,
+    })
+}
+
+/// Pushes one stored (uncompressed) layer; returns its descriptor as pushed.
+async fn push_layer(
+    client: &Client,
+    store: &Store,
+    repository: &str,
+    layer: &Descriptor,
+    compression: Compression,
+    progress: &dyn Progress,
+) -> Result<Descriptor, Error> {
+    let diff_id = layer.digest();
+    let media_type = compression.layer_media_type();
+    // A form compressed before (by an earlier push or as pulled) that the registry holds.
+    let known: Vec<Descriptor> = store
+        .compressed_forms(diff_id)?
+        .into_iter()
+        .filter(|form| form.media_type().as_ref() == media_type)
+        .collect();
+    for form in &known {
+        if client.blob_size(repository, form.digest()).await?.is_some() {
+            progress.status(&short_id(form.digest()), "Layer already exists");
+            return Ok(form.clone());
+        }
+    }
+    let source = store.blob_path(diff_id)?;
+    // Deleted when dropped, whatever happens to the upload.
+    let packed_file = tempfile::Builder::new()
+        .prefix("push-")
+        .tempfile_in(store.root().join("tmp"))
+        .map_err(|e| Error::io("creating a file in the store's tmp/", e))?;
+    let packed = packed_file.path().to_path_buf();
+    let info = {
+        let (source, packed) = (source.clone(), packed.clone());
+        tokio::task::spawn_blocking(move || compress_file(&source, &packed, compression))
+            .await
+            .map_err(|e| Error::io("compressing a layer", std::io::Error::other(e)))?
+            .map_err(|e| Error::io(format!("compressing layer {diff_id}"), e))?
+    };
+    let descriptor = match compression {
+        Compression::Gzip => Descriptor::new(MediaType::ImageLayerGzip, info.size, info.digest),
+        Compression::Zstd => Descriptor::new(MediaType::ImageLayerZstd, info.size, info.digest),
+    };
+    let id = short_id(descriptor.digest());
+    progress.status(&id, "Pushing");
+    let total = descriptor.size();
+    let pushed = client
+        .push_blob(
+            repository,
+            descriptor.digest(),
+            total,
+            &packed,
+            None,
+            &mut |done| progress.bytes(&id, done, total),
+        )
+        .await;
+    drop(packed_file);
+    let status = match pushed? {
+        BlobPush::Existed => "Layer already exists",
+        BlobPush::Mounted => "Mounted",
+        BlobPush::Uploaded => "Pushed",
+    };
+    store.record_compressed(diff_id, &descriptor)?;
+    progress.status(&id, status);
+    Ok(descriptor)
+}
