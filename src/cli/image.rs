@@ -730,14 +730,26 @@ fn remove(store: &Store, args: RemoveArgs) -> CliResult {
     }
 }
 
-/// Untags a name, or deletes an image given by ID; deletes the image once no name is left.
-/// Returns whether an image was deleted.
+/// Untags a name, or deletes an image given by ID; deletes the image once no name is left,
+/// unless a container uses it (pinned). Returns whether an image was deleted.
 fn remove_one(store: &Store, text: &str, force: bool) -> CliResult<bool> {
     let image = store.find_image(text)?;
     let names = names_of(store, &image)?;
     let by_name = Reference::parse(text)
         .ok()
         .filter(|r| store.lookup_ref(r).ok().flatten().is_some());
+    let last_name = by_name.is_none() || names.len() <= 1;
+    let user = store
+        .pins()?
+        .into_iter()
+        .find(|(_, pinned)| pinned.contains(image.manifest_descriptor.digest()))
+        .map(|(name, _)| name);
+    if let (true, Some(user), false) = (last_name, &user, force) {
+        return Err(CliError::Usage(format!(
+            "conflict: unable to remove repository reference {text:?} (must force) - container {user} is using its referenced image {}",
+            short_id(image.id(), false)
+        )));
+    }
     match by_name {
         Some(reference) => {
             store.untag(&reference)?;
@@ -754,9 +766,14 @@ fn remove_one(store: &Store, text: &str, force: bool) -> CliResult<bool> {
                 )));
             }
             for name in &names {
+                store.untag(&Reference::parse(name)?)?;
                 println!("Untagged: {name}");
             }
         }
+    }
+    // Forced off an image a container uses: the image stays, untagged, as Docker leaves it.
+    if user.is_some() {
+        return Ok(false);
     }
     store.forget_image(image.manifest_descriptor.digest())?;
     println!("Deleted: {}", image.id());

@@ -133,24 +133,35 @@ fn prune(store: &Store, args: PruneArgs) -> CliResult {
 }
 
 fn fsck(store: &Store, args: FsckArgs) -> ExitCode {
-    let result = store.fsck(args.repair);
-    let report_result = match result {
-        Ok(report) => report,
+    let checked = store.fsck(args.repair).and_then(|report| {
+        // After a repair, what is left decides the exit status.
+        let remaining = if args.repair {
+            store.fsck(false)?
+        } else {
+            report.clone()
+        };
+        Ok((report, remaining))
+    });
+    let (report, remaining) = match checked {
+        Ok(reports) => reports,
         Err(e) => return super::image::report(Err(CliError::Store(e))),
     };
-    for problem in &report_result.problems {
+    for problem in &report.problems {
         println!("{problem}");
     }
-    for repaired in &report_result.repaired {
+    for repaired in &report.repaired {
         println!("repaired: {repaired}");
     }
     println!(
         "checked {} blobs and {} images: {} problem(s)",
-        report_result.blobs_checked,
-        report_result.images_checked,
-        report_result.problems.len()
+        report.blobs_checked,
+        report.images_checked,
+        report.problems.len()
     );
-    if report_result.is_clean() || (args.repair && !report_result.repaired.is_empty()) {
+    if args.repair {
+        println!("after repair: {} problem(s)", remaining.problems.len());
+    }
+    if remaining.is_clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

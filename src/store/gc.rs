@@ -1,6 +1,6 @@
 //! Garbage collection: removes exactly the blobs, snapshots and temporary files that nothing
-//! references. Roots are index.json (named and dangling images) and the leases of live
-//! processes; abandoned temporary files are those nobody holds locked.
+//! references. Roots are index.json (named and dangling images), pins, and the leases of
+//! live processes; abandoned temporary files are those nobody holds locked.
 
 use super::lock::{FileLock, LockMode};
 use super::refs::ref_name;
@@ -85,6 +85,7 @@ impl Store {
             .iter()
             .map(|d| d.digest().clone())
             .collect();
+        pending.extend(self.pins()?.into_values().flatten());
         while let Some(digest) = pending.pop() {
             if !reachable.blobs.insert(digest.clone()) {
                 continue;
@@ -150,11 +151,12 @@ impl Store {
         Ok(leased)
     }
 
-    /// Removes dangling images (every image with `all`), except those a running process
-    /// is still making (its lease names the manifest). Blobs stay until
+    /// Removes dangling images (every image with `all`), except pinned ones and those a
+    /// running process is still making (its lease names the manifest). Blobs stay until
     /// [`Store::collect_garbage`]. Returns the removed images with the names they had.
     pub fn prune_images(&self, all: bool) -> Result<Vec<PrunedImage>> {
-        let leased = self.live_leases()?;
+        let mut leased = self.live_leases()?;
+        leased.extend(self.pins()?.into_values().flatten());
         let mut removed: Vec<(Descriptor, Vec<String>)> = Vec::new();
         self.update_index(|entries| {
             let mut names: HashMap<Digest, Vec<String>> = HashMap::new();

@@ -8,6 +8,7 @@
 //! tmp/                                           blobs being written (fsynced, checked, renamed)
 //! locks/index  locks/gc                          flock(2) locks shared by rbuild processes
 //! leases/<pid>-<n>                               what running processes wrote but not yet tagged
+//! pins/<name>                                    manifests containers and build cache need
 //! ```
 //! Every blob reaches `blobs/` by rename after fsync and a digest check, so a crash never
 //! leaves a wrong blob under a digest name. A process holds its lease file locked while it
@@ -19,6 +20,7 @@ mod fsck;
 mod gc;
 mod images;
 mod lock;
+mod pins;
 mod refs;
 mod snapshots;
 
@@ -128,6 +130,7 @@ impl Store {
             root.join("tmp"),
             root.join("locks"),
             root.join("leases"),
+            root.join("pins"),
         ] {
             fs::create_dir_all(&dir).at(&dir)?;
         }
@@ -294,6 +297,22 @@ pub(crate) fn sha256_hex(digest: &Digest) -> Result<&str> {
     match digest.algorithm() {
         DigestAlgorithm::Sha256 => Ok(digest.digest()),
         _ => Err(StoreError::UnsupportedDigest(digest.clone())),
+    }
+}
+
+/// A name usable as a file name in the store (pins): letters, digits, `-`, `_`, `.`.
+pub(crate) fn canonical_name(name: &str) -> Result<&str> {
+    let valid = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(name)
+    } else {
+        Err(StoreError::Invalid(format!(
+            "invalid pin name {name:?}: letters, digits, '-', '_' and '.' only"
+        )))
     }
 }
 
