@@ -11,7 +11,12 @@ use std::process::ExitCode;
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Args)]
+// Docker gives `-h` to --hostname, so help is `--help` only.
+#[command(disable_help_flag = true)]
 pub struct RunArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
     /// Remove the container when it exits (always the case: containers are not kept yet)
     #[arg(long)]
     rm: bool,
