@@ -161,7 +161,11 @@ fn run_matches_docker_run() {
     engines.same(&[IMAGE, "given", "args"]);
     // --entrypoint drops the image's Cmd; exit codes pass through.
     assert_eq!(engines.same(&["--entrypoint", "/bin/sh", IMAGE, "-c", "exit 3"]).0, 3);
-    assert_eq!(engines.same(&["--entrypoint", "/bin/sh", IMAGE, "-c", "kill -9 $$"]).0, 137);
+    // A process that SIGKILLs itself: Docker's command is PID 1, which the kernel shields from
+    // its own namespace's signals (exit 0); rbuild's command runs under an init at PID 1 and dies
+    // (137). A known difference, open on issue 4; compared here so it stays visible.
+    let (docker, ours) = engines.both(&["--entrypoint", "/bin/sh", IMAGE, "-c", "kill -9 $$"]);
+    assert_eq!((docker.0, ours.0), (0, 137));
     // Env: image Env, -e (with and without a value), --env-file; HOSTNAME set by both.
     let env_file = engines.scratch.path().join("env");
     std::fs::write(&env_file, "# comment\nFROM_FILE=file\n\nIMAGE_VAR=overridden-by-file\n").unwrap();
