@@ -126,7 +126,9 @@ pub fn parse_volume(spec: &str) -> Result<Mount, RunError> {
         _ => return Err(invalid("expected HOST:CONTAINER[:ro|rw]")),
     };
     if !host.starts_with('/') {
-        return Err(invalid("the host path must be absolute (named volumes are not supported)"));
+        return Err(invalid(
+            "the host path must be absolute (named volumes are not supported)",
+        ));
     }
     if !container.starts_with('/') || container == "/" {
         return Err(invalid("the container path must be absolute and not /"));
@@ -161,7 +163,9 @@ pub fn parse_memory(text: &str) -> Result<i64, RunError> {
         "t" | "tb" | "ti" | "tib" => 1 << 40,
         _ => return Err(invalid("expected a size such as 64m")),
     };
-    let value: f64 = number.parse().map_err(|_| invalid("expected a size such as 64m"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| invalid("expected a size such as 64m"))?;
     if !(value.is_finite() && value > 0.0) {
         return Err(invalid("must be positive"));
     }
@@ -178,7 +182,9 @@ fn env_entry(entry: &str) -> Option<String> {
     if entry.contains('=') {
         Some(entry.to_string())
     } else {
-        std::env::var(entry).ok().map(|value| format!("{entry}={value}"))
+        std::env::var(entry)
+            .ok()
+            .map(|value| format!("{entry}={value}"))
     }
 }
 
@@ -221,8 +227,16 @@ fn replace_or_append(base: &mut Vec<String>, overrides: &[String]) {
 
 /// The container's environment as the Docker daemon builds it: PATH, HOSTNAME, TERM (with a
 /// tty), then the image's Env, then the user's -e/--env-file entries.
-pub fn container_env(image_env: &[String], user_env: &[String], hostname: &str, tty: bool) -> Vec<String> {
-    let mut env = vec![format!("PATH={DEFAULT_PATH}"), format!("HOSTNAME={hostname}")];
+pub fn container_env(
+    image_env: &[String],
+    user_env: &[String],
+    hostname: &str,
+    tty: bool,
+) -> Vec<String> {
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+    ];
     if tty {
         env.push("TERM=xterm".to_string());
     }
@@ -353,7 +367,11 @@ fn execute(root: Option<PathBuf>, args: RunArgs) -> Result<u8, RunError> {
             .or(config.working_dir.clone())
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| "/".to_string()),
-        user: args.user.clone().or(config.user.clone()).unwrap_or_default(),
+        user: args
+            .user
+            .clone()
+            .or(config.user.clone())
+            .unwrap_or_default(),
         mounts,
         network,
         hostname,
@@ -388,19 +406,42 @@ mod tests {
     fn entrypoint_and_cmd_combine_as_docker_does() {
         let entrypoint = strings(&["/entry", "-x"]);
         let cmd = strings(&["default"]);
-        assert_eq!(command_line(&entrypoint, &cmd, None, &[]), strings(&["/entry", "-x", "default"]));
-        assert_eq!(command_line(&entrypoint, &cmd, None, &strings(&["mine"])), strings(&["/entry", "-x", "mine"]));
-        assert_eq!(command_line(&entrypoint, &cmd, Some("/other"), &[]), strings(&["/other"]));
-        assert_eq!(command_line(&entrypoint, &cmd, Some(""), &strings(&["sh"])), strings(&["sh"]));
+        assert_eq!(
+            command_line(&entrypoint, &cmd, None, &[]),
+            strings(&["/entry", "-x", "default"])
+        );
+        assert_eq!(
+            command_line(&entrypoint, &cmd, None, &strings(&["mine"])),
+            strings(&["/entry", "-x", "mine"])
+        );
+        assert_eq!(
+            command_line(&entrypoint, &cmd, Some("/other"), &[]),
+            strings(&["/other"])
+        );
+        assert_eq!(
+            command_line(&entrypoint, &cmd, Some(""), &strings(&["sh"])),
+            strings(&["sh"])
+        );
         assert_eq!(command_line(&[], &cmd, None, &[]), strings(&["default"]));
     }
 
     #[test]
     fn environment_follows_the_daemons_order_and_overrides() {
-        let env = container_env(&strings(&["PATH=/image", "A=1"]), &strings(&["A=2", "B=3"]), "host1", true);
-        assert_eq!(env, strings(&["PATH=/image", "HOSTNAME=host1", "TERM=xterm", "A=2", "B=3"]));
+        let env = container_env(
+            &strings(&["PATH=/image", "A=1"]),
+            &strings(&["A=2", "B=3"]),
+            "host1",
+            true,
+        );
+        assert_eq!(
+            env,
+            strings(&["PATH=/image", "HOSTNAME=host1", "TERM=xterm", "A=2", "B=3"])
+        );
         let env = container_env(&[], &[], "h", false);
-        assert_eq!(env, strings(&[&format!("PATH={DEFAULT_PATH}"), "HOSTNAME=h"]));
+        assert_eq!(
+            env,
+            strings(&[&format!("PATH={DEFAULT_PATH}"), "HOSTNAME=h"])
+        );
     }
 
     #[test]
@@ -408,11 +449,23 @@ mod tests {
         let mount = parse_volume("/tmp:/data:ro").unwrap();
         assert_eq!(mount.destination, "/data");
         assert!(mount.read_only);
-        assert!(matches!(parse_volume("named:/data"), Err(RunError::Volume { .. })));
-        assert!(matches!(parse_volume("/tmp:data"), Err(RunError::Volume { .. })));
-        assert!(matches!(parse_volume("/tmp:/data:rx"), Err(RunError::Volume { .. })));
+        assert!(matches!(
+            parse_volume("named:/data"),
+            Err(RunError::Volume { .. })
+        ));
+        assert!(matches!(
+            parse_volume("/tmp:data"),
+            Err(RunError::Volume { .. })
+        ));
+        assert!(matches!(
+            parse_volume("/tmp:/data:rx"),
+            Err(RunError::Volume { .. })
+        ));
         assert!(matches!(parse_volume("/tmp"), Err(RunError::Volume { .. })));
-        assert!(matches!(parse_volume("/no/such/dir:/data"), Err(RunError::Volume { .. })));
+        assert!(matches!(
+            parse_volume("/no/such/dir:/data"),
+            Err(RunError::Volume { .. })
+        ));
     }
 
     #[test]
