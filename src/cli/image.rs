@@ -810,10 +810,16 @@ fn prune(store: &Store, args: PruneArgs) -> CliResult {
     } else {
         "WARNING! This will remove all dangling images."
     };
-    if !confirm(warning, args.force)? {
+    confirm_and_prune(store, warning, args.all, args.force)
+}
+
+/// Asks (unless `force`), removes unused images (all unused ones with `all`), collects what
+/// nothing references any more and reports it as `docker image prune` / `system prune` do.
+pub(crate) fn confirm_and_prune(store: &Store, warning: &str, all: bool, force: bool) -> CliResult {
+    if !confirm(warning, force)? {
         return Ok(());
     }
-    let deleted = prune_images(store, args.all)?;
+    let deleted = prune_images(store, all)?;
     let report = store.collect_garbage()?;
     if !deleted.is_empty() {
         println!("Deleted Images:");

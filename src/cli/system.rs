@@ -1,8 +1,6 @@
 //! `system df`, `system prune` and `system fsck`: disk use, clean-up and consistency of the store.
 
-use super::image::{
-    CliError, CliResult, confirm, human_size, open, print_rows, prune_images, report,
-};
+use super::image::{CliError, CliResult, confirm_and_prune, human_size, open, print_rows, report};
 use clap::{Args, Subcommand};
 use rbuild::store::Store;
 use serde_json::{Value, json};
@@ -116,20 +114,7 @@ fn prune(store: &Store, args: PruneArgs) -> CliResult {
     let warning = format!(
         "WARNING! This will remove:\n  - all stopped containers\n{images}\n  - unused build cache\n"
     );
-    if !confirm(&warning, args.force)? {
-        return Ok(());
-    }
-    let deleted = prune_images(store, args.all)?;
-    let gc = store.collect_garbage()?;
-    if !deleted.is_empty() {
-        println!("Deleted Images:");
-        for line in &deleted {
-            println!("{line}");
-        }
-        println!();
-    }
-    println!("Total reclaimed space: {}", human_size(gc.reclaimed));
-    Ok(())
+    confirm_and_prune(store, &warning, args.all, args.force)
 }
 
 fn fsck(store: &Store, args: FsckArgs) -> ExitCode {
