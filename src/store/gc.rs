@@ -86,6 +86,10 @@ impl Store {
             .map(|d| d.digest().clone())
             .collect();
         pending.extend(self.pins()?.into_values().flatten());
+        for digest in self.cached_digests()? {
+            reachable.chain_ids.insert(digest.clone());
+            reachable.blobs.insert(digest);
+        }
         while let Some(digest) = pending.pop() {
             if !reachable.blobs.insert(digest.clone()) {
                 continue;
