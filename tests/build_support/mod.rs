@@ -124,17 +124,47 @@ impl TestStore {
 
     /// `rbuild build --progress plain -t TAG ARGS… CONTEXT`, without checking the outcome.
     pub fn build_output(&self, context: &Context, tag: &str, args: &[&str]) -> Output {
+        self.build_output_with_env(context, tag, args, &[])
+    }
+
+    /// As [`TestStore::build_output`], with extra environment variables for rbuild (for
+    /// `--secret id=…,env=VAR`, `--build-arg NAME` or `--ssh default`).
+    pub fn build_output_with_env(
+        &self,
+        context: &Context,
+        tag: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         let mut all = vec!["build", "--progress", "plain", "-t", tag];
         all.extend_from_slice(args);
         let path = context.path().to_str().expect("utf-8 path").to_owned();
         all.push(&path);
-        self.rbuild_output(&all)
+        Command::new(RBUILD)
+            .arg("--root")
+            .arg(self.root())
+            .args(&all)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run rbuild")
     }
 
     /// Builds `context` as `tag` (extra `args` before the context, e.g. `--build-arg`), and
     /// exports the image's root filesystem with `--output type=local`; panics with the build
     /// log unless it succeeds.
     pub fn build(&self, context: &Context, tag: &str, args: &[&str]) -> Built {
+        self.build_with_env(context, tag, args, &[])
+    }
+
+    /// As [`TestStore::build`], with extra environment variables for rbuild.
+    pub fn build_with_env(
+        &self,
+        context: &Context,
+        tag: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Built {
         let rootfs = tempfile::Builder::new()
             .prefix("rbuild-test-rootfs")
             .tempdir()
@@ -142,7 +172,7 @@ impl TestStore {
         let local = format!("type=local,dest={}", rootfs.path().display());
         let mut all: Vec<&str> = vec!["--output", "type=image", "--output", &local];
         all.extend_from_slice(args);
-        let out = self.build_output(context, tag, &all);
+        let out = self.build_output_with_env(context, tag, &all, env);
         let log = output_text(&out);
         assert!(out.status.success(), "build of {tag} failed:\n{log}");
         Built {
@@ -222,6 +252,21 @@ impl TestStore {
         let path = self.root().join("blobs/sha256").join(hex);
         let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         serde_json::from_slice(&bytes).expect("blob is JSON")
+    }
+
+    /// Files anywhere in the store (blobs, snapshots, cache records, …) whose content holds
+    /// `needle`.
+    pub fn files_containing(&self, needle: &[u8]) -> Vec<PathBuf> {
+        walkdir::WalkDir::new(self.root())
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .filter(|e| {
+                fs::read(e.path())
+                    .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+            })
+            .map(|e| e.path().to_path_buf())
+            .collect()
     }
 
     /// Asserts that `rbuild system fsck` finds the store consistent.
@@ -337,5 +382,107 @@ impl Context {
     /// Replaces the Dockerfile.
     pub fn dockerfile(self, text: &str) -> Context {
         self.file("Dockerfile", text)
+    }
+}
+
+/// What [`HttpServer`] serves at one path.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub body: Vec<u8>,
+    /// The `Last-Modified` header, when given (`Sun, 06 Nov 1994 08:49:37 GMT`).
+    pub last_modified: Option<String>,
+}
+
+/// A tiny HTTP/1.0 server on 127.0.0.1 serving fixed files (404 for anything else); it
+/// counts the requests it answered, and stops when dropped.
+pub struct HttpServer {
+    address: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Starts serving `files` (path → what to answer) on a free port.
+    pub fn start(files: Vec<(&str, Served)>) -> HttpServer {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let address = listener.local_addr().expect("local address");
+        let files: std::collections::HashMap<String, Served> = files
+            .into_iter()
+            .map(|(path, served)| (path.to_owned(), served))
+            .collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let thread = {
+            let stop = stop.clone();
+            let requests = requests.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(mut stream) = stream else { continue };
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).is_err() {
+                        continue;
+                    }
+                    // Skip the headers.
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                        line.clear();
+                    }
+                    requests.fetch_add(1, Ordering::SeqCst);
+                    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+                    let response = match files.get(path) {
+                        Some(served) => {
+                            let mut head = format!(
+                                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n",
+                                served.body.len()
+                            );
+                            if let Some(date) = &served.last_modified {
+                                head.push_str(&format!("Last-Modified: {date}\r\n"));
+                            }
+                            head.push_str("Connection: close\r\n\r\n");
+                            let mut bytes = head.into_bytes();
+                            bytes.extend_from_slice(&served.body);
+                            bytes
+                        }
+                        None => b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec(),
+                    };
+                    let _ = stream.write_all(&response);
+                }
+            })
+        };
+        HttpServer {
+            address,
+            stop,
+            requests,
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// How many requests were answered so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(self.address);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
