@@ -168,7 +168,7 @@ pub(super) fn mkdir(
         let owner = if user.is_empty() {
             Owner { uid: 0, gid: 0 }
         } else {
-            resolve_owner(user)?
+            resolve_owner(user)
         };
         mkdir_all(Path::new(path), Some(owner))
     })?;
@@ -218,7 +218,7 @@ pub(super) fn copy(
         let root_fd = open_dir(context.root())?;
         let downloads_fd = open_dir(&dirs.path("source"))?;
         dirs.enter_root()?;
-        let owner = op.chown.as_deref().map(resolve_owner).transpose()?;
+        let owner = op.chown.as_deref().map(resolve_owner);
         let mut copier = Copier {
             op,
             owner,
@@ -246,34 +246,46 @@ struct Owner {
     gid: u32,
 }
 
-/// `user[:group]` by name or number, names looked up in the (chrooted) /etc/passwd and
-/// /etc/group. A user without a group takes its uid as gid, as BuildKit's --chown.
-fn resolve_owner(spec: &str) -> Result<Owner, String> {
+/// `user[:group]` by name or number, as BuildKit's file operations resolve it: names are
+/// looked up in the (chrooted) /etc/passwd and /etc/group; a user name alone takes the user's
+/// primary group, a number alone is also the gid; a name that is not found counts as 0 (BuildKit
+/// does not fail on it either).
+fn resolve_owner(spec: &str) -> Owner {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let lookup = |file: &str, name: &str, what: &str| -> Result<u32, String> {
-        if let Ok(id) = name.parse::<u32>() {
-            return Ok(id);
+    /// The numeric fields after the name in a passwd or group line (`name:x:ID:GID…`).
+    fn ids(file: &str, name: &str) -> Option<(u32, Option<u32>)> {
+        let text = fs::read_to_string(file).ok()?;
+        text.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next()? == name).then_some(())?;
+            let id = fields.nth(1)?.parse().ok()?;
+            Some((id, fields.next().and_then(|g| g.parse().ok())))
+        })
+    }
+    let mut owner = match user.parse::<u32>() {
+        Ok(id) => Owner { uid: id, gid: id },
+        Err(_) => match ids("/etc/passwd", user) {
+            Some((uid, gid)) => Owner {
+                uid,
+                gid: gid.unwrap_or(0),
+            },
+            None => Owner { uid: 0, gid: 0 },
+        },
+    };
+    if let Some(group) = group {
+        match group.parse::<u32>() {
+            Ok(id) => owner.gid = id,
+            Err(_) => {
+                if let Some((gid, _)) = ids("/etc/group", group) {
+                    owner.gid = gid;
+                }
+            }
         }
-        let text = fs::read_to_string(file).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| {
-                let mut fields = line.split(':');
-                let entry = fields.next()?;
-                let id = fields.nth(1)?;
-                (entry == name).then(|| id.parse::<u32>().ok()).flatten()
-            })
-            .next()
-            .ok_or_else(|| format!("unable to convert {what} {name:?}: no such {what} in {file}"))
-    };
-    let uid = lookup("/etc/passwd", user, "user")?;
-    let gid = match group {
-        Some(group) => lookup("/etc/group", group, "group")?,
-        None => uid,
-    };
-    Ok(Owner { uid, gid })
+    }
+    owner
 }
 
 /// Creates `path` and its missing parents, mode 0755, owned by `owner` (root when `None`).
