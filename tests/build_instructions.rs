@@ -290,6 +290,12 @@ fn a_new_entrypoint_clears_an_inherited_cmd_but_not_one_set_in_the_same_stage() 
     );
     store.build(&staged, "staged", &[]);
     assert!(store.container_config("staged")["Cmd"].is_null());
+    // An empty list is written as no value at all.
+    let empty = Context::new("FROM with-cmd\nENTRYPOINT []\n");
+    store.build(&empty, "empty-entrypoint", &[]);
+    let config = store.container_config("empty-entrypoint");
+    assert!(config["Entrypoint"].is_null(), "{config}");
+    assert!(config["Cmd"].is_null(), "{config}");
     // A shell-form ENTRYPOINT is wrapped in the shell.
     let shell_form = Context::new("FROM busybox\nENTRYPOINT echo hi\n");
     store.build(&shell_form, "shell-entrypoint", &[]);
@@ -438,4 +444,18 @@ fn history_reads_as_docker_build_writes_it() {
     let layers = config["rootfs"]["diff_ids"].as_array().unwrap().len();
     let non_empty = history.iter().filter(|(_, empty)| !empty).count();
     assert_eq!(layers, non_empty, "one layer per non-empty history entry");
+}
+
+#[test]
+fn a_scratch_stage_starts_with_buildkits_empty_image_config() {
+    let store = TestStore::with_busybox();
+    let context = Context::new("FROM scratch\nCOPY a.txt /\n").file("a.txt", "a\n");
+    let built = store.build(&context, "scratch", &[]);
+    assert_eq!(built.list("/"), ["a.txt"]);
+    let config = store.container_config("scratch");
+    assert_eq!(config["WorkingDir"], json!("/"));
+    assert_eq!(
+        config["Env"],
+        json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+    );
 }

@@ -18,6 +18,18 @@ impl StageStart {
         StageStart::default()
     }
 
+    /// `FROM scratch`: BuildKit's empty image has WorkingDir `/` (PATH is added later, as for
+    /// every stage).
+    pub fn scratch() -> StageStart {
+        StageStart {
+            config: ContainerConfig {
+                working_dir: Some("/".to_owned()),
+                ..ContainerConfig::default()
+            },
+            triggers: Vec::new(),
+        }
+    }
+
     pub fn from_image(image: &ImageConfig) -> StageStart {
         let mut config = image.config.clone().unwrap_or_default();
         let triggers = config.on_build.take().unwrap_or_default();

@@ -257,7 +257,7 @@ pub fn plan(
             (None, config::StageStart::empty())
         } else {
             match &base {
-                Base::Scratch => (None, config::StageStart::empty()),
+                Base::Scratch => (None, config::StageStart::scratch()),
                 Base::Image(reference) => {
                     let image = resolve(reference)
                         .map_err(|message| PlanError::at(outlined.from_span, message))?;

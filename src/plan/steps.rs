@@ -512,7 +512,8 @@ impl StagePlanner<'_, '_, '_> {
             InstructionKind::Cmd(command) => {
                 let args = self.command(command);
                 self.history(format!("CMD {}", config::go_quoted_list(&args)), None);
-                self.stage.config.cmd = Some(args);
+                // An empty list is left out of the config (Go's omitempty), as BuildKit does.
+                self.stage.config.cmd = (!args.is_empty()).then_some(args);
                 self.config_cmd_set = true;
             }
             InstructionKind::Entrypoint(command) => {
@@ -521,7 +522,7 @@ impl StagePlanner<'_, '_, '_> {
                     format!("ENTRYPOINT {}", config::go_quoted_list(&args)),
                     None,
                 );
-                self.stage.config.entrypoint = Some(args);
+                self.stage.config.entrypoint = (!args.is_empty()).then_some(args);
                 if !self.config_cmd_set {
                     self.stage.config.cmd = None;
                 }
