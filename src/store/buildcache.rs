@@ -28,6 +28,10 @@ pub struct CacheRecord {
     pub size: u64,
     /// The ChainID of the file system after the step.
     pub chain_id: Option<Digest>,
+    /// When the step ran (RFC 3339): a rebuild from the cache keeps the image's times, so
+    /// it gives the same image ID.
+    #[serde(default)]
+    pub created: Option<String>,
     /// What went into the key, kept to explain a later miss.
     pub inputs: serde_json::Value,
 }
