@@ -71,6 +71,8 @@ pub struct BuildOptions {
 pub(crate) struct FsState {
     pub layers: Vec<LayerState>,
     pub key: Digest,
+    /// When the last step that made this state ran (from the cache when it was cached).
+    pub created: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +129,8 @@ pub fn build(
     options: &BuildOptions,
     events: &(dyn Fn(Event) + Sync),
 ) -> Result<Built, BuildError> {
+    // What an interrupted build left behind (its work dirs) goes first.
+    store.remove_stale_temporaries()?;
     let cache_dir = store.root().join("cache/context");
     std::fs::create_dir_all(&cache_dir)
         .map_err(|e| BuildError::Other(format!("{}: {e}", cache_dir.display())))?;
@@ -272,6 +276,8 @@ impl Shared<'_> {
                     .any(|f| f.eq_ignore_ascii_case(n))
             });
         let mut made_layer = vec![false; stage.steps.len()];
+        let mut step_times: Vec<Option<String>> = vec![None; stage.steps.len()];
+        let base_created = fs.created.clone();
         for (number, step) in stage.steps.iter().enumerate() {
             if self.failed_elsewhere() {
                 return Err(BuildError::Other("another stage failed".into()));
@@ -285,6 +291,7 @@ impl Shared<'_> {
             match self.step(step, id, &position, &fs, &inputs, no_cache) {
                 Ok(next) => {
                     made_layer[number] = next.layers.len() > fs.layers.len();
+                    step_times[number] = next.created.clone();
                     fs = next;
                 }
                 Err(error) => {
@@ -300,12 +307,18 @@ impl Shared<'_> {
                 }
             }
         }
-        let now = crate::image::time::now_rfc3339();
-        let created = match self.options.source_date_epoch {
-            Some(epoch) => crate::image::time::format_rfc3339(epoch as i64, 0),
-            None => now,
-        };
-        config.created = Some(created.clone());
+        // Times come from the steps (cached steps keep theirs), so a rebuild from the cache
+        // gives the same configuration, hence the same image ID.
+        let base_created = base_created.unwrap_or_else(|| self.now());
+        let mut last = base_created.clone();
+        let mut entry_times = Vec::with_capacity(stage.history.len());
+        for entry in &stage.history {
+            if let Some(Some(created)) = entry.step.and_then(|s| step_times.get(s)) {
+                last = created.clone();
+            }
+            entry_times.push(last.clone());
+        }
+        config.created = Some(last);
         if stage.author.is_some() {
             config.author = stage.author.clone();
         }
@@ -314,12 +327,12 @@ impl Shared<'_> {
             diff_ids: fs.layers.iter().map(|l| l.layer.diff_id.clone()).collect(),
             ..RootFs::default()
         };
-        for entry in &stage.history {
+        for (entry, created) in stage.history.iter().zip(entry_times) {
             let empty_layer = !entry
                 .step
                 .is_some_and(|s| made_layer.get(s).copied().unwrap_or(false));
             config.history.push(History {
-                created: Some(created.clone()),
+                created: Some(created),
                 created_by: Some(entry.created_by.clone()),
                 comment: Some("buildkit.dockerfile.v0".into()),
                 empty_layer,
@@ -342,6 +355,7 @@ impl Shared<'_> {
                     FsState {
                         layers: Vec::new(),
                         key: key_of(&[KEY_FORMAT, "scratch"]),
+                        created: None,
                     },
                     ImageConfig {
                         architecture,
@@ -394,6 +408,7 @@ impl Shared<'_> {
         Ok(FsState {
             layers,
             key: key_of(&[KEY_FORMAT, "image", image.id().as_ref()]),
+            created: image.config.created.clone(),
         })
     }
 
@@ -537,13 +552,16 @@ impl Shared<'_> {
                             .flatten(),
                         size: next.layers.last().map_or(0, |l| l.layer.size),
                         chain_id: next.chain_id().cloned(),
+                        created: next.created.clone(),
                         inputs: inputs_json,
                     },
                 )?;
                 next
             }
         };
-        self.store.set_last_key_at(position, &key)?;
+        if previous.as_ref() != Some(&key) {
+            self.store.set_last_key_at(position, &key)?;
+        }
         if !hit {
             self.emit(Event::done(id, started.elapsed()));
         }
@@ -558,6 +576,7 @@ impl Shared<'_> {
         let mut next = FsState {
             layers: fs.layers.clone(),
             key: key.clone(),
+            created: record.created.or_else(|| fs.created.clone()),
         };
         if let (Some(diff_id), Some(chain_id)) = (record.diff_id, record.chain_id) {
             if !self.store.has_blob(&diff_id) {
@@ -578,11 +597,20 @@ impl Shared<'_> {
         Ok(Some(next))
     }
 
+    /// The time a step ran: now, or SOURCE_DATE_EPOCH when set.
+    fn now(&self) -> String {
+        match self.options.source_date_epoch {
+            Some(epoch) => crate::image::time::format_rfc3339(epoch as i64, 0),
+            None => crate::image::time::now_rfc3339(),
+        }
+    }
+
     /// Turns an upper dir into a layer on top of `fs` (nothing when it is empty).
     fn commit(&self, fs: &FsState, upper: PathBuf, key: &Digest) -> Result<FsState, BuildError> {
         let mut next = FsState {
             layers: fs.layers.clone(),
             key: key.clone(),
+            created: Some(self.now()),
         };
         let empty = std::fs::read_dir(&upper)
             .map(|mut entries| entries.next().is_none())

@@ -149,7 +149,7 @@ fn build(root: Option<PathBuf>, args: BuildArgs) -> Result<(), CliError> {
     let store = Store::open(root.unwrap_or_else(Store::default_root)).map_err(message)?;
 
     // The Dockerfile and the context.
-    let (dockerfile_name, dockerfile_text, context) = read_inputs(&store, &args)?;
+    let (dockerfile_name, dockerfile_text, context) = read_inputs(&args)?;
     let parsed = rbuild::dockerfile::parse_bytes(&dockerfile_text);
     if parsed.has_errors() {
         let text = String::from_utf8_lossy(&dockerfile_text);
@@ -399,7 +399,7 @@ fn base_config(
 }
 
 /// Reads the Dockerfile and opens the context (a directory, or a tar on stdin).
-fn read_inputs(store: &Store, args: &BuildArgs) -> Result<(String, Vec<u8>, Context), CliError> {
+fn read_inputs(args: &BuildArgs) -> Result<(String, Vec<u8>, Context), CliError> {
     if args.context == "-" {
         if args.file.as_deref() == Some("-") {
             return Err(message(
@@ -409,7 +409,8 @@ fn read_inputs(store: &Store, args: &BuildArgs) -> Result<(String, Vec<u8>, Cont
         let name = args.file.clone().unwrap_or_else(|| "Dockerfile".to_owned());
         let context = Context::from_tar(
             io::stdin().lock(),
-            &store.root().join("tmp"),
+            // Not the store's tmp/: builds clean unlocked entries there.
+            &std::env::temp_dir(),
             Some(Path::new(&name)),
         )
         .map_err(|e| message(format!("reading the context from STDIN: {e}")))?;
