@@ -388,3 +388,80 @@ fn set_mtime(path: &std::path::Path, mtime: nix::sys::time::TimeSpec) {
     )
     .unwrap();
 }
+
+/// Runs git with a fixed identity; panics unless it succeeds; returns stdout.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=rbuild",
+            "-c",
+            "user.email=rbuild@example.com",
+        ])
+        .args(["-c", "init.defaultBranch=main"])
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn add_clones_git_repositories_at_a_ref_and_subdir() {
+    build_support::require_tool("git");
+    let store = TestStore::with_busybox();
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("source");
+    std::fs::create_dir(&source).unwrap();
+    git(&source, &["init", "-q"]);
+    std::fs::write(source.join("README"), "version one\n").unwrap();
+    std::fs::create_dir(source.join("sub")).unwrap();
+    std::fs::write(source.join("sub/inner.txt"), "inner one\n").unwrap();
+    git(&source, &["add", "."]);
+    git(&source, &["commit", "-q", "-m", "one"]);
+    git(&source, &["tag", "v1"]);
+    let first = git(&source, &["rev-parse", "HEAD"]).trim().to_owned();
+    std::fs::write(source.join("README"), "version two\n").unwrap();
+    git(&source, &["commit", "-q", "-am", "two"]);
+    git(&source, &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(source.join("README"), "feature branch\n").unwrap();
+    git(&source, &["commit", "-q", "-am", "feature"]);
+    git(&source, &["checkout", "-q", "main"]);
+    let bare = work.path().join("repo.git");
+    git(
+        work.path(),
+        &["clone", "-q", "--bare", "source", bare.to_str().unwrap()],
+    );
+    git(&bare, &["update-server-info"]);
+    let server = HttpServer::start(HttpServer::files_under("/repo.git", &bare));
+    let url = server.url("/repo.git");
+    let context = Context::new(&format!(
+        "FROM busybox\n\
+         ADD {url} /default/\n\
+         ADD {url}#v1 /tag/\n\
+         ADD {url}#feature /branch/\n\
+         ADD {url}#{first} /commit/\n\
+         ADD {url}#main:sub /subdir/\n\
+         ADD --keep-git-dir=true {url}#v1 /with-git/\n"
+    ));
+    let built = store.build(&context, "add-git", &[]);
+    assert_eq!(built.read("/default/README"), "version two\n");
+    assert_eq!(built.list("/default"), ["README", "sub"]);
+    assert_eq!(built.read("/tag/README"), "version one\n");
+    assert_eq!(built.read("/branch/README"), "feature branch\n");
+    assert_eq!(built.read("/commit/README"), "version one\n");
+    assert_eq!(built.list("/subdir"), ["inner.txt"]);
+    assert_eq!(built.read("/subdir/inner.txt"), "inner one\n");
+    assert!(built.exists("/with-git/.git/HEAD"));
+    assert_eq!(built.owner_mode("/default/README"), (0o644, 0, 0));
+
+    let bad = Context::new(&format!("FROM busybox\nADD {url}#no-such-ref /x/\n"));
+    let log = store.build_fails(&bad, &[]);
+    assert!(log.contains("no-such-ref"), "{log}");
+}

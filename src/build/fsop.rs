@@ -22,8 +22,28 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
+/// Whether an ADD source is remote (an http(s) URL or a git repository), not a context path.
 pub(super) fn is_url(source: &str) -> bool {
-    source.starts_with("http://") || source.starts_with("https://")
+    source.starts_with("http://") || source.starts_with("https://") || is_git(source)
+}
+
+/// Whether an ADD source is a git repository, as BuildKit tells them apart: `git://`,
+/// `ssh://` and `git@host:` addresses, and http(s) URLs whose path ends in `.git` or that name
+/// github.com; a `#ref:subdir` fragment may follow.
+fn is_git(source: &str) -> bool {
+    let address = source.split('#').next().unwrap_or(source);
+    if address.starts_with("git://") || address.starts_with("ssh://") || address.starts_with("git@")
+    {
+        return true;
+    }
+    let Some(rest) = address
+        .strip_prefix("https://")
+        .or_else(|| address.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let path = rest.split('?').next().unwrap_or(rest);
+    path.trim_end_matches('/').ends_with(".git") || rest.starts_with("github.com/")
 }
 
 /// Runs `work` on a new thread with a private mount namespace.
@@ -184,6 +204,7 @@ pub(super) fn copy(
 ) -> Result<WorkDir, String> {
     let dirs = StepDirs::create(shared.store, "copy-")?;
     let downloads = download_urls(op, &dirs.path("source"))?;
+    let checkouts = clone_repositories(op, &dirs.path("source"))?;
     in_private_namespace(|| {
         dirs.mount_root(fs)?;
         let stage_context;
@@ -215,6 +236,14 @@ pub(super) fn copy(
                 other => other.to_string(),
             })?);
         }
+        let mut repositories = Vec::new();
+        for checkout in &checkouts {
+            let tree = Context::without_ignore(checkout).map_err(|e| e.to_string())?;
+            let selection = tree
+                .select(".", &SelectOptions::default())
+                .map_err(|e| e.to_string())?;
+            repositories.push((open_dir(checkout)?, selection));
+        }
         let root_fd = open_dir(context.root())?;
         let downloads_fd = open_dir(&dirs.path("source"))?;
         dirs.enter_root()?;
@@ -226,7 +255,20 @@ pub(super) fn copy(
             hardlinks: HashMap::new(),
             dir_times: Vec::new(),
         };
-        copier.run(&root_fd, &selections, &downloads_fd, &downloads)
+        copier.run(&root_fd, &selections, &downloads_fd, &downloads)?;
+        // A repository's tree goes into the destination as a directory source does.
+        let dest = op.dest.trim_end_matches('/');
+        let dest = Path::new(if dest.is_empty() { "/" } else { dest });
+        for (root, selection) in &repositories {
+            mkdir_all(dest, copier.owner)?;
+            for matched in &selection.matches {
+                copier.copy_dir(root, matched, dest)?;
+            }
+        }
+        for (dir, stat) in copier.dir_times.drain(..).rev() {
+            set_times(&dir, stat.st_atime, stat.st_mtime, false)?;
+        }
+        Ok(())
     })?;
     Ok(dirs.dir)
 }
@@ -650,6 +692,84 @@ fn set_times(path: &Path, atime: i64, mtime: i64, symlink: bool) -> Result<(), S
     .map_err(|e| format!("setting times of {}: {e}", path.display()))
 }
 
+/// Clones ADD's git sources (`URL#ref:subdir`) into `dir`; returns the trees to copy: the
+/// checkout, or its subdir, without `.git` unless `--keep-git-dir`.
+fn clone_repositories(op: &CopyOp, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let keep_git_dir = op.add.as_ref().is_some_and(|a| a.keep_git_dir);
+    let mut trees = Vec::new();
+    for (index, source) in op.sources.iter().filter(|s| is_git(s)).enumerate() {
+        let (address, fragment) = source.split_once('#').unwrap_or((source, ""));
+        let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
+        let checkout = dir.join(format!("git-{index}"));
+        let git = |args: &[&std::ffi::OsStr]| -> Result<(), String> {
+            let output = std::process::Command::new("git")
+                .args(args)
+                .env("GIT_TERMINAL_PROMPT", "0")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| format!("running git: {e}"))?;
+            if output.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "git {}: {}",
+                    args.first()
+                        .map_or(String::new(), |a| a.to_string_lossy().into_owned()),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ))
+            }
+        };
+        let os = |s: &str| std::ffi::OsString::from(s);
+        let cloned = git(&[
+            &os("clone"),
+            &os("--quiet"),
+            &os("--no-checkout"),
+            &os("--"),
+            &os(address),
+            checkout.as_os_str(),
+        ]);
+        cloned.map_err(|e| format!("{source}: {e}"))?;
+        // A branch, a tag or a commit; the remote's default branch when none is given.
+        let target = if reference.is_empty() {
+            "HEAD".to_owned()
+        } else if git(&[
+            &os("-C"),
+            checkout.as_os_str(),
+            &os("rev-parse"),
+            &os("--verify"),
+            &os("--quiet"),
+            &os(&format!("refs/remotes/origin/{reference}^{{commit}}")),
+        ])
+        .is_ok()
+        {
+            format!("refs/remotes/origin/{reference}")
+        } else {
+            reference.to_owned()
+        };
+        git(&[
+            &os("-C"),
+            checkout.as_os_str(),
+            &os("checkout"),
+            &os("--quiet"),
+            &os("--detach"),
+            &os(&target),
+            &os("--"),
+        ])
+        .map_err(|e| format!("{source}: ref {reference:?}: {e}"))?;
+        if !keep_git_dir {
+            fs::remove_dir_all(checkout.join(".git")).map_err(|e| e.to_string())?;
+        }
+        let tree = checkout.join(subdir.trim_start_matches('/'));
+        if !tree.starts_with(&checkout) || !tree.is_dir() || subdir.contains("..") {
+            return Err(format!(
+                "{source}: {subdir:?} is not a directory of the repository"
+            ));
+        }
+        trees.push(tree);
+    }
+    Ok(trees)
+}
+
 /// An ADD URL fetched before the copy.
 struct Download {
     /// File name under the downloads dir.
@@ -661,7 +781,11 @@ struct Download {
 
 /// Fetches ADD's URLs into `dir`, checking `--checksum`.
 fn download_urls(op: &CopyOp, dir: &Path) -> Result<Vec<Download>, String> {
-    let urls: Vec<&String> = op.sources.iter().filter(|s| is_url(s)).collect();
+    let urls: Vec<&String> = op
+        .sources
+        .iter()
+        .filter(|s| is_url(s) && !is_git(s))
+        .collect();
     if urls.is_empty() {
         return Ok(Vec::new());
     }

@@ -404,14 +404,14 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Starts serving `files` (path → what to answer) on a free port.
-    pub fn start(files: Vec<(&str, Served)>) -> HttpServer {
+    pub fn start<P: Into<String>>(files: impl IntoIterator<Item = (P, Served)>) -> HttpServer {
         use std::io::{BufRead, BufReader, Write};
         use std::sync::atomic::Ordering;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let address = listener.local_addr().expect("local address");
         let files: std::collections::HashMap<String, Served> = files
             .into_iter()
-            .map(|(path, served)| (path.to_owned(), served))
+            .map(|(path, served)| (path.into(), served))
             .collect();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -435,7 +435,10 @@ impl HttpServer {
                         line.clear();
                     }
                     requests.fetch_add(1, Ordering::SeqCst);
-                    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+                    let target = request_line.split_whitespace().nth(1).unwrap_or("/");
+                    // The query is not part of the file's name (git asks for
+                    // `info/refs?service=…` and falls back to the plain file).
+                    let path = target.split('?').next().unwrap_or(target);
                     let response = match files.get(path) {
                         Some(served) => {
                             let mut head = format!(
@@ -463,6 +466,26 @@ impl HttpServer {
             requests,
             thread: Some(thread),
         }
+    }
+
+    /// Every file under `dir`, to be served at `prefix` + its path relative to `dir` (a bare
+    /// git repository after `git update-server-info` serves clones over git's dumb HTTP).
+    pub fn files_under(prefix: &str, dir: &Path) -> Vec<(String, Served)> {
+        walkdir::WalkDir::new(dir)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .map(|e| {
+                let relative = e.path().strip_prefix(dir).expect("under dir");
+                (
+                    format!("{prefix}/{}", relative.display()),
+                    Served {
+                        body: fs::read(e.path()).expect("read served file"),
+                        last_modified: None,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// `http://127.0.0.1:PORT` + `path`.
