@@ -459,3 +459,67 @@ fn a_scratch_stage_starts_with_buildkits_empty_image_config() {
         json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
     );
 }
+
+#[test]
+fn deletions_in_run_become_whiteouts_and_opaque_directories() {
+    let store = TestStore::with_busybox();
+    let context = Context::new(
+        "FROM busybox\n\
+         RUN mkdir -p /data/sub && echo old > /data/sub/old && echo gone > /data/gone\n\
+         RUN rm /data/gone /etc/group && rm -rf /data/sub && mkdir /data/sub && echo new > /data/sub/new\n\
+         RUN rm -rf /home && mkdir /home && touch /home/fresh\n",
+    );
+    let built = store.build(&context, "whiteouts", &[]);
+    assert!(!built.exists("/data/gone"));
+    assert!(
+        !built.exists("/etc/group"),
+        "a base image file deleted by RUN is gone"
+    );
+    assert_eq!(built.list("/data/sub"), ["new"]);
+    assert_eq!(built.list("/home"), ["fresh"]);
+    // Running the image shows the same tree as the export.
+    assert_eq!(store.run("whiteouts", &["ls", "/data/sub"]), "new\n");
+    let cat = store.rbuild_output(&["run", "--rm", "whiteouts", "cat", "/etc/group"]);
+    assert!(!cat.status.success(), "/etc/group is still there when run");
+}
+
+#[test]
+fn from_expands_global_args_overridden_by_build_args() {
+    let store = TestStore::with_busybox();
+    let other = Context::new("FROM busybox\nRUN echo other > /which\n");
+    store.build(&other, "other-base", &[]);
+    let context = Context::new(
+        "ARG BASE=busybox\n\
+         FROM ${BASE}\n\
+         ENV PORT=8080\n\
+         EXPOSE $PORT\n\
+         HEALTHCHECK NONE\n\
+         RUN cat /which 2>/dev/null || echo busybox > /which\n",
+    );
+    let built = store.build(&context, "from-default", &[]);
+    assert_eq!(built.read("/which"), "busybox\n");
+    let config = store.container_config("from-default");
+    assert_eq!(config["ExposedPorts"], json!({"8080/tcp": {}}));
+    assert_eq!(config["Healthcheck"], json!({"Test": ["NONE"]}));
+    let built = store.build(&context, "from-arg", &["--build-arg", "BASE=other-base"]);
+    assert_eq!(built.read("/which"), "other\n");
+}
+
+#[test]
+fn copy_dot_honours_dockerignore_with_exceptions() {
+    let store = TestStore::with_busybox();
+    let context = Context::new("FROM busybox\nCOPY . /ctx/\n")
+        .file(".dockerignore", "*.log\n!keep.log\nbuild/\n**/*.tmp\n")
+        .file("app.txt", "app\n")
+        .file("debug.log", "d\n")
+        .file("keep.log", "k\n")
+        .file("build/out", "o\n")
+        .file("src/x.tmp", "t\n")
+        .file("src/x.rs", "r\n");
+    let built = store.build(&context, "dockerignore", &[]);
+    assert_eq!(
+        built.list("/ctx"),
+        [".dockerignore", "Dockerfile", "app.txt", "keep.log", "src"]
+    );
+    assert_eq!(built.list("/ctx/src"), ["x.rs"]);
+}
