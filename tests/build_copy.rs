@@ -461,7 +461,52 @@ fn add_clones_git_repositories_at_a_ref_and_subdir() {
     assert!(built.exists("/with-git/.git/HEAD"));
     assert_eq!(built.owner_mode("/default/README"), (0o644, 0, 0));
 
+    // A new commit on the branch is a new source (the key holds the commit the ref names);
+    // the tag still names the old one and stays cached.
+    std::fs::write(source.join("sub/inner.txt"), "inner two\n").unwrap();
+    git(&source, &["commit", "-q", "-am", "three"]);
+    git(&source, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    git(&bare, &["update-server-info"]);
+    for (path, served) in HttpServer::files_under("/repo.git", &bare) {
+        server.serve(&path, served);
+    }
+    let moved = Context::new(&format!(
+        "FROM busybox\nADD {url}#v1 /tag/\nADD {url}#main:sub /subdir/\n"
+    ));
+    let built = store.build(&moved, "add-git-moved", &[]);
+    assert_eq!(
+        built.read("/subdir/inner.txt"),
+        "inner two\n",
+        "{}",
+        built.log
+    );
+    let rebuilt = store.build(&moved, "add-git-moved", &[]);
+    assert!(!rebuilt.log.contains("cache miss"), "{}", rebuilt.log);
+
     let bad = Context::new(&format!("FROM busybox\nADD {url}#no-such-ref /x/\n"));
     let log = store.build_fails(&bad, &[]);
     assert!(log.contains("no-such-ref"), "{log}");
+}
+
+#[test]
+fn a_changed_remote_source_is_fetched_again_and_an_unchanged_one_is_cached() {
+    let store = TestStore::with_busybox();
+    let served = |body: &str| Served {
+        body: body.as_bytes().to_vec(),
+        last_modified: None,
+    };
+    let server = HttpServer::start(vec![("/data.txt", served("first\n"))]);
+    let context = Context::new(&format!(
+        "FROM busybox\nADD {} /data.txt\nRUN cat /data.txt > /copy\n",
+        server.url("/data.txt")
+    ));
+    let built = store.build(&context, "remote-1", &[]);
+    assert_eq!(built.read("/copy"), "first\n");
+    let built = store.build(&context, "remote-2", &[]);
+    assert_eq!(built.read("/copy"), "first\n");
+    assert!(!built.log.contains("cache miss"), "{}", built.log);
+    // BuildKit keys a URL by the digest of what it serves: new content, new layer.
+    server.serve("/data.txt", served("second\n"));
+    let built = store.build(&context, "remote-3", &[]);
+    assert_eq!(built.read("/copy"), "second\n", "{}", built.log);
 }

@@ -779,6 +779,116 @@ struct Download {
     mtime: Option<i64>,
 }
 
+/// A blocking HTTP client for ADD's URLs.
+struct Fetcher {
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Fetcher {
+    fn new() -> Result<Fetcher, String> {
+        Ok(Fetcher {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?,
+            client: reqwest::Client::builder()
+                .build()
+                .map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// The body of `url` and its Last-Modified time.
+    fn get(&self, url: &str) -> Result<(Vec<u8>, Option<i64>), String> {
+        let response = self
+            .runtime
+            .block_on(self.client.get(url).send())
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| format!("downloading {url}: {e}"))?;
+        let mtime = response
+            .headers()
+            .get(reqwest::header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date);
+        let body = self
+            .runtime
+            .block_on(response.bytes())
+            .map_err(|e| format!("downloading {url}: {e}"))?;
+        Ok((body.to_vec(), mtime))
+    }
+}
+
+fn sha256_text(bytes: &[u8]) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+    )
+}
+
+/// What each remote ADD source holds now, for the step's cache key (BuildKit keys a URL by the
+/// digest of its content, or by `--checksum`, and a git source by the commit its ref names):
+/// `(source, identity)` pairs.
+pub(super) fn remote_identities(op: &CopyOp) -> Result<Vec<(String, String)>, String> {
+    let checksum = op.add.as_ref().and_then(|a| a.checksum.clone());
+    let mut fetcher = None;
+    let mut identities = Vec::new();
+    for source in op.sources.iter().filter(|s| is_url(s)) {
+        let identity = if is_git(source) {
+            git_commit(source)?
+        } else if let Some(checksum) = &checksum {
+            checksum.clone()
+        } else {
+            if fetcher.is_none() {
+                fetcher = Some(Fetcher::new()?);
+            }
+            let (body, _) = fetcher.as_ref().ok_or("no HTTP client")?.get(source)?;
+            sha256_text(&body)
+        };
+        identities.push((source.clone(), identity));
+    }
+    Ok(identities)
+}
+
+/// The commit a git source's ref names on the remote (`git ls-remote`); a ref the remote does
+/// not list (a commit id) stands for itself.
+fn git_commit(source: &str) -> Result<String, String> {
+    let (address, fragment) = source.split_once('#').unwrap_or((source, ""));
+    let reference = fragment.split(':').next().unwrap_or("");
+    let reference = if reference.is_empty() {
+        "HEAD"
+    } else {
+        reference
+    };
+    let output = std::process::Command::new("git")
+        .args(["ls-remote", "--", address])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("running git: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{source}: git ls-remote: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let listing = String::from_utf8_lossy(&output.stdout);
+    let refs: Vec<(&str, &str)> = listing
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .collect();
+    // Branches before tags, and a tag's commit (`^{}`) before the tag object.
+    let candidates = [
+        reference.to_owned(),
+        format!("refs/heads/{reference}"),
+        format!("refs/tags/{reference}^{{}}"),
+        format!("refs/tags/{reference}"),
+    ];
+    Ok(candidates
+        .iter()
+        .find_map(|name| refs.iter().find(|(_, r)| r == name).map(|(id, _)| id))
+        .map_or_else(|| reference.to_owned(), |id| (*id).to_owned()))
+}
+
 /// Fetches ADD's URLs into `dir`, checking `--checksum`.
 fn download_urls(op: &CopyOp, dir: &Path) -> Result<Vec<Download>, String> {
     let urls: Vec<&String> = op
@@ -789,35 +899,15 @@ fn download_urls(op: &CopyOp, dir: &Path) -> Result<Vec<Download>, String> {
     if urls.is_empty() {
         return Ok(Vec::new());
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let client = reqwest::Client::builder()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let fetcher = Fetcher::new()?;
     let mut downloads = Vec::new();
     for (index, url) in urls.into_iter().enumerate() {
-        let response = runtime
-            .block_on(client.get(url.as_str()).send())
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("downloading {url}: {e}"))?;
-        let mtime = response
-            .headers()
-            .get(reqwest::header::LAST_MODIFIED)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_http_date);
-        let body = runtime
-            .block_on(response.bytes())
-            .map_err(|e| format!("downloading {url}: {e}"))?;
+        let (body, mtime) = fetcher.get(url)?;
         if let Some(expected) = op.add.as_ref().and_then(|a| a.checksum.as_ref()) {
-            let actual = format!(
-                "sha256:{}",
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body))
-            );
             if !expected.starts_with("sha256:") {
                 return Err(format!("--checksum {expected}: only sha256 is supported"));
             }
+            let actual = sha256_text(&body);
             if &actual != expected {
                 return Err(format!(
                     "digest mismatch for {url}: expected {expected}, got {actual}"

@@ -397,6 +397,7 @@ pub struct Served {
 /// counts the requests it answered, and stops when dropped.
 pub struct HttpServer {
     address: std::net::SocketAddr,
+    files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Served>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -413,9 +414,11 @@ impl HttpServer {
             .into_iter()
             .map(|(path, served)| (path.into(), served))
             .collect();
+        let files = std::sync::Arc::new(std::sync::Mutex::new(files));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let thread = {
+            let files = files.clone();
             let stop = stop.clone();
             let requests = requests.clone();
             std::thread::spawn(move || {
@@ -439,7 +442,8 @@ impl HttpServer {
                     // The query is not part of the file's name (git asks for
                     // `info/refs?service=…` and falls back to the plain file).
                     let path = target.split('?').next().unwrap_or(target);
-                    let response = match files.get(path) {
+                    let served = files.lock().ok().and_then(|f| f.get(path).cloned());
+                    let response = match served {
                         Some(served) => {
                             let mut head = format!(
                                 "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n",
@@ -462,6 +466,7 @@ impl HttpServer {
         };
         HttpServer {
             address,
+            files,
             stop,
             requests,
             thread: Some(thread),
@@ -491,6 +496,14 @@ impl HttpServer {
     /// `http://127.0.0.1:PORT` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// Serves `served` at `path` from now on (replacing what was there).
+    pub fn serve(&self, path: &str, served: Served) {
+        self.files
+            .lock()
+            .expect("files lock")
+            .insert(path.to_owned(), served);
     }
 
     /// How many requests were answered so far.
