@@ -4,7 +4,8 @@
 use clap::Args;
 use rbuild::context::Context;
 use rbuild::lint::format::{FileReport, Format};
-use rbuild::lint::{self, Config, LabelType, Severity};
+use rbuild::lint::{self, Config, ImageEnv, LabelType, Severity, Source};
+use rbuild::store::{Store, StoreError};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -89,10 +90,31 @@ enum LintCliError {
     },
     #[error("{path}: {source}")]
     Walk { path: String, source: ignore::Error },
+    #[error("--root: {0}")]
+    Store(#[from] StoreError),
 }
 
-pub fn run(args: LintArgs) -> ExitCode {
-    match run_inner(args) {
+/// Base images' environments from the local store, for UndefinedVar.
+struct StoreImages(Store);
+
+impl ImageEnv for StoreImages {
+    fn env(&self, reference: &str) -> Option<Vec<(String, String)>> {
+        let image = self.0.find_image(reference).ok()?;
+        let env = image.config.config.and_then(|c| c.env).unwrap_or_default();
+        Some(
+            env.iter()
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect(),
+        )
+    }
+}
+
+/// `root`: the store given by `--root` or `RBUILD_ROOT`; only then are base images looked up.
+pub fn run(root: Option<PathBuf>, args: LintArgs) -> ExitCode {
+    match run_inner(root, args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("rbuild lint: {e}");
@@ -231,7 +253,7 @@ fn read(path: &Path) -> Result<String, LintCliError> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn run_inner(args: LintArgs) -> Result<ExitCode, LintCliError> {
+fn run_inner(root: Option<PathBuf>, args: LintArgs) -> Result<ExitCode, LintCliError> {
     let mut config = config_from(&args)?;
     let format_name = config.format.clone().unwrap_or_else(|| "tty".to_string());
     let format = Format::parse(&format_name).ok_or_else(|| {
@@ -251,20 +273,29 @@ fn run_inner(args: LintArgs) -> Result<ExitCode, LintCliError> {
     for path in &files {
         texts.push(read(path)?);
     }
-    let reports: Vec<lint::Report> = files
+    // The context a build would use by default: the Dockerfile's folder.
+    let contexts: Vec<Option<Context>> = files
         .iter()
-        .zip(&texts)
-        .map(|(path, text)| {
-            // The context a build would use by default: the Dockerfile's folder.
-            let context = (path.as_os_str() != "-")
+        .map(|path| {
+            (path.as_os_str() != "-")
                 .then(|| {
                     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
                     Context::open(dir.unwrap_or(Path::new(".")), Some(path)).ok()
                 })
-                .flatten();
-            lint::lint_in_context(text, &config, context.as_ref())
+                .flatten()
         })
         .collect();
+    let images = root.map(Store::open).transpose()?.map(StoreImages);
+    let sources: Vec<Source<'_>> = texts
+        .iter()
+        .zip(&contexts)
+        .map(|(text, context)| Source {
+            text,
+            context: context.as_ref(),
+            images: images.as_ref().map(|i| i as &dyn ImageEnv),
+        })
+        .collect();
+    let reports = lint::lint_all(&sources, &config);
     let names: Vec<String> = files
         .iter()
         .map(|p| {

@@ -1,7 +1,8 @@
 //! Configuration: hadolint's `.hadolint.yaml` keys and lookup order, merged with flags.
 
 use super::rules::Severity;
-use super::{CheckDirective, Finding, names_finding};
+use super::{Finding, names_finding};
+use crate::dockerfile::values::CheckDirective;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -235,7 +236,16 @@ impl Config {
             {
                 return None;
             }
-            if check.error {
+            // Experimental checks are off until the directive's `experimental=` names them.
+            let experimental = check.experimental_all
+                || check
+                    .experimental
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(bk));
+            if finding.severity == Severity::Ignore && experimental {
+                finding.severity = Severity::Warning;
+            }
+            if check.error && finding.severity != Severity::Ignore {
                 finding.severity = Severity::Error;
             }
         }

@@ -1,13 +1,17 @@
 //! shellcheck over RUN scripts, as hadolint does: each script gets the shell's shebang and an
 //! `export NAME=1` line per variable in scope, and SCxxxx findings are mapped back to the
-//! Dockerfile line and column. All scripts of a file go to one shellcheck process.
+//! Dockerfile line and column. The scripts of all files are checked together, by one
+//! shellcheck process per core.
 
 use super::Finding;
 use super::check::ShellScript;
 use super::rules::Severity;
 use crate::dockerfile::LineIndex;
+use crate::dockerfile::vars::BUILTIN_BUILD_ARGS;
 use serde::Deserialize;
-use std::process::Command;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShellcheckError {
@@ -22,18 +26,6 @@ pub enum ShellcheckError {
 /// shellcheck checks excluded as hadolint excludes them: SC2187 (ash is not supported) and
 /// SC1090 (needs a directive a Dockerfile cannot carry).
 const EXCLUDED: &str = "SC2187,SC1090";
-
-/// Proxy variables Docker passes to every RUN.
-const PROXY_VARS: &[&str] = &[
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
 
 #[derive(Deserialize)]
 struct Output {
@@ -58,78 +50,147 @@ pub fn available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Runs shellcheck over the scripts of one Dockerfile.
-pub fn run(dockerfile: &str, scripts: &[ShellScript]) -> Result<Vec<Finding>, ShellcheckError> {
+/// The RUN scripts of one Dockerfile.
+pub struct FileScripts<'a> {
+    pub dockerfile: &'a str,
+    pub scripts: &'a [ShellScript],
+}
+
+/// A script written out for shellcheck: which file and script it is, and its header length.
+struct Written {
+    file: usize,
+    script: usize,
+    header_lines: usize,
+}
+
+/// Runs shellcheck over the scripts of several Dockerfiles: the findings of each file, in order.
+pub fn run(files: &[FileScripts<'_>]) -> Result<Vec<Vec<Finding>>, ShellcheckError> {
     let dir = tempfile::tempdir()?;
-    let mut files = Vec::new();
-    let mut headers = Vec::new();
-    for (i, script) in scripts.iter().enumerate() {
-        let shell = script.shell.rsplit('/').next().unwrap_or("sh");
-        let shell = if shell.is_empty() { "sh" } else { shell };
-        let mut header = format!("#!/bin/{shell}\n");
-        let mut names: Vec<&str> = PROXY_VARS.to_vec();
-        names.extend(script.exported.iter().map(String::as_str));
-        names.sort_unstable();
-        names.dedup();
-        for name in names {
-            header.push_str(&format!("export {name}=1\n"));
+    let mut paths: Vec<PathBuf> = Vec::new();
+    let mut written: HashMap<String, Written> = HashMap::new();
+    for (file, f) in files.iter().enumerate() {
+        for (i, script) in f.scripts.iter().enumerate() {
+            let header = header(script);
+            let path = dir.path().join(format!("f{file}-run{i}.sh"));
+            std::fs::write(&path, format!("{header}{}", script.text))?;
+            written.insert(
+                path.to_string_lossy().into_owned(),
+                Written {
+                    file,
+                    script: i,
+                    header_lines: header.lines().count(),
+                },
+            );
+            paths.push(path);
         }
-        let path = dir.path().join(format!("run{i}.sh"));
-        std::fs::write(&path, format!("{header}{}", script.text))?;
-        files.push(path);
-        headers.push(header.lines().count());
     }
-    let output = match Command::new("shellcheck")
-        .args(["-f", "json1", "-e", EXCLUDED])
-        .args(&files)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ShellcheckError::Missing),
-        Err(e) => return Err(e.into()),
-    };
-    let parsed: Output = serde_json::from_slice(&output.stdout)?;
-    let index = LineIndex::new(dockerfile);
-    let mut findings = Vec::new();
-    for c in parsed.comments {
-        let Some(i) = files.iter().position(|f| f.to_string_lossy() == c.file) else {
-            continue;
-        };
-        let (Some(script), Some(header)) = (scripts.get(i), headers.get(i)) else {
-            continue;
-        };
-        let Some(script_line) = c.line.checked_sub(header + 1) else {
-            continue;
-        };
-        let line_start: usize = script
-            .text
-            .split_inclusive('\n')
-            .take(script_line)
-            .map(str::len)
-            .sum();
-        let derived = line_start + c.column.saturating_sub(1);
-        let span = index.span(
-            script.map.file_offset(derived),
-            script.map.file_offset(derived),
-        );
-        let severity = match c.level.as_str() {
-            "error" => Severity::Error,
-            "warning" => Severity::Warning,
-            "info" => Severity::Info,
-            _ => Severity::Style,
-        };
-        findings.push(Finding {
-            rule: format!("SC{}", c.code),
-            buildkit: None,
-            severity,
-            message: c.message,
-            line: span.line,
-            column: span.column,
-            end_line: span.line,
-            end_column: span.column,
-            instruction_line: script.instruction.line,
-            fix: None,
-        });
+    let mut findings: Vec<Vec<Finding>> = files.iter().map(|_| Vec::new()).collect();
+    if paths.is_empty() {
+        return Ok(findings);
+    }
+    let processes = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = paths.len().div_ceil(processes);
+    let mut children = Vec::new();
+    for group in paths.chunks(chunk) {
+        let child = Command::new("shellcheck")
+            .args(["-f", "json1", "-e", EXCLUDED])
+            .args(group)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        match child {
+            Ok(c) => children.push(c),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ShellcheckError::Missing);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let indexes: Vec<LineIndex> = files.iter().map(|f| LineIndex::new(f.dockerfile)).collect();
+    // Each output is read on its own thread, so no process stalls on a full pipe.
+    let outputs: Vec<std::io::Result<std::process::Output>> = std::thread::scope(|scope| {
+        let readers: Vec<_> = children
+            .into_iter()
+            .map(|child| scope.spawn(move || child.wait_with_output()))
+            .collect();
+        readers
+            .into_iter()
+            .map(|r| {
+                r.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("reader panicked")))
+            })
+            .collect()
+    });
+    for output in outputs {
+        let parsed: Output = serde_json::from_slice(&output?.stdout)?;
+        for c in parsed.comments {
+            let Some(w) = written.get(&c.file) else {
+                continue;
+            };
+            let (Some(script), Some(index), Some(out)) = (
+                files.get(w.file).and_then(|f| f.scripts.get(w.script)),
+                indexes.get(w.file),
+                findings.get_mut(w.file),
+            ) else {
+                continue;
+            };
+            if let Some(finding) = to_finding(c, script, w.header_lines, index) {
+                out.push(finding);
+            }
+        }
     }
     Ok(findings)
+}
+
+/// The lines shellcheck reads before a script: the shebang of the shell in effect and the
+/// variables in scope (with Docker's proxy variables) as exported.
+fn header(script: &ShellScript) -> String {
+    let shell = script.shell.rsplit('/').next().unwrap_or("sh");
+    let shell = if shell.is_empty() { "sh" } else { shell };
+    let mut header = format!("#!/bin/{shell}\n");
+    let mut names: Vec<&str> = BUILTIN_BUILD_ARGS.to_vec();
+    names.extend(script.exported.iter().map(String::as_str));
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        header.push_str(&format!("export {name}=1\n"));
+    }
+    header
+}
+
+/// A shellcheck comment as a finding at its place in the Dockerfile; `None` in the header.
+fn to_finding(
+    c: Comment,
+    script: &ShellScript,
+    header_lines: usize,
+    index: &LineIndex,
+) -> Option<Finding> {
+    let script_line = c.line.checked_sub(header_lines + 1)?;
+    let line_start: usize = script
+        .text
+        .split_inclusive('\n')
+        .take(script_line)
+        .map(str::len)
+        .sum();
+    let derived = line_start + c.column.saturating_sub(1);
+    let at = script.map.file_offset(derived);
+    let span = index.span(at, at);
+    let severity = match c.level.as_str() {
+        "error" => Severity::Error,
+        "warning" => Severity::Warning,
+        "info" => Severity::Info,
+        _ => Severity::Style,
+    };
+    Some(Finding {
+        rule: format!("SC{}", c.code),
+        buildkit: None,
+        severity,
+        message: c.message,
+        line: span.line,
+        column: span.column,
+        end_line: span.line,
+        end_column: span.column,
+        instruction_line: script.instruction.line,
+        fix: None,
+    })
 }
