@@ -162,6 +162,17 @@ fn sarif_output_validates_against_the_schema() {
         .unwrap_or_default();
     assert!(results.len() >= 5, "{results:?}");
     assert!(results.iter().any(|r| r["ruleId"] == "DL1000"));
+    // Each rule carries its documentation page as help.
+    let rules = sarif["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let dl3006 = rules.iter().find(|r| r["id"] == "DL3006");
+    let help = dl3006.and_then(|r| r["help"]["markdown"].as_str());
+    assert!(
+        help.is_some_and(|h| h.starts_with("# DL3006\n")),
+        "{rules:?}"
+    );
     // And a broken document is rejected, so the check can fail.
     let mut broken = sarif.clone();
     broken["version"] = serde_json::json!("9.9");
@@ -236,4 +247,22 @@ fn shellcheck_findings_land_on_the_right_line() {
         "{}",
         stdout(&o)
     );
+}
+
+#[test]
+fn explain_prints_a_rule_page() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let o = run_in(tmp.path(), &["--explain", "maintainerdeprecated"], None);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("# DL4000\n"), "{}", stdout(&o));
+    // A BuildKit name shared by several rules explains each of them.
+    let o = run_in(
+        tmp.path(),
+        &["--explain", "MultipleInstructionsDisallowed"],
+        None,
+    );
+    assert_eq!(stdout(&o).matches("\n## Why\n").count(), 3);
+    let o = run_in(tmp.path(), &["--explain", "DL9999"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--explain \"DL9999\""));
 }

@@ -71,6 +71,9 @@ pub struct LintArgs {
     /// No colour in tty output.
     #[arg(long)]
     no_color: bool,
+    /// Print the documentation page of a rule (id or BuildKit check name) and exit.
+    #[arg(long, value_name = "RULE")]
+    explain: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,8 @@ enum LintCliError {
     Walk { path: String, source: ignore::Error },
     #[error("--root: {0}")]
     Store(#[from] StoreError),
+    #[error("--explain {0:?}: no such rule (see docs/rules/README.md)")]
+    UnknownRule(String),
 }
 
 /// Base images' environments from the local store, for UndefinedVar.
@@ -254,6 +259,16 @@ fn read(path: &Path) -> Result<String, LintCliError> {
 }
 
 fn run_inner(root: Option<PathBuf>, args: LintArgs) -> Result<ExitCode, LintCliError> {
+    if let Some(name) = &args.explain {
+        let pages: Vec<&str> = lint::rules::named(name).map(|r| r.page).collect();
+        if pages.is_empty() {
+            return Err(LintCliError::UnknownRule(name.clone()));
+        }
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(pages.join("\n").as_bytes());
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut config = config_from(&args)?;
     let format_name = config.format.clone().unwrap_or_else(|| "tty".to_string());
     let format = Format::parse(&format_name).ok_or_else(|| {

@@ -161,6 +161,7 @@ pub fn sarif(files: &[FileReport<'_>]) -> Value {
                     "id": rule.id,
                     "shortDescription": {"text": rule.message},
                     "helpUri": rule.doc_url(),
+                    "help": {"text": rule.message, "markdown": rule.page},
                     "defaultConfiguration": {"level": sarif_level(rule.severity)},
                 });
                 if let Some(bk) = rule.buildkit {
