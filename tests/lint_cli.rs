@@ -266,3 +266,37 @@ fn explain_prints_a_rule_page() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--explain \"DL9999\""));
 }
+
+#[test]
+fn shellcheck_runs_over_many_files_at_once_with_each_finding_in_its_file() {
+    let o = Command::new("shellcheck").arg("--version").output();
+    assert!(
+        o.is_ok_and(|o| o.status.success()),
+        "shellcheck is required (scripts/install-deps.sh installs it)"
+    );
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let files = [
+        ("a.Dockerfile", "FROM debian:12\nRUN echo $1\n"),
+        (
+            "b.Dockerfile",
+            "FROM debian:12\nRUN true\nRUN <<EOF\nset -e\n  echo $2\nEOF\n",
+        ),
+        ("c.Dockerfile", "FROM debian:12\nRUN echo \"$1\"\n"),
+    ];
+    for (name, text) in files {
+        std::fs::write(tmp.path().join(name), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let o = run_in(tmp.path(), &["-f", "gnu", "."], None);
+    let sc: Vec<String> = stdout(&o)
+        .lines()
+        .filter(|l| l.contains(": SC"))
+        .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        sc,
+        [
+            "./a.Dockerfile:2:10: info: SC2086",
+            "./b.Dockerfile:5:8: info: SC2086",
+        ]
+    );
+}

@@ -976,3 +976,34 @@ fn heredoc_scripts_are_linted() {
         "FROM debian:12\nRUN bash <<EOF\napt-get install -y x\nEOF\n",
     );
 }
+
+#[test]
+fn dl1001_inline_pragmas_when_enabled() {
+    let text = "FROM debian:12\n  # hadolint ignore=DL3003\nRUN cd /x\n";
+    fires("DL1001", 2, 1, text);
+    silent_with(&Config::default(), "DL1001", text);
+    silent("DL1001", "FROM debian:12\n# a plain comment\nRUN true\n");
+}
+
+#[test]
+fn quiet_where_the_file_is_right() {
+    silent(
+        "DL1000",
+        "FROM debian:12\nRUN <<EOF\necho hi\nEOF\nCOPY --link --chmod=644 a /a\n",
+    );
+    silent("DL3029", "FROM debian:12 AS build\nFROM build\n");
+    silent("DL3035", "FROM opensuse/leap:15.6\nRUN zypper patch -y\n");
+    silent(
+        "DL4004",
+        "FROM debian:12\nENTRYPOINT [\"/a\"]\nFROM debian:12\nENTRYPOINT [\"/b\"]\n",
+    );
+    silent(
+        "StageNameCasing",
+        "FROM debian:12 AS build-2\nFROM build-2\n",
+    );
+    silent(
+        "NoEmptyContinuation",
+        "FROM debian:12\nRUN echo a \\\n# a comment line is no empty line\n    && echo b\n",
+    );
+    silent("ExposeProtoCasing", "FROM debian:12\nEXPOSE 80/udp 443\n");
+}
