@@ -282,6 +282,8 @@ fn shellcheck_runs_over_many_files_at_once_with_each_finding_in_its_file() {
             "FROM debian:12\nRUN true\nRUN <<EOF\nset -e\n  echo $2\nEOF\n",
         ),
         ("c.Dockerfile", "FROM debian:12\nRUN echo \"$1\"\n"),
+        // The same script as a.Dockerfile's, elsewhere: checked once, reported in both.
+        ("d.Dockerfile", "FROM debian:12\nLABEL a=b\n\nRUN echo $1\n"),
     ];
     for (name, text) in files {
         std::fs::write(tmp.path().join(name), text).unwrap_or_else(|e| panic!("{e}"));
@@ -297,6 +299,7 @@ fn shellcheck_runs_over_many_files_at_once_with_each_finding_in_its_file() {
         [
             "./a.Dockerfile:2:10: info: SC2086",
             "./b.Dockerfile:5:8: info: SC2086",
+            "./d.Dockerfile:4:10: info: SC2086",
         ]
     );
 }

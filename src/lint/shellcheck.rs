@@ -56,29 +56,39 @@ pub struct FileScripts<'a> {
     pub scripts: &'a [ShellScript],
 }
 
-/// A script written out for shellcheck: which file and script it is, and its header length.
+/// A script file written out for shellcheck: its header's length, and every RUN script with
+/// this exact content (file, script), so identical scripts are checked once.
 struct Written {
-    file: usize,
-    script: usize,
     header_lines: usize,
+    uses: Vec<(usize, usize)>,
 }
 
 /// Runs shellcheck over the scripts of several Dockerfiles: the findings of each file, in order.
 pub fn run(files: &[FileScripts<'_>]) -> Result<Vec<Vec<Finding>>, ShellcheckError> {
     let dir = tempfile::tempdir()?;
     let mut paths: Vec<PathBuf> = Vec::new();
+    let mut path_of_content: HashMap<String, String> = HashMap::new();
     let mut written: HashMap<String, Written> = HashMap::new();
     for (file, f) in files.iter().enumerate() {
         for (i, script) in f.scripts.iter().enumerate() {
             let header = header(script);
+            let content = format!("{header}{}", script.text);
+            if let Some(w) = path_of_content
+                .get(&content)
+                .and_then(|path| written.get_mut(path))
+            {
+                w.uses.push((file, i));
+                continue;
+            }
             let path = dir.path().join(format!("f{file}-run{i}.sh"));
-            std::fs::write(&path, format!("{header}{}", script.text))?;
+            std::fs::write(&path, &content)?;
+            let name = path.to_string_lossy().into_owned();
+            path_of_content.insert(content, name.clone());
             written.insert(
-                path.to_string_lossy().into_owned(),
+                name,
                 Written {
-                    file,
-                    script: i,
                     header_lines: header.lines().count(),
+                    uses: vec![(file, i)],
                 },
             );
             paths.push(path);
@@ -127,15 +137,17 @@ pub fn run(files: &[FileScripts<'_>]) -> Result<Vec<Vec<Finding>>, ShellcheckErr
             let Some(w) = written.get(&c.file) else {
                 continue;
             };
-            let (Some(script), Some(index), Some(out)) = (
-                files.get(w.file).and_then(|f| f.scripts.get(w.script)),
-                indexes.get(w.file),
-                findings.get_mut(w.file),
-            ) else {
-                continue;
-            };
-            if let Some(finding) = to_finding(c, script, w.header_lines, index) {
-                out.push(finding);
+            for &(file, i) in &w.uses {
+                let (Some(script), Some(index), Some(out)) = (
+                    files.get(file).and_then(|f| f.scripts.get(i)),
+                    indexes.get(file),
+                    findings.get_mut(file),
+                ) else {
+                    continue;
+                };
+                if let Some(finding) = to_finding(&c, script, w.header_lines, index) {
+                    out.push(finding);
+                }
             }
         }
     }
@@ -160,7 +172,7 @@ fn header(script: &ShellScript) -> String {
 
 /// A shellcheck comment as a finding at its place in the Dockerfile; `None` in the header.
 fn to_finding(
-    c: Comment,
+    c: &Comment,
     script: &ShellScript,
     header_lines: usize,
     index: &LineIndex,
@@ -185,7 +197,7 @@ fn to_finding(
         rule: format!("SC{}", c.code),
         buildkit: None,
         severity,
-        message: c.message,
+        message: c.message.clone(),
         line: span.line,
         column: span.column,
         end_line: span.line,
