@@ -794,10 +794,13 @@ fn corpus() -> PathBuf {
         })
 }
 
+/// hadolint's findings in one file: (line, rule, message).
+type Expected = Vec<(u32, String, String)>;
+
 #[test]
 fn every_hadolint_finding_is_reproduced() {
     let root = corpus();
-    let reference: BTreeMap<String, Vec<(u32, String, String)>> = serde_json::from_str(
+    let reference: BTreeMap<String, Expected> = serde_json::from_str(
         &std::fs::read_to_string(root.join("official-images.hadolint.json"))
             .unwrap_or_else(|e| panic!("reading the reference: {e}")),
     )
@@ -814,7 +817,7 @@ fn every_hadolint_finding_is_reproduced() {
     let mut missing = Vec::new();
     let mut compared = 0usize;
     // hadolint could not parse some files (a DL1000) and linted nothing of them.
-    let linted: Vec<(&String, &Vec<(u32, String, String)>, String)> = reference
+    let linted: Vec<(&String, &Expected, String)> = reference
         .iter()
         .filter(|(_, expected)| !expected.iter().any(|(_, code, _)| code == "DL1000"))
         .map(|(file, expected)| {
