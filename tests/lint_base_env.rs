@@ -1,19 +1,11 @@
 //! UndefinedVar knows the base image's environment when a store is given (`--root`): an image
 //! made by umoci with an `Env`, written as an OCI archive by skopeo and loaded into the store.
 
+mod store_support;
+
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn require_tool(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{tool} is not installed: run scripts/install-deps.sh (as root) first"
-    );
-}
+use store_support::require_tool;
 
 #[track_caller]
 fn ok(program: &str, args: &[&str], dir: &Path) -> Output {

@@ -38,6 +38,14 @@ fn run_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .unwrap_or_else(|e| panic!("waiting for rbuild: {e}"))
 }
 
+fn require_shellcheck() {
+    let o = Command::new("shellcheck").arg("--version").output();
+    assert!(
+        o.is_ok_and(|o| o.status.success()),
+        "shellcheck is required (scripts/install-deps.sh installs it)"
+    );
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -234,11 +242,7 @@ fn fix_and_diff() {
 
 #[test]
 fn shellcheck_findings_land_on_the_right_line() {
-    let o = Command::new("shellcheck").arg("--version").output();
-    assert!(
-        o.is_ok_and(|o| o.status.success()),
-        "shellcheck is required (scripts/install-deps.sh installs it)"
-    );
+    require_shellcheck();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let text = "FROM debian:12\nRUN set -e; \\\n    echo $1 \\\n      && true\n";
     let o = run_in(tmp.path(), &["-f", "gnu", "-"], Some(text));
@@ -269,11 +273,7 @@ fn explain_prints_a_rule_page() {
 
 #[test]
 fn shellcheck_runs_over_many_files_at_once_with_each_finding_in_its_file() {
-    let o = Command::new("shellcheck").arg("--version").output();
-    assert!(
-        o.is_ok_and(|o| o.status.success()),
-        "shellcheck is required (scripts/install-deps.sh installs it)"
-    );
+    require_shellcheck();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let files = [
         ("a.Dockerfile", "FROM debian:12\nRUN echo $1\n"),

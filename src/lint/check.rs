@@ -1224,15 +1224,9 @@ impl Checker<'_> {
                 hit("DL3027", o);
             }
             if c.is("apt-get") && c.has_arg("install") {
-                let packages = c.drop_flag_values(&["t", "target-release"]);
-                let unpinned = packages
-                    .args_no_flags()
-                    .iter()
-                    .filter(|a| a.text != "install")
-                    .find(|a| {
-                        !(a.text.contains('=') || a.text.contains('/') || a.text.ends_with(".deb"))
-                    })
-                    .map(|a| a.offset);
+                let unpinned = first_unpinned(c, "install", &["t", "target-release"], |p| {
+                    p.contains('=') || p.contains('/') || p.ends_with(".deb")
+                });
                 if let Some(u) = unpinned {
                     hit("DL3008", u);
                 }
@@ -1246,15 +1240,10 @@ impl Checker<'_> {
                 }
             }
             if c.is("apk") && c.has_arg("add") {
-                let packages = c.drop_flag_values(&["t", "virtual", "repository", "X"]);
-                let unpinned = packages
-                    .args_no_flags()
-                    .iter()
-                    .filter(|a| a.text != "add")
-                    .find(|a| {
-                        !(a.text.contains('=') || a.text.contains('~') || a.text.ends_with(".apk"))
-                    })
-                    .map(|a| a.offset);
+                let valued = ["t", "virtual", "repository", "X"];
+                let unpinned = first_unpinned(c, "add", &valued, |p| {
+                    p.contains('=') || p.contains('~') || p.ends_with(".apk")
+                });
                 if let Some(u) = unpinned {
                     hit("DL3018", u);
                 }
@@ -1592,6 +1581,23 @@ impl Checker<'_> {
         }
         self.stages = stages;
     }
+}
+
+/// Where the first package `subcommand` installs without a version is; `valued_flags` take a
+/// value that is no package, `pinned` tells a package with a version.
+fn first_unpinned(
+    c: &Command,
+    subcommand: &str,
+    valued_flags: &[&str],
+    pinned: impl Fn(&str) -> bool,
+) -> Option<usize> {
+    let packages = c.drop_flag_values(valued_flags);
+    packages
+        .args_no_flags()
+        .iter()
+        .filter(|a| a.text != subcommand)
+        .find(|a| !pinned(&a.text))
+        .map(|a| a.offset)
 }
 
 fn pip_install(c: &Command) -> bool {

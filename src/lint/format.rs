@@ -49,6 +49,15 @@ pub fn render(format: Format, files: &[FileReport<'_>], colour: bool) -> String 
     }
 }
 
+/// Every finding of every file, with its file.
+fn each_finding<'a>(
+    files: &'a [FileReport<'a>],
+) -> impl Iterator<Item = (&'a FileReport<'a>, &'a Finding)> {
+    files
+        .iter()
+        .flat_map(|file| file.report.findings.iter().map(move |f| (file, f)))
+}
+
 fn rule_label(f: &Finding) -> String {
     match f.buildkit {
         Some(bk) if bk != f.rule => format!("{} ({bk})", f.rule),
@@ -114,22 +123,19 @@ fn gnu(files: &[FileReport<'_>]) -> String {
 }
 
 fn json_format(files: &[FileReport<'_>]) -> String {
-    let items: Vec<Value> = files
-        .iter()
-        .flat_map(|file| {
-            file.report.findings.iter().map(move |f| {
-                json!({
-                    "file": file.path,
-                    "line": f.line,
-                    "column": f.column,
-                    "end_line": f.end_line,
-                    "end_column": f.end_column,
-                    "instruction_line": f.instruction_line,
-                    "level": f.severity.as_str(),
-                    "code": f.rule,
-                    "buildkit": f.buildkit,
-                    "message": f.message,
-                })
+    let items: Vec<Value> = each_finding(files)
+        .map(|(file, f)| {
+            json!({
+                "file": file.path,
+                "line": f.line,
+                "column": f.column,
+                "end_line": f.end_line,
+                "end_column": f.end_column,
+                "instruction_line": f.instruction_line,
+                "level": f.severity.as_str(),
+                "code": f.rule,
+                "buildkit": f.buildkit,
+                "message": f.message,
             })
         })
         .collect();
@@ -175,26 +181,23 @@ pub fn sarif(files: &[FileReport<'_>]) -> Value {
             }),
         })
         .collect();
-    let results: Vec<Value> = files
-        .iter()
-        .flat_map(|file| {
-            file.report.findings.iter().map(move |f| {
-                json!({
-                    "ruleId": f.rule,
-                    "level": sarif_level(f.severity),
-                    "message": {"text": f.message},
-                    "locations": [{
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": file.path},
-                            "region": {
-                                "startLine": f.line.max(1),
-                                "startColumn": f.column.max(1),
-                                "endLine": f.end_line.max(f.line).max(1),
-                                "endColumn": f.end_column.max(1),
-                            }
+    let results: Vec<Value> = each_finding(files)
+        .map(|(file, f)| {
+            json!({
+                "ruleId": f.rule,
+                "level": sarif_level(f.severity),
+                "message": {"text": f.message},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": file.path},
+                        "region": {
+                            "startLine": f.line.max(1),
+                            "startColumn": f.column.max(1),
+                            "endLine": f.end_line.max(f.line).max(1),
+                            "endColumn": f.end_column.max(1),
                         }
-                    }]
-                })
+                    }
+                }]
             })
         })
         .collect();
@@ -248,28 +251,25 @@ fn checkstyle(files: &[FileReport<'_>]) -> String {
 }
 
 fn gitlab(files: &[FileReport<'_>]) -> String {
-    let items: Vec<Value> = files
-        .iter()
-        .flat_map(|file| {
-            file.report.findings.iter().map(move |f| {
-                let severity = match f.severity {
-                    Severity::Error => "blocker",
-                    Severity::Warning => "major",
-                    Severity::Info => "minor",
-                    _ => "info",
-                };
-                let mut h = Sha256::new();
-                h.update(format!("{}:{}:{}:{}", file.path, f.line, f.rule, f.message));
-                let fingerprint = hex::encode(h.finalize());
-                json!({
-                    "type": "issue",
-                    "check_name": f.rule,
-                    "description": f.message,
-                    "categories": ["Style"],
-                    "fingerprint": fingerprint,
-                    "severity": severity,
-                    "location": {"path": file.path, "lines": {"begin": f.line, "end": f.end_line.max(f.line)}},
-                })
+    let items: Vec<Value> = each_finding(files)
+        .map(|(file, f)| {
+            let severity = match f.severity {
+                Severity::Error => "blocker",
+                Severity::Warning => "major",
+                Severity::Info => "minor",
+                _ => "info",
+            };
+            let mut h = Sha256::new();
+            h.update(format!("{}:{}:{}:{}", file.path, f.line, f.rule, f.message));
+            let fingerprint = hex::encode(h.finalize());
+            json!({
+                "type": "issue",
+                "check_name": f.rule,
+                "description": f.message,
+                "categories": ["Style"],
+                "fingerprint": fingerprint,
+                "severity": severity,
+                "location": {"path": file.path, "lines": {"begin": f.line, "end": f.end_line.max(f.line)}},
             })
         })
         .collect();
