@@ -1275,27 +1275,9 @@ impl Checker<'_> {
                 hit("DL3028", o);
             }
             if c.is("yum") {
-                if c.has_any_arg(&["install", "groupinstall", "localinstall"])
-                    && !c.has_any_flag(&["y", "assumeyes"])
-                {
-                    hit("DL3030", o);
-                }
-                if c.has_arg("install") {
-                    let module = c.has_arg("module");
-                    let bad = c
-                        .args_no_flags()
-                        .iter()
-                        .filter(|a| a.text != "install" && a.text != "module")
-                        .any(|a| {
-                            if module {
-                                !a.text.contains(':')
-                            } else {
-                                !(a.text.contains('-') || a.text.ends_with(".rpm"))
-                            }
-                        });
-                    if bad {
-                        hit("DL3033", o);
-                    }
+                let pinned = |p: &str| p.contains('-') || p.ends_with(".rpm");
+                for id in rpm_install_problems(c, "DL3030", "DL3033", pinned) {
+                    hit(id, o);
                 }
             }
             if c.is("zypper") {
@@ -1331,30 +1313,10 @@ impl Checker<'_> {
                 }
             }
             if c.is_any(&["dnf", "microdnf"]) {
-                if c.has_any_arg(&["install", "groupinstall", "localinstall"])
-                    && !c.has_any_flag(&["y", "assumeyes"])
-                {
-                    hit("DL3038", o);
-                }
-                if c.has_arg("install") {
-                    let module = c.has_arg("module");
-                    let group = c.has_arg("group");
-                    let bad = c
-                        .args_no_flags()
-                        .iter()
-                        .filter(|a| a.text != "install" && a.text != "module")
-                        .any(|a| {
-                            if module {
-                                !a.text.contains(':')
-                            } else if group {
-                                false
-                            } else {
-                                !dnf_version_fixed(&a.text)
-                            }
-                        });
-                    if bad {
-                        hit("DL3041", o);
-                    }
+                let group = c.has_arg("group");
+                let pinned = |p: &str| group || dnf_version_fixed(p);
+                for id in rpm_install_problems(c, "DL3038", "DL3041", pinned) {
+                    hit(id, o);
                 }
             }
             if c.is("useradd")
@@ -1695,6 +1657,40 @@ fn gem_unpinned(c: &Command) -> bool {
         .map(|a| a.text.as_str())
         .filter(|a| !["install", "i", "--"].contains(a))
         .any(|p| !p.contains(':'))
+}
+
+/// yum and dnf installs: `confirm` without `-y`, `version` when a package has no version
+/// (`pinned` tells one; a module needs `name:stream`).
+fn rpm_install_problems(
+    c: &Command,
+    confirm: &'static str,
+    version: &'static str,
+    pinned: impl Fn(&str) -> bool,
+) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if c.has_any_arg(&["install", "groupinstall", "localinstall"])
+        && !c.has_any_flag(&["y", "assumeyes"])
+    {
+        out.push(confirm);
+    }
+    if c.has_arg("install") {
+        let module = c.has_arg("module");
+        let unpinned = c
+            .args_no_flags()
+            .iter()
+            .filter(|a| a.text != "install" && a.text != "module")
+            .any(|a| {
+                if module {
+                    !a.text.contains(':')
+                } else {
+                    !pinned(&a.text)
+                }
+            });
+        if unpinned {
+            out.push(version);
+        }
+    }
+    out
 }
 
 /// DL3041: `name-version` where the part after the first dash looks like a version.
