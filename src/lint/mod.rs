@@ -1,9 +1,11 @@
 //! Lint rules over typed instructions: hadolint rules and BuildKit checks, config, pragmas,
 //! output formats.
 //!
-//! [`lint`] parses one Dockerfile with [`crate::dockerfile::parse`] (parse errors become
+//! [`lint_all`] parses each Dockerfile with [`crate::dockerfile::parse`] (parse errors become
 //! findings and the rest is still checked), runs every rule of [`rules::RULES`], runs
-//! shellcheck over RUN scripts when asked, then applies inline pragmas and the [`Config`].
+//! shellcheck over the RUN scripts of all files in one batch when asked, then applies inline
+//! pragmas, the `# check=` directive and the [`Config`]. [`lint`] and [`lint_in_context`] do
+//! it for one file. Each rule's documentation page is `docs/rules/<ID>.md` ([`Rule::page`]).
 
 mod check;
 pub mod config;
@@ -111,7 +113,8 @@ pub fn lint_in_context(text: &str, config: &Config, context: Option<&Context>) -
 }
 
 /// Lints several Dockerfiles, one report each, in order. With shellcheck on, the RUN scripts
-/// of all files go through shellcheck together (a process per core, not per file).
+/// of all files go through shellcheck together: each distinct script once, a process per
+/// core.
 pub fn lint_all(sources: &[Source<'_>], config: &Config) -> Vec<Report> {
     let checked: Vec<(
         dockerfile::ParsedDockerfile,
