@@ -75,4 +75,13 @@ fn undefined_var_knows_the_base_image_environment_from_the_store() {
     let without = ok(rbuild, &lint, dir);
     let out = String::from_utf8_lossy(&without.stdout);
     assert!(!out.contains("UndefinedVar"), "{out}");
+    // A --root where there is no store: none is created, nothing is said.
+    let no_store = ok(
+        rbuild,
+        &[&["--root", "absent"][..], &lint[..]].concat(),
+        dir,
+    );
+    let out = String::from_utf8_lossy(&no_store.stdout);
+    assert!(!out.contains("UndefinedVar"), "{out}");
+    assert!(!dir.join("absent").exists());
 }

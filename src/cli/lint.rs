@@ -300,7 +300,12 @@ fn run_inner(root: Option<PathBuf>, args: LintArgs) -> Result<ExitCode, LintCliE
                 .flatten()
         })
         .collect();
-    let images = root.map(Store::open).transpose()?.map(StoreImages);
+    // Linting reads a store; it does not create one where there is none.
+    let images = root
+        .filter(|r| r.is_dir())
+        .map(Store::open)
+        .transpose()?
+        .map(StoreImages);
     let sources: Vec<Source<'_>> = texts
         .iter()
         .zip(&contexts)
