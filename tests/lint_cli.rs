@@ -9,7 +9,9 @@ use std::process::{Command, Output, Stdio};
 fn rbuild() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rbuild"));
     // No config file from the developer's home may leak in.
-    c.env("HOME", "/nonexistent").env_remove("XDG_CONFIG_HOME");
+    c.env("HOME", "/nonexistent")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_CACHE_HOME");
     c
 }
 
@@ -302,4 +304,45 @@ fn shellcheck_runs_over_many_files_at_once_with_each_finding_in_its_file() {
             "./d.Dockerfile:4:10: info: SC2086",
         ]
     );
+}
+
+#[test]
+fn shellcheck_results_are_kept_by_script_content() {
+    require_shellcheck();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cache = tmp.path().join("cache");
+    let dockerfile = tmp.path().join("Dockerfile");
+    let lint = |extra: &[&str]| {
+        let out = rbuild()
+            .current_dir(tmp.path())
+            .env("XDG_CACHE_HOME", &cache)
+            .args(["lint", "-f", "gnu"])
+            .args(extra)
+            .arg("Dockerfile")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        stdout(&out)
+    };
+    let kept = || -> Vec<PathBuf> {
+        std::fs::read_dir(cache.join("rbuild/shellcheck"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    std::fs::write(&dockerfile, "FROM debian:12\nRUN echo $1\n").unwrap_or_else(|e| panic!("{e}"));
+    assert!(lint(&[]).contains("Dockerfile:2:10: info: SC2086 Double quote"));
+    let files = kept();
+    assert_eq!(files.len(), 1, "{files:?}");
+    // The kept result is what the next run reports: shellcheck is not asked again.
+    let path = &files[0];
+    let mut comments: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    comments[0]["message"] = serde_json::json!("kept result");
+    std::fs::write(path, comments.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(lint(&[]).contains("SC2086 kept result"));
+    assert!(lint(&["--no-cache"]).contains("SC2086 Double quote"));
+    // Another script is another entry.
+    std::fs::write(&dockerfile, "FROM debian:12\nRUN echo $2\n").unwrap_or_else(|e| panic!("{e}"));
+    assert!(lint(&[]).contains("SC2086 Double quote"));
+    assert_eq!(kept().len(), 2);
 }

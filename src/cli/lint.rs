@@ -62,6 +62,10 @@ pub struct LintArgs {
     /// Do not run shellcheck over RUN scripts.
     #[arg(long)]
     no_shellcheck: bool,
+    /// Check every RUN script with shellcheck again, ignoring the results kept in
+    /// $XDG_CACHE_HOME/rbuild/shellcheck (default ~/.cache/rbuild/shellcheck).
+    #[arg(long)]
+    no_cache: bool,
     /// Rewrite files with the mechanical fixes (casing, key=value, MAINTAINER, exec form).
     #[arg(long)]
     fix: bool,
@@ -194,7 +198,24 @@ fn config_from(args: &LintArgs) -> Result<Config, LintCliError> {
         config.format.clone_from(&args.format);
     }
     config.shellcheck = !args.no_shellcheck;
+    if !args.no_cache {
+        config.shellcheck_cache = shellcheck_cache_dir();
+    }
     Ok(config)
+}
+
+/// Where shellcheck's results are kept: `$XDG_CACHE_HOME/rbuild/shellcheck`, else
+/// `~/.cache/rbuild/shellcheck`.
+fn shellcheck_cache_dir() -> Option<PathBuf> {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    std::env::var_os("XDG_CACHE_HOME")
+        .and_then(absolute)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .and_then(absolute)
+                .map(|h| h.join(".cache"))
+        })
+        .map(|cache| cache.join("rbuild/shellcheck"))
 }
 
 /// Whether a file name is a Dockerfile by the usual conventions.

@@ -78,6 +78,9 @@ pub struct Config {
     pub build_args: BTreeMap<String, String>,
     /// Run shellcheck over RUN scripts.
     pub shellcheck: bool,
+    /// Where shellcheck's results are kept by script content (and shellcheck version), so an
+    /// unchanged script is not checked again; `None` checks every script.
+    pub shellcheck_cache: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             format: None,
             build_args: BTreeMap::new(),
             shellcheck: false,
+            shellcheck_cache: None,
         }
     }
 }

@@ -140,7 +140,7 @@ pub fn lint_all(sources: &[Source<'_>], config: &Config) -> Vec<Report> {
                 scripts,
             })
             .collect();
-        match shellcheck::run(&batch) {
+        match shellcheck::run(&batch, config.shellcheck_cache.as_deref()) {
             Ok(found) => shellcheck_findings = found,
             Err(e) => note = Some(format!("shellcheck skipped: {e}")),
         }
