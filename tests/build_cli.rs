@@ -766,3 +766,14 @@ fn source_date_epoch_makes_builds_reproducible_across_runtimes() {
     let created = f.inspect("r:2")["Created"].clone();
     assert_eq!(created, "2023-11-14T22:13:20Z");
 }
+
+#[test]
+fn a_scratch_image_names_the_host_platform() {
+    let f = Fixture::new();
+    f.write("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n");
+    f.build_ok(&["-t", "scratchy:1"]);
+    let image = f.inspect("scratchy:1");
+    let base = f.inspect("busybox:latest");
+    assert_eq!(image["Os"], "linux");
+    assert_eq!(image["Architecture"], base["Architecture"]);
+}

@@ -7,6 +7,7 @@
 //! of the stage read. Secrets' values never enter a key. A miss is explained by comparing with
 //! the inputs the same step position had at its last build.
 
+pub mod cache_io;
 mod fsop;
 pub mod options;
 mod reasons;
@@ -113,6 +114,8 @@ struct Shared<'a> {
     first_step: Vec<StepId>,
     results: Mutex<Vec<Option<StageOutcome>>>,
     done: Condvar,
+    /// Keys of the steps done so far.
+    keys: Mutex<Vec<Digest>>,
 }
 
 /// The result of a build: the target's image config and layers, not yet stored as an image.
@@ -120,6 +123,8 @@ struct Shared<'a> {
 pub struct Built {
     pub config: Vec<u8>,
     pub layers: Vec<Layer>,
+    /// The cache key of every step the build ran or found cached (for `--cache-to`).
+    pub cache_keys: Vec<Digest>,
 }
 
 impl Built {
@@ -165,6 +170,7 @@ pub fn build(
         first_step,
         results: Mutex::new(vec![None; plan.stages.len()]),
         done: Condvar::new(),
+        keys: Mutex::new(Vec::new()),
     };
     let mut first_error: Option<BuildError> = None;
     std::thread::scope(|scope| {
@@ -200,7 +206,12 @@ pub fn build(
         .config
         .to_canonical_json()
         .map_err(|e| BuildError::Other(e.to_string()))?;
-    Ok(Built { config, layers })
+    let cache_keys = shared.keys.into_inner().unwrap_or_default();
+    Ok(Built {
+        config,
+        layers,
+        cache_keys,
+    })
 }
 
 impl Shared<'_> {
@@ -362,7 +373,7 @@ impl Shared<'_> {
     ) -> Result<(FsState, ImageConfig), BuildError> {
         match &stage.base {
             Base::Scratch => {
-                let (architecture, os, variant) = host_platform();
+                let (os, architecture, variant) = host_platform();
                 Ok((
                     FsState {
                         layers: Vec::new(),
@@ -579,6 +590,9 @@ impl Shared<'_> {
                 next
             }
         };
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.push(key.clone());
+        }
         if previous.as_ref() != Some(&key) {
             self.store.set_last_key_at(position, &key)?;
         }
