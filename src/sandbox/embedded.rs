@@ -1435,11 +1435,17 @@ unsafe fn exec_main(plan: &Plan, pts: Option<u32>) -> ! {
         if plan.uid != 0 {
             libc::prctl(libc::PR_SET_KEEPCAPS, 1);
         }
-        if plan.set_groups && libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) != 0 {
+        // Raw system calls, not libc's wrappers: those broadcast the change to every thread
+        // glibc believes the process has, and this clone of a multi-threaded process (a build
+        // runs stages on threads) inherited that list without the threads, so they can wait
+        // forever for answers that never come.
+        if plan.set_groups
+            && libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr()) != 0
+        {
             fail(plan, Stage::Groups, errno(), 0);
         }
-        if libc::setresgid(plan.gid, plan.gid, plan.gid) != 0
-            || libc::setresuid(plan.uid, plan.uid, plan.uid) != 0
+        if libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0
+            || libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0
         {
             fail(plan, Stage::SetUser, errno(), 0);
         }
