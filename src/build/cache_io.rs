@@ -95,7 +95,7 @@ fn write_out(
                     reference,
                     crate::registry::compress::Compression::Gzip,
                     true,
-                    &Silent,
+                    &crate::registry::NoProgress,
                 ))
                 .map(|_| ())
                 .map_err(|e| other(format!("--cache-to {reference}: {e}")))
@@ -120,7 +120,12 @@ pub fn import(store: &Store, spec: &CacheSpec) -> Result<usize, BuildError> {
         }
         CacheSpec::Registry(reference) => {
             let runtime = tokio::runtime::Runtime::new().map_err(other)?;
-            match runtime.block_on(crate::registry::pull(store, reference, true, &Silent)) {
+            match runtime.block_on(crate::registry::pull(
+                store,
+                reference,
+                true,
+                &crate::registry::NoProgress,
+            )) {
                 Ok(pulled) => pulled.image,
                 Err(crate::registry::Error::Status { status: 404, .. }) => return Ok(0),
                 Err(e) => return Err(other(format!("--cache-from {reference}: {e}"))),
@@ -149,12 +154,4 @@ pub fn import(store: &Store, spec: &CacheSpec) -> Result<usize, BuildError> {
         }
     }
     Ok(imported)
-}
-
-/// Registry progress is not shown for the cache.
-struct Silent;
-
-impl crate::registry::Progress for Silent {
-    fn status(&self, _: &str, _: &str) {}
-    fn bytes(&self, _: &str, _: u64, _: u64) {}
 }

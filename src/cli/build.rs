@@ -328,7 +328,7 @@ fn finish(
                     tag,
                     rbuild::registry::compress::Compression::Gzip,
                     true,
-                    &Silent,
+                    &rbuild::registry::NoProgress,
                 ))
                 .map_err(|e| message(format!("pushing {tag}: {e}")))?;
         }
@@ -390,14 +390,6 @@ fn flatten_into(store: &Store, image: &Image, dir: &Path) -> Result<(), CliError
     Ok(())
 }
 
-/// Pull and push progress is not shown during a build.
-struct Silent;
-
-impl rbuild::registry::Progress for Silent {
-    fn status(&self, _: &str, _: &str) {}
-    fn bytes(&self, _: &str, _: u64, _: u64) {}
-}
-
 /// The configuration of a base image: from the store, pulled when missing (or with --pull).
 fn base_config(
     store: &Store,
@@ -410,7 +402,12 @@ fn base_config(
     let parsed = Reference::parse(reference).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime
-        .block_on(rbuild::registry::pull(store, &parsed, true, &Silent))
+        .block_on(rbuild::registry::pull(
+            store,
+            &parsed,
+            true,
+            &rbuild::registry::NoProgress,
+        ))
         .map_err(|e| format!("{reference}: not in the store, and pulling it failed: {e}"))?;
     store
         .find_image(reference)
