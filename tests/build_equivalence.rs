@@ -191,7 +191,7 @@ fn assert_equivalent(name: &str) {
     let found = build_both(&case);
     assert!(
         found.is_empty(),
-        "{name}: rbuild's image differs from BuildKit's in {} places:\n{}",
+        "{name}: rbuild's image differs from BuildKit's ({} differences, as case | what | BuildKit | rbuild):\n{}",
         found.len(),
         found
             .iter()
