@@ -256,6 +256,11 @@ equivalence_cases! {
     case_39_scratch => "39-scratch",
     case_40_copy_from_image => "40-copy-from-image",
     case_41_run_as_user => "41-run-as-user",
+    case_42_special_files => "42-special-files",
+    case_43_file_names => "43-file-names",
+    case_44_volume_then_run => "44-volume-then-run",
+    case_45_stage_inheritance => "45-stage-inheritance",
+    case_46_copy_from_owners => "46-copy-from-owners",
 }
 
 #[test]
@@ -318,6 +323,8 @@ enum Entry<'a> {
     File(&'a str, u32, u64, &'a str),
     Symlink(&'a str, &'a str),
     Hardlink(&'a str, &'a str),
+    /// A file whose owner and xattrs are in PAX records only (the header says 0).
+    PaxFile(&'a str, &'a [(&'a str, &'a str)]),
 }
 
 fn layer(entries: &[Entry]) -> Vec<u8> {
@@ -350,6 +357,13 @@ fn layer(entries: &[Entry]) -> Vec<u8> {
                 header.set_mode(0o644);
                 header.set_link_name(target).expect("link name");
                 (path, b"")
+            }
+            Entry::PaxFile(path, records) => {
+                header.set_mode(0o644);
+                builder
+                    .append_pax_extensions(records.iter().map(|(k, v)| (*k, v.as_bytes())))
+                    .expect("PAX records");
+                (path, b"pax")
             }
         };
         header.set_size(content.len() as u64);
@@ -421,6 +435,14 @@ fn comparator_applies_whiteouts_opaque_dirs_and_replacements() {
         Entry::File("d", 0o755, 0, "now a file"),
         Entry::Symlink("x", "/etc/target"),
         Entry::File("h1", 0o644, 0, "rewritten"),
+        Entry::PaxFile(
+            "big-ids",
+            &[
+                ("uid", "3000000"),
+                ("gid", "3000001"),
+                ("SCHILY.xattr.user.note", "kept"),
+            ],
+        ),
     ]);
     // rbuild may save layers compressed: the comparator reads gzip as well as plain tars.
     let image = archive(serde_json::json!({}), &[base_layer(), gzip(&upper)]);
@@ -432,6 +454,7 @@ fn comparator_applies_whiteouts_opaque_dirs_and_replacements() {
     assert_eq!(
         listing,
         [
+            "/big-ids file \"pax\" mode 0644 owner 3000000:3000001 xattr user.note=\"kept\"",
             "/d file \"now a file\" mode 0755 owner 0:0",
             "/etc dir mode 0755 owner 0:0",
             "/h1 file \"rewritten\" mode 0644 owner 0:0",

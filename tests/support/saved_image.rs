@@ -2,7 +2,8 @@
 //! layer tars plain, gzip or zstd), flattens its layers into one root filesystem the way a
 //! runtime would see it (whiteouts and opaque dirs applied, hardlinks kept as groups), and lists
 //! every difference between two images: paths, file types, modes, owners, contents, link
-//! targets, hardlink groups and the run-time config. Modification times are never compared.
+//! targets, hardlink groups, extended attributes and the run-time config. Modification times
+//! are never compared.
 
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -47,6 +48,7 @@ pub struct Node {
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,
+    pub xattrs: BTreeMap<String, String>,
     /// Shared by the paths of one hardlink group.
     inode: usize,
 }
@@ -213,10 +215,14 @@ fn describe(node: &Node) -> String {
         Kind::Fifo => "fifo".to_string(),
         Kind::DanglingHardlink(target) => format!("hardlink to missing {target}"),
     };
-    format!(
+    let mut line = format!(
         "{what} mode {:04o} owner {}:{}",
         node.mode, node.uid, node.gid
-    )
+    );
+    for (name, value) in &node.xattrs {
+        line.push_str(&format!(" xattr {name}={value:?}"));
+    }
+    line
 }
 
 /// Layer archive paths as keys: no `./`, no leading or trailing `/`; the root is "".
@@ -251,6 +257,8 @@ struct RootFs {
 struct LayerEntry {
     path: String,
     header: tar::Header,
+    /// PAX records: they override the header's owner ids and carry xattrs.
+    pax: BTreeMap<String, String>,
     link: Option<String>,
     content: Vec<u8>,
 }
@@ -266,11 +274,26 @@ impl RootFs {
                 .link_name()
                 .map_err(|e| e.to_string())?
                 .map(|link| link.to_string_lossy().into_owned());
+            let mut pax = BTreeMap::new();
+            for extension in entry
+                .pax_extensions()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .flatten()
+            {
+                let extension = extension.map_err(|e| e.to_string())?;
+                let key = extension.key().map_err(|e| e.to_string())?;
+                pax.insert(
+                    key.to_string(),
+                    String::from_utf8_lossy(extension.value_bytes()).into_owned(),
+                );
+            }
             let mut content = Vec::new();
             entry.read_to_end(&mut content).map_err(|e| e.to_string())?;
             entries.push(LayerEntry {
                 path,
                 header: entry.header().clone(),
+                pax,
                 link,
                 content,
             });
@@ -301,8 +324,22 @@ impl RootFs {
     fn add(&mut self, entry: LayerEntry) -> Result<(), String> {
         let header = &entry.header;
         let mode = header.mode().map_err(|e| e.to_string())? & 0o7777;
-        let uid = header.uid().map_err(|e| e.to_string())?;
-        let gid = header.gid().map_err(|e| e.to_string())?;
+        let id = |key: &str, from_header: std::io::Result<u64>| match entry.pax.get(key) {
+            Some(value) => value
+                .parse::<u64>()
+                .map_err(|e| format!("{}: PAX {key} {value:?}: {e}", entry.path)),
+            None => from_header.map_err(|e| e.to_string()),
+        };
+        let uid = id("uid", header.uid())?;
+        let gid = id("gid", header.gid())?;
+        let xattrs: BTreeMap<String, String> = entry
+            .pax
+            .iter()
+            .filter_map(|(key, value)| {
+                let name = key.strip_prefix("SCHILY.xattr.")?;
+                Some((name.to_string(), value.clone()))
+            })
+            .collect();
         let device = || {
             Ok::<_, String>((
                 header
@@ -326,6 +363,7 @@ impl RootFs {
                         mode,
                         uid,
                         gid,
+                        xattrs,
                         inode: self.next_inode,
                     },
                 }
@@ -362,6 +400,7 @@ impl RootFs {
                     mode,
                     uid,
                     gid,
+                    xattrs,
                     inode: self.next_inode,
                 }
             }
