@@ -261,6 +261,9 @@ equivalence_cases! {
     case_44_volume_then_run => "44-volume-then-run",
     case_45_stage_inheritance => "45-stage-inheritance",
     case_46_copy_from_owners => "46-copy-from-owners",
+    case_47_arg_selects_stage => "47-arg-selects-stage",
+    case_48_symlinked_destinations => "48-symlinked-destinations",
+    case_49_copy_overwrite => "49-copy-overwrite",
 }
 
 #[test]
