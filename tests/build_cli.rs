@@ -365,6 +365,18 @@ fn rebuilds_hit_the_cache_and_misses_say_why() {
             .any(|e| e["event"] == "cache_miss" && e["reason"] == "file src/a.txt changed"),
         "{stderr}"
     );
+
+    // `system prune` removes the build cache with the unused images.
+    rbuild(&f.store(), &["system", "prune", "-f"]);
+    let (_, stderr) = f.build_ok(&[
+        "--progress",
+        "plain",
+        "--build-arg",
+        "FLAVOUR=spicy",
+        "-t",
+        "c:5",
+    ]);
+    assert_eq!(count(&stderr, "CACHED"), 0, "{stderr}");
 }
 
 #[test]

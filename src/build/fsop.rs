@@ -342,11 +342,14 @@ impl Copier<'_> {
         let dest = self.op.dest.trim_end_matches('/');
         let dest = if dest.is_empty() { "/" } else { dest };
         let into_dir = self.op.dest.ends_with('/') || matches > 1 || Path::new(dest).is_dir();
-        if into_dir
-            || selections
-                .iter()
-                .any(|s| s.matches.iter().any(|m| m.kind == FileKind::Dir))
-        {
+        // As fsutil: a directory destination for files is made (0755); a directory copied
+        // creates its destination itself, taking the source directory's metadata.
+        let dir_matches = selections
+            .iter()
+            .flat_map(|s| &s.matches)
+            .filter(|m| m.kind == FileKind::Dir)
+            .count();
+        if into_dir && matches > dir_matches {
             mkdir_all(Path::new(dest), self.owner)?;
         } else if let Some(parent) = Path::new(dest).parent() {
             mkdir_all(parent, self.owner)?;

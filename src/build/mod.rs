@@ -559,7 +559,9 @@ impl Shared<'_> {
                 next
             }
         };
-        self.store.set_last_key_at(position, &key)?;
+        if previous.as_ref() != Some(&key) {
+            self.store.set_last_key_at(position, &key)?;
+        }
         if !hit {
             self.emit(Event::done(id, started.elapsed()));
         }

@@ -810,16 +810,26 @@ fn prune(store: &Store, args: PruneArgs) -> CliResult {
     } else {
         "WARNING! This will remove all dangling images."
     };
-    confirm_and_prune(store, warning, args.all, args.force)
+    confirm_and_prune(store, warning, args.all, false, args.force)
 }
 
-/// Asks (unless `force`), removes unused images (all unused ones with `all`), collects what
-/// nothing references any more and reports it as `docker image prune` / `system prune` do.
-pub(crate) fn confirm_and_prune(store: &Store, warning: &str, all: bool, force: bool) -> CliResult {
+/// Asks (unless `force`), removes unused images (all unused ones with `all`) and, with
+/// `build_cache`, the build cache, collects what nothing references any more and reports it
+/// as `docker image prune` / `system prune` do.
+pub(crate) fn confirm_and_prune(
+    store: &Store,
+    warning: &str,
+    all: bool,
+    build_cache: bool,
+    force: bool,
+) -> CliResult {
     if !confirm(warning, force)? {
         return Ok(());
     }
     let deleted = prune_images(store, all)?;
+    if build_cache {
+        store.clear_build_cache()?;
+    }
     let report = store.collect_garbage()?;
     if !deleted.is_empty() {
         println!("Deleted Images:");

@@ -91,7 +91,21 @@ impl Store {
             .join(format!("{}.json", sha256_hex(key)?));
         let bytes = serde_json::to_vec(record)
             .map_err(|e| StoreError::Invalid(format!("cache record: {e}")))?;
-        self.write_atomic(&path, &bytes)
+        self.write_cache_file(&path, &bytes)
+    }
+
+    /// Writes by rename but without fsync: a cache file lost or cut short by a crash reads as
+    /// absent (a miss), never as a wrong answer, and a build writes several per step.
+    fn write_cache_file(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        // Beside the target, not in tmp/, where other builds remove unlocked files.
+        let dir = path.parent().unwrap_or(path);
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).at(dir)?;
+        std::io::Write::write_all(&mut tmp, bytes).at(tmp.path())?;
+        tmp.persist(path).map_err(|e| StoreError::Io {
+            path: path.to_path_buf(),
+            source: e.error,
+        })?;
+        Ok(())
     }
 
     /// The key a step position (any stable text naming it) had at its last build.
@@ -106,7 +120,7 @@ impl Store {
 
     pub fn set_last_key_at(&self, position: &str, key: &Digest) -> Result<()> {
         let path = self.cache_dir("positions")?.join(hex_of(position));
-        self.write_atomic(&path, key.to_string().as_bytes())
+        self.write_cache_file(&path, key.to_string().as_bytes())
     }
 
     /// The directory of cache mount `id`, created on first use with `mode`, `uid` and `gid`.
