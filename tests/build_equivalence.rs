@@ -320,6 +320,29 @@ fn comparator_finds_busybox_identical_in_docker_and_rbuild() {
     assert_eq!(differences(&expected, &got), Vec::new());
 }
 
+/// The harness itself: a daemon that ran a container is gone after its guard drops, with
+/// nothing left mounted below its dir and the dir removed.
+#[test]
+fn dockerd_guard_leaves_no_process_mount_or_dir() {
+    require_root();
+    let docker = Dockerd::start();
+    docker.docker(&["import", busybox().to_str().expect("utf-8 path"), BASE]);
+    let out = docker.docker(&["run", "--rm", "--network", "none", BASE, "echo", "ran"]);
+    assert_eq!(out.trim(), "ran");
+    let (pid, dir) = (docker.pid(), docker.dir().to_path_buf());
+    assert!(
+        !support::dockerd::mounts_below(&dir).is_empty(),
+        "dockerd mounts below its dir"
+    );
+    drop(docker);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "dockerd {pid} still runs"
+    );
+    assert_eq!(support::dockerd::mounts_below(&dir), Vec::<PathBuf>::new());
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
 /// An entry of a hand-made layer.
 enum Entry<'a> {
     Dir(&'a str, u32),

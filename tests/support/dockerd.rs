@@ -123,6 +123,18 @@ impl Dockerd {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The daemon's process id and private dir, for tests of the cleanup itself.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .id()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
     }
