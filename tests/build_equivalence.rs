@@ -264,6 +264,9 @@ equivalence_cases! {
     case_47_arg_selects_stage => "47-arg-selects-stage",
     case_48_symlinked_destinations => "48-symlinked-destinations",
     case_49_copy_overwrite => "49-copy-overwrite",
+    case_50_user_unknown_uid => "50-user-unknown-uid",
+    case_51_run_exec_form => "51-run-exec-form",
+    case_52_escape_directive => "52-escape-directive",
 }
 
 #[test]
