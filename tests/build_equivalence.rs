@@ -267,6 +267,7 @@ equivalence_cases! {
     case_50_user_unknown_uid => "50-user-unknown-uid",
     case_51_run_exec_form => "51-run-exec-form",
     case_52_escape_directive => "52-escape-directive",
+    case_53_dockerignore_patterns => "53-dockerignore-patterns",
 }
 
 #[test]
