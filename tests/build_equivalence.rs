@@ -268,6 +268,8 @@ equivalence_cases! {
     case_51_run_exec_form => "51-run-exec-form",
     case_52_escape_directive => "52-escape-directive",
     case_53_dockerignore_patterns => "53-dockerignore-patterns",
+    case_54_add_archive_owners => "54-add-archive-owners",
+    case_55_copy_from_symlinks => "55-copy-from-symlinks",
 }
 
 #[test]
