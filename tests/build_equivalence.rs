@@ -28,14 +28,11 @@ fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/equivalence")
 }
 
-/// The busybox root filesystem tar, made once per test binary and imported into the shared
-/// daemon as busybox:latest.
+/// The busybox root filesystem tar, made once per test binary in the shared daemon's dir (so
+/// it goes when the daemon does) and imported into that daemon as busybox:latest.
 fn busybox() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
-    TAR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir").keep();
-        busybox_tar(&dir)
-    })
+    TAR.get_or_init(|| busybox_tar(Dockerd::shared().dir()))
 }
 
 fn docker_with_busybox() -> &'static Dockerd {
