@@ -18,7 +18,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use store_support::{busybox_tar, rbuild, require_root};
+use store_support::{busybox_tar, rbuild, rbuild_output, require_root};
 use support::dockerd::Dockerd;
 use support::saved_image::{Difference, SavedImage, differences};
 
@@ -56,10 +56,7 @@ struct Case {
 impl Case {
     fn load(name: &str) -> Case {
         let dir = cases_dir().join(name);
-        assert!(
-            dir.join("Dockerfile").is_file() || dir.join("args").is_file(),
-            "{name}: no Dockerfile"
-        );
+        assert!(dir.join("Dockerfile").is_file(), "{name}: no Dockerfile");
         let read_lines = |file: &str| -> Vec<String> {
             std::fs::read_to_string(dir.join(file))
                 .unwrap_or_default()
@@ -144,7 +141,13 @@ fn rbuild_build(root: &Path, case: &Case, tag: &str, flags: &[String]) {
     let mut args = vec!["build", "-t", tag];
     args.extend(flags.iter().map(String::as_str));
     args.push(case.dir.to_str().expect("utf-8 path"));
-    rbuild(root, &args);
+    let out = rbuild_output(root, &args);
+    assert!(
+        out.status.success(),
+        "{}: rbuild build -t {tag} {flags:?} failed:\n{}",
+        case.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Builds the case with both builders and returns every difference, BuildKit's as expected.
