@@ -22,8 +22,28 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
+/// Whether an ADD source is remote (an http(s) URL or a git repository), not a context path.
 pub(super) fn is_url(source: &str) -> bool {
-    source.starts_with("http://") || source.starts_with("https://")
+    source.starts_with("http://") || source.starts_with("https://") || is_git(source)
+}
+
+/// Whether an ADD source is a git repository, as BuildKit tells them apart: `git://`,
+/// `ssh://` and `git@host:` addresses, and http(s) URLs whose path ends in `.git` or that name
+/// github.com; a `#ref:subdir` fragment may follow.
+fn is_git(source: &str) -> bool {
+    let address = source.split('#').next().unwrap_or(source);
+    if address.starts_with("git://") || address.starts_with("ssh://") || address.starts_with("git@")
+    {
+        return true;
+    }
+    let Some(rest) = address
+        .strip_prefix("https://")
+        .or_else(|| address.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let path = rest.split('?').next().unwrap_or(rest);
+    path.trim_end_matches('/').ends_with(".git") || rest.starts_with("github.com/")
 }
 
 /// Runs `work` on a new thread with a private mount namespace.
@@ -87,15 +107,7 @@ fn mount_layers(
         }
         _ => {}
     }
-    let total: usize = lowers.iter().map(|l| l.as_os_str().len() + 1).sum();
-    if total > 3000 {
-        fs::create_dir_all(links).map_err(|e| e.to_string())?;
-        for (index, lower) in lowers.iter_mut().enumerate() {
-            let link = links.join(index.to_string());
-            symlink(&*lower, &link).map_err(|e| format!("{}: {e}", link.display()))?;
-            *lower = link;
-        }
-    }
+    let lowers = short_paths(lowers, links)?;
     let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
     let mut options = format!("lowerdir={}", lowerdir.join(":"));
     if let Some((upper, work)) = writable {
@@ -118,6 +130,32 @@ fn mount_layers(
         Some(options.as_str()),
     )
     .map_err(failed)
+}
+
+/// `dirs` as they are, or, when together they are too long for overlayfs's mount options
+/// (one page), as short symlinks in `links` that lead to them (as Docker's overlay2 `l/`).
+pub(super) fn short_paths(dirs: Vec<PathBuf>, links: &Path) -> Result<Vec<PathBuf>, String> {
+    let total: usize = dirs.iter().map(|l| l.as_os_str().len() + 1).sum();
+    if total <= 3000 {
+        return Ok(dirs);
+    }
+    let per_layer = links.as_os_str().len() + 3;
+    if per_layer * dirs.len() > 3800 {
+        return Err(format!(
+            "{} layers are more than overlayfs can stack from this store (about {}): combine RUN, COPY and WORKDIR steps",
+            dirs.len(),
+            3800 / per_layer
+        ));
+    }
+    fs::create_dir_all(links).map_err(|e| format!("{}: {e}", links.display()))?;
+    dirs.iter()
+        .enumerate()
+        .map(|(index, dir)| {
+            let link = links.join(format!("{index:x}"));
+            symlink(dir, &link).map_err(|e| format!("{}: {e}", link.display()))?;
+            Ok(link)
+        })
+        .collect()
 }
 
 /// A step's work directory: `upper` (the changes), `work` (overlay's), `root` (the mount).
@@ -168,7 +206,7 @@ pub(super) fn mkdir(
         let owner = if user.is_empty() {
             Owner { uid: 0, gid: 0 }
         } else {
-            resolve_owner(user)?
+            resolve_owner(user)
         };
         mkdir_all(Path::new(path), Some(owner))
     })?;
@@ -184,6 +222,7 @@ pub(super) fn copy(
 ) -> Result<WorkDir, String> {
     let dirs = StepDirs::create(shared.store, "copy-")?;
     let downloads = download_urls(op, &dirs.path("source"))?;
+    let checkouts = clone_repositories(op, &dirs.path("source"))?;
     in_private_namespace(|| {
         dirs.mount_root(fs)?;
         let stage_context;
@@ -215,10 +254,18 @@ pub(super) fn copy(
                 other => other.to_string(),
             })?);
         }
+        let mut repositories = Vec::new();
+        for checkout in &checkouts {
+            let tree = Context::without_ignore(checkout).map_err(|e| e.to_string())?;
+            let selection = tree
+                .select(".", &SelectOptions::default())
+                .map_err(|e| e.to_string())?;
+            repositories.push((open_dir(checkout)?, selection));
+        }
         let root_fd = open_dir(context.root())?;
         let downloads_fd = open_dir(&dirs.path("source"))?;
         dirs.enter_root()?;
-        let owner = op.chown.as_deref().map(resolve_owner).transpose()?;
+        let owner = op.chown.as_deref().map(resolve_owner);
         let mut copier = Copier {
             op,
             owner,
@@ -226,7 +273,20 @@ pub(super) fn copy(
             hardlinks: HashMap::new(),
             dir_times: Vec::new(),
         };
-        copier.run(&root_fd, &selections, &downloads_fd, &downloads)
+        copier.run(&root_fd, &selections, &downloads_fd, &downloads)?;
+        // A repository's tree goes into the destination as a directory source does.
+        let dest = op.dest.trim_end_matches('/');
+        let dest = Path::new(if dest.is_empty() { "/" } else { dest });
+        for (root, selection) in &repositories {
+            mkdir_all(dest, copier.owner)?;
+            for matched in &selection.matches {
+                copier.copy_dir(root, matched, dest)?;
+            }
+        }
+        for (dir, stat) in copier.dir_times.drain(..).rev() {
+            set_times(&dir, stat.st_atime, stat.st_mtime, false)?;
+        }
+        Ok(())
     })?;
     Ok(dirs.dir)
 }
@@ -246,34 +306,46 @@ struct Owner {
     gid: u32,
 }
 
-/// `user[:group]` by name or number, names looked up in the (chrooted) /etc/passwd and
-/// /etc/group. A user without a group takes its uid as gid, as BuildKit's --chown.
-fn resolve_owner(spec: &str) -> Result<Owner, String> {
+/// `user[:group]` by name or number, as BuildKit's file operations resolve it: names are
+/// looked up in the (chrooted) /etc/passwd and /etc/group; a user name alone takes the user's
+/// primary group, a number alone is also the gid; a name that is not found counts as 0 (BuildKit
+/// does not fail on it either).
+fn resolve_owner(spec: &str) -> Owner {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let lookup = |file: &str, name: &str, what: &str| -> Result<u32, String> {
-        if let Ok(id) = name.parse::<u32>() {
-            return Ok(id);
+    /// The numeric fields after the name in a passwd or group line (`name:x:ID:GID…`).
+    fn ids(file: &str, name: &str) -> Option<(u32, Option<u32>)> {
+        let text = fs::read_to_string(file).ok()?;
+        text.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next()? == name).then_some(())?;
+            let id = fields.nth(1)?.parse().ok()?;
+            Some((id, fields.next().and_then(|g| g.parse().ok())))
+        })
+    }
+    let mut owner = match user.parse::<u32>() {
+        Ok(id) => Owner { uid: id, gid: id },
+        Err(_) => match ids("/etc/passwd", user) {
+            Some((uid, gid)) => Owner {
+                uid,
+                gid: gid.unwrap_or(0),
+            },
+            None => Owner { uid: 0, gid: 0 },
+        },
+    };
+    if let Some(group) = group {
+        match group.parse::<u32>() {
+            Ok(id) => owner.gid = id,
+            Err(_) => {
+                if let Some((gid, _)) = ids("/etc/group", group) {
+                    owner.gid = gid;
+                }
+            }
         }
-        let text = fs::read_to_string(file).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| {
-                let mut fields = line.split(':');
-                let entry = fields.next()?;
-                let id = fields.nth(1)?;
-                (entry == name).then(|| id.parse::<u32>().ok()).flatten()
-            })
-            .next()
-            .ok_or_else(|| format!("unable to convert {what} {name:?}: no such {what} in {file}"))
-    };
-    let uid = lookup("/etc/passwd", user, "user")?;
-    let gid = match group {
-        Some(group) => lookup("/etc/group", group, "group")?,
-        None => uid,
-    };
-    Ok(Owner { uid, gid })
+    }
+    owner
 }
 
 /// Creates `path` and its missing parents, mode 0755, owned by `owner` (root when `None`).
@@ -342,14 +414,13 @@ impl Copier<'_> {
         let dest = self.op.dest.trim_end_matches('/');
         let dest = if dest.is_empty() { "/" } else { dest };
         let into_dir = self.op.dest.ends_with('/') || matches > 1 || Path::new(dest).is_dir();
-        // As fsutil: a directory destination for files is made (0755); a directory copied
-        // creates its destination itself, taking the source directory's metadata.
-        let dir_matches = selections
+        // As fsutil's prepareTargetDir: a directory destination is made 0755 (owned by
+        // --chown) for files and for a directory's contents alike; a file destination gets
+        // its parents.
+        let has_dir = selections
             .iter()
-            .flat_map(|s| &s.matches)
-            .filter(|m| m.kind == FileKind::Dir)
-            .count();
-        if into_dir && matches > dir_matches {
+            .any(|s| s.matches.iter().any(|m| m.kind == FileKind::Dir));
+        if into_dir || has_dir {
             mkdir_all(Path::new(dest), self.owner)?;
         } else if let Some(parent) = Path::new(dest).parent() {
             mkdir_all(parent, self.owner)?;
@@ -638,6 +709,84 @@ fn set_times(path: &Path, atime: i64, mtime: i64, symlink: bool) -> Result<(), S
     .map_err(|e| format!("setting times of {}: {e}", path.display()))
 }
 
+/// Clones ADD's git sources (`URL#ref:subdir`) into `dir`; returns the trees to copy: the
+/// checkout, or its subdir, without `.git` unless `--keep-git-dir`.
+fn clone_repositories(op: &CopyOp, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let keep_git_dir = op.add.as_ref().is_some_and(|a| a.keep_git_dir);
+    let mut trees = Vec::new();
+    for (index, source) in op.sources.iter().filter(|s| is_git(s)).enumerate() {
+        let (address, fragment) = source.split_once('#').unwrap_or((source, ""));
+        let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
+        let checkout = dir.join(format!("git-{index}"));
+        let git = |args: &[&std::ffi::OsStr]| -> Result<(), String> {
+            let output = std::process::Command::new("git")
+                .args(args)
+                .env("GIT_TERMINAL_PROMPT", "0")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| format!("running git: {e}"))?;
+            if output.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "git {}: {}",
+                    args.first()
+                        .map_or(String::new(), |a| a.to_string_lossy().into_owned()),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ))
+            }
+        };
+        let os = |s: &str| std::ffi::OsString::from(s);
+        let cloned = git(&[
+            &os("clone"),
+            &os("--quiet"),
+            &os("--no-checkout"),
+            &os("--"),
+            &os(address),
+            checkout.as_os_str(),
+        ]);
+        cloned.map_err(|e| format!("{source}: {e}"))?;
+        // A branch, a tag or a commit; the remote's default branch when none is given.
+        let target = if reference.is_empty() {
+            "HEAD".to_owned()
+        } else if git(&[
+            &os("-C"),
+            checkout.as_os_str(),
+            &os("rev-parse"),
+            &os("--verify"),
+            &os("--quiet"),
+            &os(&format!("refs/remotes/origin/{reference}^{{commit}}")),
+        ])
+        .is_ok()
+        {
+            format!("refs/remotes/origin/{reference}")
+        } else {
+            reference.to_owned()
+        };
+        git(&[
+            &os("-C"),
+            checkout.as_os_str(),
+            &os("checkout"),
+            &os("--quiet"),
+            &os("--detach"),
+            &os(&target),
+            &os("--"),
+        ])
+        .map_err(|e| format!("{source}: ref {reference:?}: {e}"))?;
+        if !keep_git_dir {
+            fs::remove_dir_all(checkout.join(".git")).map_err(|e| e.to_string())?;
+        }
+        let tree = checkout.join(subdir.trim_start_matches('/'));
+        if !tree.starts_with(&checkout) || !tree.is_dir() || subdir.contains("..") {
+            return Err(format!(
+                "{source}: {subdir:?} is not a directory of the repository"
+            ));
+        }
+        trees.push(tree);
+    }
+    Ok(trees)
+}
+
 /// An ADD URL fetched before the copy.
 struct Download {
     /// File name under the downloads dir.
@@ -647,23 +796,30 @@ struct Download {
     mtime: Option<i64>,
 }
 
-/// Fetches ADD's URLs into `dir`, checking `--checksum`.
-fn download_urls(op: &CopyOp, dir: &Path) -> Result<Vec<Download>, String> {
-    let urls: Vec<&String> = op.sources.iter().filter(|s| is_url(s)).collect();
-    if urls.is_empty() {
-        return Ok(Vec::new());
+/// A blocking HTTP client for ADD's URLs.
+struct Fetcher {
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Fetcher {
+    fn new() -> Result<Fetcher, String> {
+        Ok(Fetcher {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?,
+            client: reqwest::Client::builder()
+                .build()
+                .map_err(|e| e.to_string())?,
+        })
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let client = reqwest::Client::builder()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut downloads = Vec::new();
-    for (index, url) in urls.into_iter().enumerate() {
-        let response = runtime
-            .block_on(client.get(url.as_str()).send())
+
+    /// The body of `url` and its Last-Modified time.
+    fn get(&self, url: &str) -> Result<(Vec<u8>, Option<i64>), String> {
+        let response = self
+            .runtime
+            .block_on(self.client.get(url).send())
             .and_then(reqwest::Response::error_for_status)
             .map_err(|e| format!("downloading {url}: {e}"))?;
         let mtime = response
@@ -671,17 +827,104 @@ fn download_urls(op: &CopyOp, dir: &Path) -> Result<Vec<Download>, String> {
             .get(reqwest::header::LAST_MODIFIED)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_http_date);
-        let body = runtime
+        let body = self
+            .runtime
             .block_on(response.bytes())
             .map_err(|e| format!("downloading {url}: {e}"))?;
+        Ok((body.to_vec(), mtime))
+    }
+}
+
+fn sha256_text(bytes: &[u8]) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+    )
+}
+
+/// What each remote ADD source holds now, for the step's cache key (BuildKit keys a URL by the
+/// digest of its content, or by `--checksum`, and a git source by the commit its ref names):
+/// `(source, identity)` pairs.
+pub(super) fn remote_identities(op: &CopyOp) -> Result<Vec<(String, String)>, String> {
+    let checksum = op.add.as_ref().and_then(|a| a.checksum.clone());
+    let mut fetcher = None;
+    let mut identities = Vec::new();
+    for source in op.sources.iter().filter(|s| is_url(s)) {
+        let identity = if is_git(source) {
+            git_commit(source)?
+        } else if let Some(checksum) = &checksum {
+            checksum.clone()
+        } else {
+            if fetcher.is_none() {
+                fetcher = Some(Fetcher::new()?);
+            }
+            let (body, _) = fetcher.as_ref().ok_or("no HTTP client")?.get(source)?;
+            sha256_text(&body)
+        };
+        identities.push((source.clone(), identity));
+    }
+    Ok(identities)
+}
+
+/// The commit a git source's ref names on the remote (`git ls-remote`); a ref the remote does
+/// not list (a commit id) stands for itself.
+fn git_commit(source: &str) -> Result<String, String> {
+    let (address, fragment) = source.split_once('#').unwrap_or((source, ""));
+    let reference = fragment.split(':').next().unwrap_or("");
+    let reference = if reference.is_empty() {
+        "HEAD"
+    } else {
+        reference
+    };
+    let output = std::process::Command::new("git")
+        .args(["ls-remote", "--", address])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("running git: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{source}: git ls-remote: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let listing = String::from_utf8_lossy(&output.stdout);
+    let refs: Vec<(&str, &str)> = listing
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .collect();
+    // Branches before tags, and a tag's commit (`^{}`) before the tag object.
+    let candidates = [
+        reference.to_owned(),
+        format!("refs/heads/{reference}"),
+        format!("refs/tags/{reference}^{{}}"),
+        format!("refs/tags/{reference}"),
+    ];
+    Ok(candidates
+        .iter()
+        .find_map(|name| refs.iter().find(|(_, r)| r == name).map(|(id, _)| id))
+        .map_or_else(|| reference.to_owned(), |id| (*id).to_owned()))
+}
+
+/// Fetches ADD's URLs into `dir`, checking `--checksum`.
+fn download_urls(op: &CopyOp, dir: &Path) -> Result<Vec<Download>, String> {
+    let urls: Vec<&String> = op
+        .sources
+        .iter()
+        .filter(|s| is_url(s) && !is_git(s))
+        .collect();
+    if urls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fetcher = Fetcher::new()?;
+    let mut downloads = Vec::new();
+    for (index, url) in urls.into_iter().enumerate() {
+        let (body, mtime) = fetcher.get(url)?;
         if let Some(expected) = op.add.as_ref().and_then(|a| a.checksum.as_ref()) {
-            let actual = format!(
-                "sha256:{}",
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body))
-            );
             if !expected.starts_with("sha256:") {
                 return Err(format!("--checksum {expected}: only sha256 is supported"));
             }
+            let actual = sha256_text(&body);
             if &actual != expected {
                 return Err(format!(
                     "digest mismatch for {url}: expected {expected}, got {actual}"

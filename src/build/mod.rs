@@ -474,6 +474,14 @@ impl Shared<'_> {
                             .map_err(|e| fail(e.to_string()))?;
                         sources.push(hash);
                     }
+                    // Remote ADD sources are keyed by what they hold now.
+                    for (source, identity) in fsop::remote_identities(copy).map_err(fail)? {
+                        sources.push(crate::context::SourceHash {
+                            source,
+                            digest: sha256_digest(identity.as_bytes()),
+                            entries: Vec::new(),
+                        });
+                    }
                 }
                 source_states.push(state);
             }

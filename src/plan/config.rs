@@ -18,6 +18,18 @@ impl StageStart {
         StageStart::default()
     }
 
+    /// `FROM scratch`: BuildKit's empty image has WorkingDir `/` (PATH is added later, as for
+    /// every stage).
+    pub fn scratch() -> StageStart {
+        StageStart {
+            config: ContainerConfig {
+                working_dir: Some("/".to_owned()),
+                ..ContainerConfig::default()
+            },
+            triggers: Vec::new(),
+        }
+    }
+
     pub fn from_image(image: &ImageConfig) -> StageStart {
         let mut config = image.config.clone().unwrap_or_default();
         let triggers = config.on_build.take().unwrap_or_default();
@@ -88,6 +100,56 @@ pub(super) fn health_config(
     }
 }
 
+/// The history text of a HEALTHCHECK: Go's `%+v` of Docker's HealthcheckConfig, as docker
+/// build writes it (`{Test:[CMD-SHELL true] Interval:30s Timeout:0s … Retries:3}`).
+pub(super) fn health_history(test: &[String], check: &crate::dockerfile::Healthcheck) -> String {
+    let duration = |d: Option<std::time::Duration>| go_duration(d.map_or(0, |d| d.as_nanos()));
+    format!(
+        "HEALTHCHECK {{Test:{} Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
+        go_list(test),
+        duration(check.interval),
+        duration(check.timeout),
+        duration(check.start_period),
+        duration(check.start_interval),
+        check.retries.unwrap_or(0)
+    )
+}
+
+/// Go's `time.Duration.String()`: `0s`, `1.5ms`, `30s`, `1m30s`, `2h0m0s`.
+fn go_duration(nanos: u128) -> String {
+    /// `value / unit` with the remainder as a decimal fraction without trailing zeros.
+    fn decimal(value: u128, unit: u128) -> String {
+        let whole = value / unit;
+        let rest = value % unit;
+        if rest == 0 {
+            return whole.to_string();
+        }
+        let digits = unit.to_string().len() - 1;
+        let fraction = format!("{rest:0digits$}");
+        format!("{whole}.{}", fraction.trim_end_matches('0'))
+    }
+    const SECOND: u128 = 1_000_000_000;
+    match nanos {
+        0 => "0s".to_owned(),
+        n if n < 1_000 => format!("{n}ns"),
+        n if n < 1_000_000 => format!("{}µs", decimal(n, 1_000)),
+        n if n < SECOND => format!("{}ms", decimal(n, 1_000_000)),
+        n => {
+            let seconds = n / SECOND;
+            let (hours, minutes) = (seconds / 3600, seconds / 60 % 60);
+            let mut text = String::new();
+            if hours > 0 {
+                text.push_str(&format!("{hours}h"));
+            }
+            if hours > 0 || minutes > 0 {
+                text.push_str(&format!("{minutes}m"));
+            }
+            text.push_str(&format!("{}s", decimal(n % (60 * SECOND), SECOND)));
+            text
+        }
+    }
+}
+
 /// `path` made absolute against the working directory `cwd`, cleaned as Go's `path.Join`.
 pub(super) fn absolute(cwd: &str, path: &str) -> String {
     let joined = if path.starts_with('/') {
@@ -124,6 +186,16 @@ mod tests {
         assert_eq!(absolute("", "x/./y/"), "/x/y");
         assert_eq!(absolute("/a/b", ".."), "/a");
         assert_eq!(clean("/../.."), "/");
+    }
+
+    #[test]
+    fn durations_read_as_go_prints_them() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(1_500_000), "1.5ms");
+        assert_eq!(go_duration(30_000_000_000), "30s");
+        assert_eq!(go_duration(90_000_000_000), "1m30s");
+        assert_eq!(go_duration(7_200_000_000_000), "2h0m0s");
+        assert_eq!(go_duration(2_500_000_000), "2.5s");
     }
 
     #[test]

@@ -512,7 +512,8 @@ impl StagePlanner<'_, '_, '_> {
             InstructionKind::Cmd(command) => {
                 let args = self.command(command);
                 self.history(format!("CMD {}", config::go_quoted_list(&args)), None);
-                self.stage.config.cmd = Some(args);
+                // An empty list is left out of the config (Go's omitempty), as BuildKit does.
+                self.stage.config.cmd = (!args.is_empty()).then_some(args);
                 self.config_cmd_set = true;
             }
             InstructionKind::Entrypoint(command) => {
@@ -521,7 +522,7 @@ impl StagePlanner<'_, '_, '_> {
                     format!("ENTRYPOINT {}", config::go_quoted_list(&args)),
                     None,
                 );
-                self.stage.config.entrypoint = Some(args);
+                self.stage.config.entrypoint = (!args.is_empty()).then_some(args);
                 if !self.config_cmd_set {
                     self.stage.config.cmd = None;
                 }
@@ -549,7 +550,7 @@ impl StagePlanner<'_, '_, '_> {
                         vec!["CMD-SHELL".to_owned(), word.text.clone()]
                     }
                 };
-                self.history(format!("HEALTHCHECK {}", config::go_list(&test)), None);
+                self.history(config::health_history(&test, check), None);
                 self.stage.config.healthcheck = Some(config::health_config(test, check));
             }
             InstructionKind::Onbuild(onbuild) => {
@@ -558,11 +559,11 @@ impl StagePlanner<'_, '_, '_> {
                     .on_build
                     .get_or_insert_with(Vec::new)
                     .push(onbuild.expression.clone());
-                self.history(format!("ONBUILD {}", onbuild.expression), None);
+                // docker build writes no history entry for ONBUILD.
             }
             InstructionKind::Run(run) => {
                 let op = self.run_op(run)?;
-                let created_by = format!("RUN {} # buildkit", op.args.join(" "));
+                let created_by = format!("RUN {} # buildkit", self.run_history(&op.args));
                 let step = self.push_step(span, text, Op::Run(op));
                 self.history(created_by, Some(step));
             }
@@ -572,7 +573,7 @@ impl StagePlanner<'_, '_, '_> {
                     .as_ref()
                     .map_or(Source::Context, |w| source_of(self.outline, &w.text));
                 self.add_source(&from);
-                let op = self.copy_op(
+                let (op, written_dest) = self.copy_op(
                     from,
                     &copy.paths,
                     copy.chown.as_ref(),
@@ -584,7 +585,7 @@ impl StagePlanner<'_, '_, '_> {
                         add: None,
                     },
                 )?;
-                let created_by = copy_history("COPY", &op);
+                let created_by = copy_history("COPY", &op, &written_dest);
                 let step = self.push_step(span, text, Op::Copy(op));
                 self.history(created_by, Some(step));
             }
@@ -597,7 +598,7 @@ impl StagePlanner<'_, '_, '_> {
                     }
                     None => None,
                 };
-                let op = self.copy_op(
+                let (op, written_dest) = self.copy_op(
                     Source::Context,
                     &add.paths,
                     add.chown.as_ref(),
@@ -613,7 +614,7 @@ impl StagePlanner<'_, '_, '_> {
                         }),
                     },
                 )?;
-                let created_by = copy_history("ADD", &op);
+                let created_by = copy_history("ADD", &op, &written_dest);
                 let step = self.push_step(span, text, Op::Copy(op));
                 self.history(created_by, Some(step));
             }
@@ -640,7 +641,10 @@ impl StagePlanner<'_, '_, '_> {
                         name: path.clone(),
                         content,
                     });
-                    vec![path]
+                    // As BuildKit: the shell runs the script, the kernel reads its `#!`.
+                    let mut args = self.shell();
+                    args.push(path);
+                    args
                 } else {
                     let mut args = self.shell();
                     args.push(content);
@@ -712,7 +716,7 @@ impl StagePlanner<'_, '_, '_> {
         chown: Option<&Word>,
         chmod: Option<&Typed<values::Chmod>>,
         flags: CopyFlags<'_>,
-    ) -> Result<CopyOp, PlanError> {
+    ) -> Result<(CopyOp, String), PlanError> {
         let heredoc_names: HashMap<&str, &Heredoc> = paths
             .heredocs
             .iter()
@@ -766,7 +770,7 @@ impl StagePlanner<'_, '_, '_> {
             .iter()
             .map(|w| self.expand(w))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(CopyOp {
+        let op = CopyOp {
             from,
             sources,
             inline,
@@ -778,7 +782,34 @@ impl StagePlanner<'_, '_, '_> {
             parents: flags.parents,
             excludes,
             add: flags.add,
-        })
+        };
+        Ok((op, written_dest))
+    }
+
+    /// The command of a RUN as docker build writes it into the history: the stage's declared
+    /// ARGs first (`|2 A=1 B=2`, values as the step sees them), then the arguments.
+    fn run_history(&self, args: &[String]) -> String {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for declared in self.vars.declared_args() {
+            let value = self
+                .vars
+                .scope()
+                .get(&declared.name)
+                .map(|v| v.value.clone())
+                .or_else(|| declared.value.clone())
+                .unwrap_or_default();
+            match pairs.iter_mut().find(|(name, _)| *name == declared.name) {
+                Some(pair) => pair.1 = value,
+                None => pairs.push((declared.name.clone(), value)),
+            }
+        }
+        let mut words: Vec<String> = Vec::new();
+        if !pairs.is_empty() {
+            words.push(format!("|{}", pairs.len()));
+            words.extend(pairs.into_iter().map(|(k, v)| format!("{k}={v}")));
+        }
+        words.extend(args.iter().cloned());
+        words.join(" ")
     }
 }
 
@@ -789,10 +820,12 @@ struct CopyFlags<'a> {
     add: Option<AddOptions>,
 }
 
-fn copy_history(keyword: &str, op: &CopyOp) -> String {
-    let mut parts: Vec<&str> = op.sources.iter().map(String::as_str).collect();
-    parts.extend(op.inline.iter().map(|f| f.name.as_str()));
-    format!("{keyword} {} {} # buildkit", parts.join(" "), op.dest)
+/// `COPY a.txt <<EOF ./ # buildkit`: sources and destination as written (expanded).
+fn copy_history(keyword: &str, op: &CopyOp, written_dest: &str) -> String {
+    let mut parts: Vec<String> = op.sources.clone();
+    parts.extend(op.inline.iter().map(|f| format!("<<{}", f.name)));
+    parts.push(written_dest.to_owned());
+    format!("{keyword} {} # buildkit", parts.join(" "))
 }
 
 /// Whether a shell-form RUN is nothing but one heredoc (`RUN <<EOF`): it then runs as a script.

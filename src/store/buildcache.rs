@@ -161,6 +161,13 @@ impl Store {
         let path = self
             .cache_dir("mounts")?
             .join(format!("{}.lock", hex_of(id)));
+        // The first user of the mount makes its lock file.
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
         Ok(FileLock::try_exclusive(&path)?.map(|lock| CacheMountLock { _lock: lock }))
     }
 
