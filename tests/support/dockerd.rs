@@ -2,10 +2,12 @@
 //! own data root, exec root, pidfile and unix socket in a temp dir, no bridge and no iptables
 //! rules, so it touches nothing of the host's. Stopped by pid (SIGTERM, then SIGKILL after 30 s)
 //! with any mount left under its dir detached, when the guard drops or, for the daemon shared
-//! by a whole test binary, when the process exits.
+//! by a whole test binary, when the process exits. A test process killed outright takes its
+//! daemon along (parent-death signal); the dir such a daemon leaves is removed by the next start.
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -14,6 +16,9 @@ use std::time::{Duration, Instant};
 /// Debian's docker.io: the daemon and the client of the same release.
 pub const DOCKERD: &str = "/usr/sbin/dockerd";
 pub const DOCKER: &str = "/usr/bin/docker";
+
+/// Where the daemons' dirs go: short, as unix socket paths are limited to 108 bytes.
+const DIR_PREFIX: &str = "/tmp/rbd";
 
 pub struct Dockerd {
     /// Behind a lock: the daemon shared through a static is stopped through `&self`.
@@ -35,15 +40,22 @@ impl Dockerd {
                 "{tool} is missing: apt-get install docker.io (scripts/install-deps.sh)"
             );
         }
-        // Short path: unix socket paths are limited to 108 bytes.
+        remove_stale_dirs();
         let dir = tempfile::Builder::new()
-            .prefix("rbd")
+            .prefix(DIR_PREFIX.trim_start_matches("/tmp/"))
             .tempdir_in("/tmp")
             .expect("temp dir for dockerd")
             .keep();
         let socket = dir.join("docker.sock");
         let log = std::fs::File::create(dir.join("dockerd.log")).expect("dockerd log file");
-        let child = Command::new(DOCKERD)
+        let mut command = Command::new(DOCKERD);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+            });
+        }
+        let child = command
             .args(["--iptables=false", "--bridge=none"])
             .arg("--data-root")
             .arg(dir.join("data"))
@@ -89,7 +101,21 @@ impl Dockerd {
             }
         }
         SHARED.get_or_init(|| {
-            let daemon = Dockerd::start();
+            // The parent-death signal comes when the thread that started the daemon ends, and
+            // each test runs on a thread of its own: a thread that lives as long as the process
+            // starts the shared daemon.
+            let (sender, receiver) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = sender.send(std::panic::catch_unwind(Dockerd::start));
+                loop {
+                    std::thread::park();
+                }
+            });
+            let daemon = match receiver.recv() {
+                Ok(Ok(daemon)) => daemon,
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                Err(_) => panic!("the thread starting dockerd ended without a word"),
+            };
             // SAFETY: registers a plain function, run once by libc's exit().
             unsafe { libc::atexit(stop_shared) };
             daemon
@@ -166,6 +192,40 @@ impl Dockerd {
 impl Drop for Dockerd {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Removes the dirs of daemons whose test was killed: named by no running process's command
+/// line, with nothing mounted below, untouched for a minute (a dir being set up is newer).
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir("/tmp") else {
+        return;
+    };
+    let command_lines: Vec<String> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|process| std::fs::read(process.path().join("cmdline")).ok())
+        .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', " "))
+        .collect();
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let stale = dir.to_string_lossy().starts_with(DIR_PREFIX)
+            && entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|modified| {
+                    modified
+                        .elapsed()
+                        .is_ok_and(|age| age > Duration::from_secs(60))
+                })
+            && !command_lines
+                .iter()
+                .any(|line| line.contains(&*dir.to_string_lossy()))
+            && mounts_below(&dir).is_empty();
+        if stale {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }
 
