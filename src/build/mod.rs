@@ -7,6 +7,7 @@
 //! of the stage read. Secrets' values never enter a key. A miss is explained by comparing with
 //! the inputs the same step position had at its last build.
 
+pub mod cache_io;
 mod fsop;
 pub mod options;
 mod reasons;
@@ -113,15 +114,32 @@ struct Shared<'a> {
     first_step: Vec<StepId>,
     results: Mutex<Vec<Option<StageOutcome>>>,
     done: Condvar,
+    /// Keys of the steps done so far.
+    keys: Mutex<Vec<Digest>>,
 }
 
-/// The result of a build.
+/// The result of a build: the target's image config and layers, not yet stored as an image.
 #[derive(Debug)]
 pub struct Built {
-    pub image: Image,
+    pub config: Vec<u8>,
+    pub layers: Vec<Layer>,
+    /// The cache key of every step the build ran or found cached (for `--cache-to`).
+    pub cache_keys: Vec<Digest>,
 }
 
-/// Runs the plan; returns the target stage's image, stored (untagged) in `store`.
+impl Built {
+    /// Stores the image under `names` (unnamed when empty).
+    pub fn store(
+        &self,
+        store: &Store,
+        names: &[crate::image::Reference],
+    ) -> Result<Image, BuildError> {
+        Ok(store.put_image_as(&self.config, &self.layers, names)?)
+    }
+}
+
+/// Runs the plan; returns the target stage's image config and layers (in the store; the image
+/// itself is stored by [`Built::store`]).
 pub fn build(
     store: &Store,
     context: &Context,
@@ -152,6 +170,7 @@ pub fn build(
         first_step,
         results: Mutex::new(vec![None; plan.stages.len()]),
         done: Condvar::new(),
+        keys: Mutex::new(Vec::new()),
     };
     let mut first_error: Option<BuildError> = None;
     std::thread::scope(|scope| {
@@ -187,8 +206,12 @@ pub fn build(
         .config
         .to_canonical_json()
         .map_err(|e| BuildError::Other(e.to_string()))?;
-    let image = store.put_image(&config, &layers)?;
-    Ok(Built { image })
+    let cache_keys = shared.keys.into_inner().unwrap_or_default();
+    Ok(Built {
+        config,
+        layers,
+        cache_keys,
+    })
 }
 
 impl Shared<'_> {
@@ -350,7 +373,7 @@ impl Shared<'_> {
     ) -> Result<(FsState, ImageConfig), BuildError> {
         match &stage.base {
             Base::Scratch => {
-                let (architecture, os, variant) = host_platform();
+                let (os, architecture, variant) = host_platform();
                 Ok((
                     FsState {
                         layers: Vec::new(),
@@ -567,6 +590,9 @@ impl Shared<'_> {
                 next
             }
         };
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.push(key.clone());
+        }
         if previous.as_ref() != Some(&key) {
             self.store.set_last_key_at(position, &key)?;
         }
@@ -627,7 +653,7 @@ impl Shared<'_> {
             return Ok(next);
         }
         let mut writer = self.store.blob_writer(None)?;
-        crate::snapshot::write_layer(
+        let written = crate::snapshot::write_layer(
             &upper,
             &mut writer,
             &crate::snapshot::WriteOptions {
@@ -636,13 +662,12 @@ impl Shared<'_> {
             },
         )
         .map_err(|e| BuildError::Other(format!("writing layer: {e}")))?;
-        let blob = writer.commit()?;
         let mut diff_ids: Vec<Digest> = fs.layers.iter().map(|l| l.layer.diff_id.clone()).collect();
-        diff_ids.push(blob.digest.clone());
+        diff_ids.push(written.diff_id.clone());
         let chain_id = chain_ids(&diff_ids)
             .pop()
             .ok_or_else(|| BuildError::Other("no chain id".into()))?;
-        let dir = self.store.adopt_snapshot(&chain_id, &upper)?;
+        let (blob, dir) = self.store.commit_step(writer, &chain_id, &upper)?;
         next.layers.push(LayerState {
             layer: Layer {
                 diff_id: blob.digest,

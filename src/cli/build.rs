@@ -2,7 +2,9 @@
 //! parse → plan → build out, the image tagged, exported and its ID printed.
 
 use clap::Args;
-use rbuild::build::options::{BuildArg, Destination, HostEntry, NetworkMode, Output, Secret};
+use rbuild::build::options::{
+    BuildArg, CacheSpec, Destination, HostEntry, NetworkMode, Output, Secret,
+};
 use rbuild::build::{BuildError, BuildOptions};
 use rbuild::context::Context;
 use rbuild::image::Reference;
@@ -78,6 +80,12 @@ pub struct BuildArgs {
     /// Push the image to the registry of every -t name (shorthand for --output=type=registry)
     #[arg(long)]
     push: bool,
+    /// External cache sources (e.g. "type=registry,ref=NAME", "type=local,src=DIR")
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    cache_from: Vec<CacheSpec>,
+    /// Cache export destinations (e.g. "type=registry,ref=NAME", "type=local,dest=DIR")
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    cache_to: Vec<CacheSpec>,
     /// Build context: a directory, or - for a tar stream on STDIN
     #[arg(value_name = "PATH | -")]
     context: String,
@@ -193,6 +201,9 @@ fn build(root: Option<PathBuf>, args: BuildArgs) -> Result<(), CliError> {
         message: e.message,
     })?;
 
+    for spec in &args.cache_from {
+        rbuild::build::cache_io::import(&store, spec).map_err(message)?;
+    }
     let mode = if args.quiet {
         Mode::Quiet
     } else {
@@ -243,7 +254,21 @@ fn build(root: Option<PathBuf>, args: BuildArgs) -> Result<(), CliError> {
             );
         }
     }
-    finish(&store, &built.image, &tags, &args)
+    let names: &[Reference] = if args.outputs.is_empty()
+        || args
+            .outputs
+            .iter()
+            .any(|o| matches!(o, Output::Image | Output::Registry))
+    {
+        &tags
+    } else {
+        &[]
+    };
+    let image = built.store(&store, names).map_err(message)?;
+    for spec in &args.cache_to {
+        rbuild::build::cache_io::export(&store, &built.cache_keys, spec).map_err(message)?;
+    }
+    finish(&store, &image, &tags, &args)
 }
 
 /// Tags, exports, pushes and reports the built image.
@@ -260,13 +285,8 @@ fn finish(
     };
     for output in &outputs {
         match output {
-            Output::Image | Output::Registry => {
-                for tag in tags {
-                    store
-                        .tag(tag, &image.manifest_descriptor)
-                        .map_err(message)?;
-                }
-            }
+            // Tagged when stored.
+            Output::Image | Output::Registry => {}
             Output::Oci(dest) | Output::Docker(dest) => {
                 let format = if matches!(output, Output::Oci(_)) {
                     ArchiveFormat::Oci
