@@ -434,7 +434,7 @@ impl Copier<'_> {
                 let target = if into_dir {
                     join(dest, &matched.name)
                 } else {
-                    PathBuf::from(dest)
+                    follow_in_root(Path::new(dest))
                 };
                 let relative = matched.context_path_of(&matched.entries[0]);
                 if self.unpacks(root, &relative)? {
@@ -679,6 +679,25 @@ fn archive_reader(root: &OwnedFd, relative: &str) -> Result<Box<dyn Read>, Strin
     }
     let (_, reader) = crate::snapshot::decompress(file).map_err(|e| format!("{relative}: {e}"))?;
     Ok(reader)
+}
+
+/// Where a destination named by the instruction leads: symlinks followed inside the root (the
+/// thread is chrooted), as BuildKit resolves the destination path, so `COPY a /link` writes
+/// through `/link -> /victim`. A dangling link leads to its target's path.
+fn follow_in_root(path: &Path) -> PathBuf {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        let Ok(link) = fs::read_link(&current) else {
+            return current;
+        };
+        let parent = current.parent().unwrap_or(Path::new("/")).to_path_buf();
+        current = if link.is_absolute() {
+            link
+        } else {
+            parent.join(link)
+        };
+    }
+    current
 }
 
 fn remove(path: &Path) -> Result<(), String> {
