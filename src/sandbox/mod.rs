@@ -232,6 +232,16 @@ pub fn run(
     } else {
         None
     };
+    if let Some(map) = &id_map
+        && !map.maps_user(&exec_user)
+    {
+        return Err(Error::Invalid {
+            what: "user",
+            value: request.user.clone(),
+            reason: "is not mapped in the rootless user namespace: give the calling user \
+                     ranges in /etc/subuid and /etc/subgid (and install newuidmap)",
+        });
+    }
     let bundle = bundle::Bundle::create(request)?;
     let spec = spec::generate(request, &exec_user, &bundle, id_map.as_ref())?;
     bundle.prepare_init_layer(&spec)?;

@@ -48,7 +48,9 @@ pub fn make_busybox_rootfs(dir: &Path) {
         std::fs::create_dir_all(root.join(sub)).unwrap();
     }
     std::fs::copy(&busybox, root.join("bin/busybox")).unwrap();
-    let list = Command::new(root.join("bin/busybox"))
+    // The installed copy lists the applets: executing the fresh copy could fail with ETXTBSY
+    // while another test thread's fork still holds it open for writing.
+    let list = Command::new(&busybox)
         .arg("--list-full")
         .output()
         .unwrap();
