@@ -183,7 +183,7 @@ impl Bundle {
     pub fn create(request: &Request) -> Result<Bundle, Error> {
         let dir = tempfile::Builder::new()
             .prefix("rbuild-sandbox-")
-            .tempdir()
+            .tempdir_in(super::scratch_dir())
             .map_err(Error::io("creating the bundle directory"))?;
         let rootfs = dir.path().join("rootfs");
         fs::create_dir(&rootfs).map_err(Error::io("creating the rootfs mountpoint"))?;

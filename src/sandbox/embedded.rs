@@ -520,10 +520,13 @@ impl Plan {
                 })
                 .collect::<Result<_, _>>()?
         };
-        let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(40);
+        static LAST_CAP: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        let last_cap = *LAST_CAP.get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(40)
+        });
         let cstrings = |list: &[String], what| {
             list.iter()
                 .map(|s| cstring(s.as_str(), what))
