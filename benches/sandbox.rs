@@ -1,8 +1,9 @@
 //! Start-to-exit of `true` in the sandbox (root only), in the two shapes rbuild uses:
 //! - `run`: what `rbuild run --rm` does: network `none`, upper and work dirs on tmpfs
 //!   ([`sandbox::scratch_dir`]), for the embedded runtime, runc and crun;
-//! - `step`: what a build's RUN step does: network `host` (the build default), upper and work
-//!   dirs on disk (the store's file system; `SANDBOX_BENCH_DIR`, default /var/tmp).
+//! - `step`: what a build's RUN step does: network `host` (the build default), fresh upper and
+//!   work dirs on disk (the store's file system; `SANDBOX_BENCH_DIR`, default /var/tmp), made
+//!   outside the timed part.
 //!
 //! Prints the median wall time of 100 single runs and the CPU time a run costs (this process
 //! and its children, user + system: a figure that stays meaningful on a loaded machine), then
@@ -13,7 +14,7 @@
 #[path = "../tests/sandbox_support/mod.rs"]
 mod sandbox_support;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use rbuild::sandbox::{self, Network, Runtime};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -32,20 +33,23 @@ fn cpu_time() -> Duration {
         + used(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
 }
 
-/// (median wall time, mean CPU time) of 100 runs.
-fn measure_100(request: &sandbox::Request) -> (Duration, Duration) {
-    let cpu_before = cpu_time();
+/// (median wall time, mean CPU time) of 100 runs, each of a request made (untimed) by `make`.
+fn measure_100(make: &dyn Fn() -> sandbox::Request) -> (Duration, Duration) {
+    let mut cpu = Duration::ZERO;
     let mut times: Vec<Duration> = (0..100)
         .map(|_| {
+            let request = make();
+            let cpu_before = cpu_time();
             let start = Instant::now();
-            let status = sandbox::run(request, &mut |_, _| {}).expect("true runs");
+            let status = sandbox::run(&request, &mut |_, _| {}).expect("true runs");
+            let elapsed = start.elapsed();
+            cpu += cpu_time() - cpu_before;
             assert!(status.success());
-            start.elapsed()
+            elapsed
         })
         .collect();
-    let cpu = (cpu_time() - cpu_before) / 100;
     times.sort();
-    (times[50], cpu)
+    (times[50], cpu / 100)
 }
 
 fn runtime_name(runtime: &Runtime) -> String {
@@ -65,24 +69,41 @@ fn bench_true(c: &mut Criterion) {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/tmp"));
     let on_disk = tempfile::tempdir_in(&disk_dir).expect("scratch dir on disk");
-    let mut cases = Vec::new();
+    let mut cases: Vec<(String, Box<dyn Fn() -> sandbox::Request>)> = Vec::new();
     for runtime in sandbox_support::runtimes() {
         let request = sandbox_support::request(on_tmpfs.path(), &runtime, &["true"]);
-        cases.push((format!("run/{}", runtime_name(&runtime)), request));
+        cases.push((
+            format!("run/{}", runtime_name(&runtime)),
+            Box::new(move || request.clone()),
+        ));
     }
-    let mut step = sandbox_support::request(on_disk.path(), &Runtime::Embedded, &["true"]);
-    step.network = Network::Host;
-    cases.push(("step/embedded".to_string(), step));
+    // As the build engine does: fresh upper and work dirs for every step.
+    let steps = std::cell::Cell::new(0u32);
+    let disk = on_disk.path().to_path_buf();
+    cases.push((
+        "step/embedded".to_string(),
+        Box::new(move || {
+            steps.set(steps.get() + 1);
+            let scratch = disk.join(steps.get().to_string());
+            let mut step = sandbox_support::request(&scratch, &Runtime::Embedded, &["true"]);
+            step.network = Network::Host;
+            step
+        }),
+    ));
 
     let mut group = c.benchmark_group("sandbox_true");
     group.sample_size(100);
-    for (name, request) in &cases {
+    for (name, make) in &cases {
         // The first run pays for page cache and the kernel's first overlay mount.
-        sandbox::run(request, &mut |_, _| {}).expect("true runs");
-        let (median, cpu) = measure_100(request);
+        sandbox::run(&make(), &mut |_, _| {}).expect("true runs");
+        let (median, cpu) = measure_100(make.as_ref());
         println!("sandbox_true/{name}: median of 100 runs {median:?}, CPU {cpu:?} a run");
         group.bench_function(name, |b| {
-            b.iter(|| sandbox::run(request, &mut |_, _| {}).expect("true runs"))
+            b.iter_batched(
+                make,
+                |request| sandbox::run(&request, &mut |_, _| {}).expect("true runs"),
+                BatchSize::PerIteration,
+            )
         });
     }
     group.finish();
