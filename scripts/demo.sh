@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: installs what it needs, builds rbuild, makes a Python base
-# image without Docker Hub and imports it as python:3-slim, parses and lints the example app's
-# Dockerfile, runs the app from the image and checks the page it serves.
+# image without Docker Hub and imports it as python:3-slim, lints the example app's Dockerfile,
+# builds it with `rbuild -t user/mypython:v1 .`, runs the built image and checks the page it
+# serves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -18,13 +19,17 @@ echo "== base image python:3-slim (Debian bookworm + python3, by mmdebstrap)"
 "$rbuild" --root "$root" import "$cache/python-bookworm.tar" python:3-slim
 "$rbuild" --root "$root" images
 
-echo "== the example's Dockerfile, parsed and linted"
-"$rbuild" parse "$app/Dockerfile" | head -c 600; echo
+echo "== the example's Dockerfile, linted"
 "$rbuild" lint --no-fail "$app/Dockerfile"
 
-echo "== run the app from python:3-slim on the host network, port $port"
-"$rbuild" --root "$root" run --rm --network host -v "$app:/app:ro" -w /app \
-  -e NAME=World -e PORT="$port" python:3-slim python app.py &
+echo "== rbuild -t user/mypython:v1 .   (in examples/mypython)"
+(cd "$app" && "$rbuild" --root "$root" --progress plain -t user/mypython:v1 .)
+echo "== the same build again: every step from the cache"
+(cd "$app" && "$rbuild" --root "$root" -q -t user/mypython:v1 .)
+"$rbuild" --root "$root" images user/mypython
+
+echo "== run user/mypython:v1 on the host network, port $port"
+"$rbuild" --root "$root" run --rm --network host -e PORT="$port" user/mypython:v1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 page=
@@ -35,4 +40,4 @@ for _ in $(seq 100); do
 done
 echo "$page"
 grep -q "Hello World!" <<<"$page" || { echo "demo: unexpected page" >&2; exit 1; }
-echo "demo: OK, the image serves Hello World!"
+echo "demo: OK, user/mypython:v1 serves Hello World!"

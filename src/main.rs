@@ -22,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile (also: rbuild [OPTIONS] PATH)
+    Build(cli::build::BuildArgs),
     /// Pull an image from a registry into the store.
     Pull(cli::registry::PullArgs),
     /// Push an image from the store to a registry.
@@ -45,9 +47,39 @@ enum Command {
     Lint(cli::lint::LintArgs),
 }
 
+/// `rbuild -t NAME .` means `rbuild build -t NAME .`: when the first argument (after a
+/// global `--root`) is not a command or help/version, `build` is inserted before it.
+fn with_implicit_build(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let mut index = 1;
+    while let Some(arg) = args.get(index).and_then(|a| a.to_str()) {
+        if arg == "--root" {
+            index += 2;
+        } else if arg.starts_with("--root=") {
+            index += 1;
+        } else {
+            break;
+        }
+    }
+    let Some(first) = args.get(index).and_then(|a| a.to_str()) else {
+        return args;
+    };
+    let is_command = command
+        .get_subcommands()
+        .any(|c| c.get_name() == first || c.get_all_aliases().any(|a| a == first))
+        || first == "help";
+    let is_meta = matches!(first, "-h" | "--help" | "-V" | "--version");
+    if !is_command && !is_meta {
+        args.insert(index, "build".into());
+    }
+    args
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(with_implicit_build(std::env::args_os().collect()));
     match cli.command {
+        Command::Build(args) => cli::build::run(cli.root, args),
         Command::Pull(args) => cli::registry::pull(cli.root, args),
         Command::Push(args) => cli::registry::push(cli.root, args),
         Command::Login(args) => cli::registry::login(args),

@@ -1,3 +1,681 @@
-//! Executes a plan: scheduler, ops, progress events.
+//! Executes a plan: the scheduler runs every needed stage on its own thread as soon as the
+//! stages it reads from are done; each step is looked up in the cache by its key and run only
+//! on a miss; progress goes out as [`Event`]s.
+//!
+//! A step's key is sha256 over its parent's key and what the step does after expansion (the
+//! serialised op), plus for COPY/ADD the content hashes of its sources and for `--from` the key
+//! of the stage read. Secrets' values never enter a key. A miss is explained by comparing with
+//! the inputs the same step position had at its last build.
 
+mod fsop;
 pub mod options;
+mod reasons;
+mod run;
+
+use crate::context::{Context, ContextError, StatCache};
+use crate::image::{History, ImageConfig, RootFs, chain_ids, host_platform, sha256_digest};
+use crate::plan::{Base, Op, Plan, Source, Stage, Step};
+use crate::progress::{Event, StepId};
+use crate::sandbox::Runtime;
+use crate::store::{CacheRecord, Image, Layer, Store, StoreError};
+use oci_spec::image::Digest;
+use options::{HostEntry, NetworkMode, Secret};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+/// Version of the cache key format; bump to invalidate every key.
+const KEY_FORMAT: &str = "rbuild-build-cache-v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A step failed; `location` is `file:line:col`-ready (`line:col`).
+    #[error("{name} (line {line}): {message}")]
+    Step {
+        name: String,
+        line: u32,
+        column: u32,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// How to build, beyond the plan.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// `--no-cache`: run every step.
+    pub no_cache: bool,
+    /// `--no-cache-filter`: run every step of these stages.
+    pub no_cache_filter: Vec<String>,
+    /// `--network` for RUN steps without their own.
+    pub network: NetworkMode,
+    pub secrets: Vec<Secret>,
+    pub add_hosts: Vec<HostEntry>,
+    pub runtime: Option<Runtime>,
+    /// Clamp layer mtimes (SOURCE_DATE_EPOCH) for reproducible layers.
+    pub source_date_epoch: Option<u64>,
+    /// `--ssh default`: the agent socket forwarded to `RUN --mount=type=ssh`.
+    pub ssh_agent: Option<PathBuf>,
+    /// A stable name for this Dockerfile, so a miss can be compared with its last build.
+    pub position_prefix: String,
+}
+
+/// The file system after some steps: layers (base first) and the key that names it.
+#[derive(Debug, Clone)]
+pub(crate) struct FsState {
+    pub layers: Vec<LayerState>,
+    pub key: Digest,
+    /// When the last step that made this state ran (from the cache when it was cached).
+    pub created: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct LayerState {
+    pub layer: Layer,
+    pub chain_id: Digest,
+    pub dir: PathBuf,
+}
+
+impl FsState {
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.layers.iter().map(|l| l.dir.clone()).collect()
+    }
+
+    fn chain_id(&self) -> Option<&Digest> {
+        self.layers.last().map(|l| &l.chain_id)
+    }
+}
+
+/// A finished stage.
+#[derive(Debug)]
+struct StageOutput {
+    fs: FsState,
+    config: ImageConfig,
+}
+
+/// A finished stage, or `Err` when it failed (its error is reported by its own thread).
+type StageOutcome = Result<Arc<StageOutput>, ()>;
+
+/// What every stage thread shares.
+struct Shared<'a> {
+    store: &'a Store,
+    context: &'a Context,
+    stat_cache: &'a StatCache,
+    options: &'a BuildOptions,
+    events: &'a (dyn Fn(Event) + Sync),
+    /// Step id of each stage's FROM; its steps follow.
+    first_step: Vec<StepId>,
+    results: Mutex<Vec<Option<StageOutcome>>>,
+    done: Condvar,
+}
+
+/// The result of a build.
+#[derive(Debug)]
+pub struct Built {
+    pub image: Image,
+}
+
+/// Runs the plan; returns the target stage's image, stored (untagged) in `store`.
+pub fn build(
+    store: &Store,
+    context: &Context,
+    plan: &Plan,
+    options: &BuildOptions,
+    events: &(dyn Fn(Event) + Sync),
+) -> Result<Built, BuildError> {
+    // What an interrupted build left behind (its work dirs) goes first.
+    store.remove_stale_temporaries()?;
+    let cache_dir = store.root().join("cache/context");
+    std::fs::create_dir_all(&cache_dir)
+        .map_err(|e| BuildError::Other(format!("{}: {e}", cache_dir.display())))?;
+    let stat_cache = StatCache::open(&cache_dir)?;
+    let mut first_step = Vec::with_capacity(plan.stages.len());
+    let mut next = 0;
+    for stage in &plan.stages {
+        first_step.push(next);
+        if stage.needed {
+            next += 1 + stage.steps.len();
+        }
+    }
+    let shared = Shared {
+        store,
+        context,
+        stat_cache: &stat_cache,
+        options,
+        events,
+        first_step,
+        results: Mutex::new(vec![None; plan.stages.len()]),
+        done: Condvar::new(),
+    };
+    let mut first_error: Option<BuildError> = None;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = plan
+            .stages
+            .iter()
+            .filter(|s| s.needed)
+            .map(|stage| {
+                let shared = &shared;
+                (stage.index, scope.spawn(move || shared.run_stage(stage)))
+            })
+            .collect();
+        for (index, handle) in handles {
+            let outcome = handle
+                .join()
+                .unwrap_or_else(|_| Err(BuildError::Other(format!("stage {index} panicked"))));
+            if let Err(error) = outcome
+                && first_error.is_none()
+            {
+                first_error = Some(error);
+            }
+        }
+    });
+    let _ = stat_cache.save();
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    let output = shared
+        .result(plan.target)
+        .ok_or_else(|| BuildError::Other("the target stage did not finish".into()))?;
+    let layers: Vec<Layer> = output.fs.layers.iter().map(|l| l.layer.clone()).collect();
+    let config = output
+        .config
+        .to_canonical_json()
+        .map_err(|e| BuildError::Other(e.to_string()))?;
+    let image = store.put_image(&config, &layers)?;
+    Ok(Built { image })
+}
+
+impl Shared<'_> {
+    fn emit(&self, event: Event) {
+        (self.events)(event);
+    }
+
+    fn result(&self, stage: usize) -> Option<Arc<StageOutput>> {
+        let results = self.results.lock().ok()?;
+        results.get(stage).cloned().flatten().and_then(Result::ok)
+    }
+
+    /// Blocks until stage `index` is done; `None` when it failed.
+    fn wait_for(&self, index: usize) -> Option<Arc<StageOutput>> {
+        let mut results = self.results.lock().ok()?;
+        loop {
+            match results.get(index) {
+                Some(Some(outcome)) => return outcome.clone().ok(),
+                Some(None) => results = self.done.wait(results).ok()?,
+                None => return None,
+            }
+        }
+    }
+
+    fn finish(&self, index: usize, outcome: StageOutcome) {
+        if let Ok(mut results) = self.results.lock()
+            && let Some(slot) = results.get_mut(index)
+        {
+            *slot = Some(outcome);
+        }
+        self.done.notify_all();
+    }
+
+    fn failed_elsewhere(&self) -> bool {
+        self.results
+            .lock()
+            .map(|r| r.iter().any(|o| matches!(o, Some(Err(())))))
+            .unwrap_or(true)
+    }
+
+    fn run_stage(&self, stage: &Stage) -> Result<(), BuildError> {
+        let outcome = self.stage_output(stage);
+        self.finish(
+            stage.index,
+            outcome.as_ref().map(|o| o.clone()).map_err(|_| ()),
+        );
+        outcome.map(|_| ())
+    }
+
+    fn stage_output(&self, stage: &Stage) -> Result<Arc<StageOutput>, BuildError> {
+        // Wait for every stage this one reads from before starting, so a failed dependency
+        // stops it before it does any work.
+        let mut inputs: HashMap<usize, Arc<StageOutput>> = HashMap::new();
+        for dependency in stage.dependencies.iter().chain(match &stage.base {
+            Base::Stage(parent) => Some(parent),
+            _ => None,
+        }) {
+            let output = self
+                .wait_for(*dependency)
+                .ok_or_else(|| BuildError::Other(format!("stage {dependency} failed")))?;
+            inputs.insert(*dependency, output);
+        }
+        let from_step = self.first_step[stage.index];
+        let started = Instant::now();
+        self.emit(Event::Started {
+            step: from_step,
+            name: stage.from_name.clone(),
+        });
+        let (mut fs, mut config) = match self.base_of(stage, &inputs) {
+            Ok(base) => base,
+            Err(error) => {
+                self.emit(Event::Failed {
+                    step: from_step,
+                    error: error.to_string(),
+                });
+                return Err(error);
+            }
+        };
+        self.emit(Event::done(from_step, started.elapsed()));
+        let no_cache = self.options.no_cache
+            || stage.name.as_ref().is_some_and(|n| {
+                self.options
+                    .no_cache_filter
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(n))
+            });
+        let mut made_layer = vec![false; stage.steps.len()];
+        let mut step_times: Vec<Option<String>> = vec![None; stage.steps.len()];
+        let base_created = fs.created.clone();
+        for (number, step) in stage.steps.iter().enumerate() {
+            if self.failed_elsewhere() {
+                return Err(BuildError::Other("another stage failed".into()));
+            }
+            let id = from_step + 1 + number;
+            let position = format!(
+                "{}\0{}\0{number}",
+                self.options.position_prefix,
+                stage.display_name()
+            );
+            match self.step(step, id, &position, &fs, &inputs, no_cache) {
+                Ok(next) => {
+                    made_layer[number] = next.layers.len() > fs.layers.len();
+                    step_times[number] = next.created.clone();
+                    fs = next;
+                }
+                Err(error) => {
+                    let shown = match &error {
+                        BuildError::Step { message, .. } => message.clone(),
+                        other => other.to_string(),
+                    };
+                    self.emit(Event::Failed {
+                        step: id,
+                        error: shown,
+                    });
+                    return Err(error);
+                }
+            }
+        }
+        // Times come from the steps (cached steps keep theirs), so a rebuild from the cache
+        // gives the same configuration, hence the same image ID.
+        let base_created = base_created.unwrap_or_else(|| self.now());
+        let mut last = base_created.clone();
+        let mut entry_times = Vec::with_capacity(stage.history.len());
+        for entry in &stage.history {
+            if let Some(Some(created)) = entry.step.and_then(|s| step_times.get(s)) {
+                last = created.clone();
+            }
+            entry_times.push(last.clone());
+        }
+        config.created = Some(last);
+        if stage.author.is_some() {
+            config.author = stage.author.clone();
+        }
+        config.config = Some(stage.config.clone());
+        config.rootfs = RootFs {
+            diff_ids: fs.layers.iter().map(|l| l.layer.diff_id.clone()).collect(),
+            ..RootFs::default()
+        };
+        for (entry, created) in stage.history.iter().zip(entry_times) {
+            let empty_layer = !entry
+                .step
+                .is_some_and(|s| made_layer.get(s).copied().unwrap_or(false));
+            config.history.push(History {
+                created: Some(created),
+                created_by: Some(entry.created_by.clone()),
+                comment: Some("buildkit.dockerfile.v0".into()),
+                empty_layer,
+                ..History::default()
+            });
+        }
+        Ok(Arc::new(StageOutput { fs, config }))
+    }
+
+    /// The file system and image config a stage starts from.
+    fn base_of(
+        &self,
+        stage: &Stage,
+        inputs: &HashMap<usize, Arc<StageOutput>>,
+    ) -> Result<(FsState, ImageConfig), BuildError> {
+        match &stage.base {
+            Base::Scratch => {
+                let (architecture, os, variant) = host_platform();
+                Ok((
+                    FsState {
+                        layers: Vec::new(),
+                        key: key_of(&[KEY_FORMAT, "scratch"]),
+                        created: None,
+                    },
+                    ImageConfig {
+                        architecture,
+                        os,
+                        variant,
+                        ..ImageConfig::default()
+                    },
+                ))
+            }
+            Base::Image(reference) => {
+                let image = self.store.find_image(reference)?;
+                let fs = self.image_fs(&image)?;
+                let mut config = image.config.clone();
+                config.extra.remove("container");
+                config.extra.remove("container_config");
+                config.extra.remove("docker_version");
+                Ok((fs, config))
+            }
+            Base::Stage(parent) => {
+                let output = inputs
+                    .get(parent)
+                    .ok_or_else(|| BuildError::Other(format!("stage {parent} did not finish")))?;
+                Ok((output.fs.clone(), output.config.clone()))
+            }
+        }
+    }
+
+    /// An image's layers, unpacked.
+    fn image_fs(&self, image: &Image) -> Result<FsState, BuildError> {
+        let dirs = self.store.layer_dirs(image)?;
+        let diff_ids = &image.config.rootfs.diff_ids;
+        let chains = chain_ids(diff_ids);
+        let layers = image
+            .manifest
+            .layers()
+            .iter()
+            .zip(diff_ids)
+            .zip(chains)
+            .zip(dirs)
+            .map(|(((descriptor, diff_id), chain_id), dir)| LayerState {
+                layer: Layer {
+                    diff_id: diff_id.clone(),
+                    size: descriptor.size(),
+                    compressed: None,
+                },
+                chain_id,
+                dir,
+            })
+            .collect();
+        Ok(FsState {
+            layers,
+            key: key_of(&[KEY_FORMAT, "image", image.id().as_ref()]),
+            created: image.config.created.clone(),
+        })
+    }
+
+    /// The file system of a `--from` source.
+    fn source_fs(
+        &self,
+        source: &Source,
+        inputs: &HashMap<usize, Arc<StageOutput>>,
+    ) -> Result<Option<FsState>, BuildError> {
+        match source {
+            Source::Context => Ok(None),
+            Source::Stage(index) => inputs
+                .get(index)
+                .map(|o| Some(o.fs.clone()))
+                .ok_or_else(|| BuildError::Other(format!("stage {index} did not finish"))),
+            Source::Image(reference) => {
+                let image = self.store.find_image(reference)?;
+                Ok(Some(self.image_fs(&image)?))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        step: &Step,
+        id: StepId,
+        position: &str,
+        fs: &FsState,
+        inputs: &HashMap<usize, Arc<StageOutput>>,
+        no_cache: bool,
+    ) -> Result<FsState, BuildError> {
+        let started = Instant::now();
+        self.emit(Event::Started {
+            step: id,
+            name: step.name.clone(),
+        });
+        let fail = |message: String| BuildError::Step {
+            name: step.name.clone(),
+            line: step.line,
+            column: step.column,
+            message,
+        };
+        // What the step reads besides its parent: sources and mounted stages.
+        let mut sources = Vec::new();
+        let mut source_states: Vec<Option<FsState>> = Vec::new();
+        match &step.op {
+            Op::Copy(copy) => {
+                let state = self.source_fs(&copy.from, inputs)?;
+                if copy.from == Source::Context {
+                    for source in copy.sources.iter().filter(|s| !fsop::is_url(s)) {
+                        let selection = self
+                            .context
+                            .select(
+                                source,
+                                &crate::context::SelectOptions {
+                                    excludes: copy.excludes.clone(),
+                                    parents: copy.parents,
+                                },
+                            )
+                            .map_err(|e| fail(context_error_message(e)))?;
+                        let hash = crate::context::hash_selection(&selection, self.stat_cache)
+                            .map_err(|e| fail(e.to_string()))?;
+                        sources.push(hash);
+                    }
+                    // Remote ADD sources are keyed by what they hold now.
+                    for (source, identity) in fsop::remote_identities(copy).map_err(fail)? {
+                        sources.push(crate::context::SourceHash {
+                            source,
+                            digest: sha256_digest(identity.as_bytes()),
+                            entries: Vec::new(),
+                        });
+                    }
+                }
+                source_states.push(state);
+            }
+            Op::Run(run) => {
+                for mount in &run.mounts {
+                    if let Some(from) = &mount.from {
+                        source_states.push(self.source_fs(from, inputs)?);
+                    } else if mount.mount.kind == crate::dockerfile::values::MountType::Bind {
+                        let source = mount.mount.source.clone().unwrap_or_default();
+                        let selection = self
+                            .context
+                            .select(&source, &crate::context::SelectOptions::default())
+                            .map_err(|e| fail(context_error_message(e)))?;
+                        sources.push(
+                            crate::context::hash_selection(&selection, self.stat_cache)
+                                .map_err(|e| fail(e.to_string()))?,
+                        );
+                    }
+                }
+            }
+            Op::Mkdir { .. } => {}
+        }
+        let network = match &step.op {
+            Op::Run(run) => format!(
+                "{:?}",
+                run.network.map_or(self.options.network, convert_network)
+            ),
+            _ => String::new(),
+        };
+        let inputs_json = serde_json::json!({
+            "parent": fs.key.to_string(),
+            "instruction": step.text,
+            "op": &step.op,
+            "network": network,
+            "sources": &sources,
+            "from": source_states.iter().map(|s| s.as_ref().map(|s| s.key.to_string())).collect::<Vec<_>>(),
+        });
+        let key = key_of(&[KEY_FORMAT, &inputs_json.to_string()]);
+        let previous = self.store.last_key_at(position)?;
+        let cached = if no_cache {
+            None
+        } else {
+            self.cached(&key, fs)?
+        };
+        let hit = cached.is_some();
+        let next = match cached {
+            Some(next) => {
+                self.emit(Event::Cached { step: id });
+                next
+            }
+            None => {
+                let reason = if no_cache {
+                    "--no-cache".to_owned()
+                } else {
+                    reasons::explain(self.store, previous.as_ref(), &inputs_json)
+                };
+                self.emit(Event::CacheMiss { step: id, reason });
+                let upper = match &step.op {
+                    Op::Run(run) => {
+                        run::execute(self, run, fs, &source_states, id).map_err(fail)?
+                    }
+                    Op::Copy(copy) => {
+                        fsop::copy(self, copy, fs, source_states.first().cloned().flatten())
+                            .map_err(fail)?
+                    }
+                    Op::Mkdir { path, user } => {
+                        fsop::mkdir(self.store, fs, path, user).map_err(fail)?
+                    }
+                };
+                let next = self.commit(fs, upper.path().join("upper"), &key)?;
+                self.store.put_cache_record(
+                    &key,
+                    &CacheRecord {
+                        diff_id: (next.layers.len() > fs.layers.len())
+                            .then(|| next.layers.last().map(|l| l.layer.diff_id.clone()))
+                            .flatten(),
+                        size: next.layers.last().map_or(0, |l| l.layer.size),
+                        chain_id: next.chain_id().cloned(),
+                        created: next.created.clone(),
+                        inputs: inputs_json,
+                    },
+                )?;
+                next
+            }
+        };
+        if previous.as_ref() != Some(&key) {
+            self.store.set_last_key_at(position, &key)?;
+        }
+        if !hit {
+            self.emit(Event::done(id, started.elapsed()));
+        }
+        Ok(next)
+    }
+
+    /// The state after a step found in the cache, when its layer is still in the store.
+    fn cached(&self, key: &Digest, fs: &FsState) -> Result<Option<FsState>, BuildError> {
+        let Some(record) = self.store.cache_record(key)? else {
+            return Ok(None);
+        };
+        let mut next = FsState {
+            layers: fs.layers.clone(),
+            key: key.clone(),
+            created: record.created.or_else(|| fs.created.clone()),
+        };
+        if let (Some(diff_id), Some(chain_id)) = (record.diff_id, record.chain_id) {
+            if !self.store.has_blob(&diff_id) {
+                return Ok(None);
+            }
+            let layer = Layer {
+                diff_id,
+                size: record.size,
+                compressed: None,
+            };
+            let dir = self.store.layer_snapshot(&chain_id, &layer)?;
+            next.layers.push(LayerState {
+                layer,
+                chain_id,
+                dir,
+            });
+        }
+        Ok(Some(next))
+    }
+
+    /// The time a step ran: now, or SOURCE_DATE_EPOCH when set.
+    fn now(&self) -> String {
+        match self.options.source_date_epoch {
+            Some(epoch) => crate::image::time::format_rfc3339(epoch as i64, 0),
+            None => crate::image::time::now_rfc3339(),
+        }
+    }
+
+    /// Turns an upper dir into a layer on top of `fs` (nothing when it is empty).
+    fn commit(&self, fs: &FsState, upper: PathBuf, key: &Digest) -> Result<FsState, BuildError> {
+        let mut next = FsState {
+            layers: fs.layers.clone(),
+            key: key.clone(),
+            created: Some(self.now()),
+        };
+        let empty = std::fs::read_dir(&upper)
+            .map(|mut entries| entries.next().is_none())
+            .unwrap_or(true);
+        if empty {
+            return Ok(next);
+        }
+        let mut writer = self.store.blob_writer(None)?;
+        crate::snapshot::write_layer(
+            &upper,
+            &mut writer,
+            &crate::snapshot::WriteOptions {
+                source_date_epoch: self.options.source_date_epoch,
+                overlay_upper: true,
+            },
+        )
+        .map_err(|e| BuildError::Other(format!("writing layer: {e}")))?;
+        let blob = writer.commit()?;
+        let mut diff_ids: Vec<Digest> = fs.layers.iter().map(|l| l.layer.diff_id.clone()).collect();
+        diff_ids.push(blob.digest.clone());
+        let chain_id = chain_ids(&diff_ids)
+            .pop()
+            .ok_or_else(|| BuildError::Other("no chain id".into()))?;
+        let dir = self.store.adopt_snapshot(&chain_id, &upper)?;
+        next.layers.push(LayerState {
+            layer: Layer {
+                diff_id: blob.digest,
+                size: blob.size,
+                compressed: None,
+            },
+            chain_id,
+            dir,
+        });
+        Ok(next)
+    }
+}
+
+fn convert_network(mode: crate::dockerfile::values::NetworkMode) -> NetworkMode {
+    match mode {
+        crate::dockerfile::values::NetworkMode::Default => NetworkMode::Default,
+        crate::dockerfile::values::NetworkMode::None => NetworkMode::None,
+        crate::dockerfile::values::NetworkMode::Host => NetworkMode::Host,
+    }
+}
+
+/// BuildKit's wording for a source that is not in the context.
+fn context_error_message(error: ContextError) -> String {
+    match error {
+        ContextError::NotFound(path) => format!(
+            "failed to compute cache key: \"{}\": not found",
+            path.trim_start_matches('/')
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// sha256 over NUL-separated parts.
+fn key_of(parts: &[&str]) -> Digest {
+    sha256_digest(parts.join("\0").as_bytes())
+}

@@ -95,6 +95,10 @@ pub struct ImportArgs {
     /// Set platform if server is multi-platform capable (os/arch[/variant])
     #[arg(long)]
     platform: Option<String>,
+    /// Apply Dockerfile instruction to the created image (CMD, ENTRYPOINT, ENV, EXPOSE,
+    /// LABEL, ONBUILD, USER, VOLUME, WORKDIR); repeatable
+    #[arg(short, long = "change", value_name = "INSTRUCTION")]
+    change: Vec<String>,
 }
 
 #[derive(Args)]
@@ -256,10 +260,17 @@ fn import(store: &Store, args: ImportArgs) -> CliResult {
         .as_deref()
         .map(Reference::parse)
         .transpose()?;
+    let config = rbuild::plan::config_changes(&args.change).map_err(|e| {
+        CliError::Usage(format!(
+            "--change: {} (line {} of the changes)",
+            e.message,
+            e.line.saturating_sub(1)
+        ))
+    })?;
     let options = ImportOptions {
         message: args.message,
         platform: args.platform,
-        ..Default::default()
+        config,
     };
     let image = store.import_rootfs(input(&args.file)?, &options)?;
     if let Some(reference) = reference {
@@ -810,16 +821,26 @@ fn prune(store: &Store, args: PruneArgs) -> CliResult {
     } else {
         "WARNING! This will remove all dangling images."
     };
-    confirm_and_prune(store, warning, args.all, args.force)
+    confirm_and_prune(store, warning, args.all, false, args.force)
 }
 
-/// Asks (unless `force`), removes unused images (all unused ones with `all`), collects what
-/// nothing references any more and reports it as `docker image prune` / `system prune` do.
-pub(crate) fn confirm_and_prune(store: &Store, warning: &str, all: bool, force: bool) -> CliResult {
+/// Asks (unless `force`), removes unused images (all unused ones with `all`) and, with
+/// `build_cache`, the build cache, collects what nothing references any more and reports it
+/// as `docker image prune` / `system prune` do.
+pub(crate) fn confirm_and_prune(
+    store: &Store,
+    warning: &str,
+    all: bool,
+    build_cache: bool,
+    force: bool,
+) -> CliResult {
     if !confirm(warning, force)? {
         return Ok(());
     }
     let deleted = prune_images(store, all)?;
+    if build_cache {
+        store.clear_build_cache()?;
+    }
     let report = store.collect_garbage()?;
     if !deleted.is_empty() {
         println!("Deleted Images:");

@@ -1,4 +1,5 @@
 //! Command groups: each file parses its flags, calls the library and renders the output.
+pub mod build;
 pub mod image;
 pub mod lint;
 pub mod parse;

@@ -114,7 +114,7 @@ fn prune(store: &Store, args: PruneArgs) -> CliResult {
     let warning = format!(
         "WARNING! This will remove:\n  - all stopped containers\n{images}\n  - unused build cache\n"
     );
-    confirm_and_prune(store, &warning, args.all, args.force)
+    confirm_and_prune(store, &warning, args.all, true, args.force)
 }
 
 fn fsck(store: &Store, args: FsckArgs) -> ExitCode {

@@ -115,6 +115,18 @@ impl Context {
         })
     }
 
+    /// A directory read without any ignore file: an image's or a stage's root file system as
+    /// the source of `COPY --from`.
+    pub fn without_ignore(dir: &Path) -> Result<Context, ContextError> {
+        let root = std::fs::canonicalize(dir).map_err(io_error(dir))?;
+        Ok(Context {
+            root,
+            ignore: PatternMatcher::default(),
+            ignore_file: None,
+            _extracted: None,
+        })
+    }
+
     /// Extracts a context sent as a tar stream (`rbuild build -`) into a new directory under
     /// `temp_parent`, refusing any entry that would land outside it, and opens it. A relative
     /// `dockerfile` is a path inside the context.

@@ -183,10 +183,18 @@ impl<W: Write> Json<W> {
 }
 
 impl<W: Write + Send> Renderer for Json<W> {
+    /// Each event with `time`, seconds since the Unix epoch, so tools can see what overlapped.
     fn event(&mut self, event: &Event) {
-        if let Ok(line) = serde_json::to_string(event) {
-            let _ = writeln!(self.out, "{line}");
+        let Ok(mut value) = serde_json::to_value(event) else {
+            return;
+        };
+        if let Some(object) = value.as_object_mut() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            object.insert("time".into(), now.into());
         }
+        let _ = writeln!(self.out, "{value}");
     }
 
     fn finish(&mut self) {

@@ -61,6 +61,16 @@ impl Store {
             remove_any(&path)?;
             report.snapshots.push(chain_id);
         }
+        let (count, bytes) = self.remove_stale_temporaries()?;
+        report.temporary_files += count;
+        report.reclaimed += bytes;
+        Ok(report)
+    }
+
+    /// Removes what processes that ended (or were killed) left in tmp/: entries no live
+    /// process holds locked. Returns how many, and their size.
+    pub fn remove_stale_temporaries(&self) -> Result<(usize, u64)> {
+        let (mut count, mut bytes) = (0, 0);
         let tmp = self.tmp_dir();
         for entry in fs::read_dir(&tmp).at(&tmp)? {
             let path = entry.at(&tmp)?.path();
@@ -68,11 +78,11 @@ impl Store {
             let Some(_held) = FileLock::try_exclusive(&path)? else {
                 continue;
             };
-            report.reclaimed += tree_size(&path);
+            bytes += tree_size(&path);
             remove_any(&path)?;
-            report.temporary_files += 1;
+            count += 1;
         }
-        Ok(report)
+        Ok((count, bytes))
     }
 
     /// Blobs and snapshots reachable from index.json. Missing or unreadable blobs are
@@ -86,6 +96,10 @@ impl Store {
             .map(|d| d.digest().clone())
             .collect();
         pending.extend(self.pins()?.into_values().flatten());
+        for digest in self.cached_digests()? {
+            reachable.chain_ids.insert(digest.clone());
+            reachable.blobs.insert(digest);
+        }
         while let Some(digest) = pending.pop() {
             if !reachable.blobs.insert(digest.clone()) {
                 continue;

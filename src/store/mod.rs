@@ -16,6 +16,7 @@
 
 mod archive;
 mod blob;
+mod buildcache;
 mod fsck;
 mod gc;
 mod images;
@@ -26,6 +27,7 @@ mod snapshots;
 
 pub use archive::{ArchiveFormat, ImportOptions, LoadReport, SaveItem};
 pub use blob::{BlobWriter, CommittedBlob};
+pub use buildcache::{CacheMountLock, CacheRecord, WorkDir};
 pub use fsck::FsckReport;
 pub use gc::{GcReport, PrunedImage};
 pub use images::{Image, Layer};
@@ -122,7 +124,11 @@ impl Drop for Inner {
 impl Store {
     /// Opens the store at `root`, creating the layout when it is missing.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
-        let root = root.into();
+        // Absolute, so paths handed to mounts and other processes stay valid.
+        let root = std::path::absolute(root.into()).map_err(|source| StoreError::Io {
+            path: PathBuf::from("."),
+            source,
+        })?;
         for dir in [
             root.join("blobs/sha256"),
             root.join("compressed/sha256"),

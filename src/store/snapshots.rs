@@ -3,15 +3,12 @@
 //! container whose layers below are the same.
 
 use super::images::Image;
-use super::lock::{FileLock, LockMode, same_file};
+use super::lock::LockMode;
 use super::{IoContext, Result, Store, StoreError, sha256_hex, sync_parent};
-use crate::snapshot::{
-    ExtractOptions, OverlayXattrs, WhiteoutHandling, extract_layer, remove_tree,
-};
+use crate::snapshot::{ExtractOptions, OverlayXattrs, WhiteoutHandling, extract_layer};
 use oci_spec::image::{Descriptor, Digest};
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 impl Store {
@@ -42,6 +39,11 @@ impl Store {
         Ok(self.root().join("snapshots").join(sha256_hex(chain_id)?))
     }
 
+    /// The snapshot of one layer of a chain, extracted from its blob when missing.
+    pub fn layer_snapshot(&self, chain_id: &Digest, layer: &super::Layer) -> Result<PathBuf> {
+        self.snapshot(chain_id, &layer.diff_id, &layer.descriptor())
+    }
+
     fn snapshot(&self, chain_id: &Digest, diff_id: &Digest, layer: &Descriptor) -> Result<PathBuf> {
         let target = self.snapshot_path(chain_id)?;
         {
@@ -51,18 +53,16 @@ impl Store {
                 return Ok(target);
             }
         }
-        let (dir, _lock) = self.locked_tmp_dir()?;
-        let extracted = self.extract_into(&dir, diff_id, layer);
-        if let Err(e) = extracted {
-            let _ = remove_tree(&dir);
-            return Err(e);
-        }
+        let work = self.work_dir("snapshot-")?;
+        let dir = work.path();
+        self.extract_into(dir, diff_id, layer)?;
         let _gc = self.lock_gc(LockMode::Shared)?;
         self.lease(chain_id)?;
-        match fs::rename(&dir, &target) {
+        match fs::rename(dir, &target) {
             Ok(()) => sync_parent(&target)?,
-            // Another process extracted it meanwhile: theirs is as good as ours.
-            Err(_) if target.is_dir() => remove_tree(&dir)?,
+            // Another process extracted it meanwhile: theirs is as good as ours (the work
+            // directory goes on drop).
+            Err(_) if target.is_dir() => {}
             Err(source) => {
                 return Err(StoreError::Io {
                     path: target,
@@ -102,25 +102,5 @@ impl Store {
             path: dir.to_path_buf(),
             source: e.into(),
         })
-    }
-
-    /// A new directory in tmp/, mode 0755 (it becomes the root directory of a layer), held
-    /// locked so a collector leaves it alone.
-    fn locked_tmp_dir(&self) -> Result<(PathBuf, FileLock)> {
-        let tmp = self.tmp_dir();
-        loop {
-            let dir = tempfile::Builder::new()
-                .prefix("snapshot-")
-                .tempdir_in(&tmp)
-                .at(&tmp)?
-                .keep();
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).at(&dir)?;
-            let handle = File::open(&dir).at(&dir)?;
-            let lock =
-                FileLock::from_file(handle.try_clone().at(&dir)?, &dir, LockMode::Exclusive)?;
-            if same_file(&handle, &dir)? {
-                return Ok((dir, lock));
-            }
-        }
     }
 }

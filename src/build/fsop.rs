@@ -1,0 +1,1039 @@
+//! File-system steps (COPY, ADD, WORKDIR) done by rbuild itself, not in a container.
+//!
+//! Each runs on a thread of its own in a private mount namespace: the step's root file system
+//! is an overlay (the layers below + a fresh upper dir) mounted there, and the thread chroots
+//! into it, so destination paths and symlinks resolve inside the image exactly as they would in
+//! a container, and the upper dir ends up holding exactly the step's changes (copy-up keeps
+//! parent directories' metadata). Mounts made there vanish with the thread, even when the
+//! process is killed: nothing is ever left mounted on the host.
+
+use super::{FsState, Shared};
+use crate::context::{Context, FileKind, Match, SelectOptions, Selection};
+use crate::plan::{CopyOp, InlineFile};
+use crate::store::{Store, WorkDir};
+use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::stat::{FileStat, Mode, fstatat};
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+/// Whether an ADD source is remote (an http(s) URL or a git repository), not a context path.
+pub(super) fn is_url(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://") || is_git(source)
+}
+
+/// Whether an ADD source is a git repository, as BuildKit tells them apart: `git://`,
+/// `ssh://` and `git@host:` addresses, and http(s) URLs whose path ends in `.git` or that name
+/// github.com; a `#ref:subdir` fragment may follow.
+fn is_git(source: &str) -> bool {
+    let address = source.split('#').next().unwrap_or(source);
+    if address.starts_with("git://") || address.starts_with("ssh://") || address.starts_with("git@")
+    {
+        return true;
+    }
+    let Some(rest) = address
+        .strip_prefix("https://")
+        .or_else(|| address.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let path = rest.split('?').next().unwrap_or(rest);
+    path.trim_end_matches('/').ends_with(".git") || rest.starts_with("github.com/")
+}
+
+/// Runs `work` on a new thread with a private mount namespace.
+fn in_private_namespace<T: Send>(
+    work: impl FnOnce() -> Result<T, String> + Send,
+) -> Result<T, String> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // CLONE_NEWNS implies CLONE_FS: the chroot below stays on this thread.
+                unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare: {e}"))?;
+                mount(
+                    None::<&str>,
+                    "/",
+                    None::<&str>,
+                    MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                    None::<&str>,
+                )
+                .map_err(|e| format!("making mounts private: {e}"))?;
+                work()
+            })
+            .join()
+            .unwrap_or_else(|_| Err("file-system step panicked".to_owned()))
+    })
+}
+
+/// Mounts `lowers` (base first) at `at`: an overlay with `upper` and `work` when given, else
+/// read-only. Paths too long for the mount options go through short symlinks in `links`.
+fn mount_layers(
+    lowers: &[PathBuf],
+    writable: Option<(&Path, &Path)>,
+    at: &Path,
+    links: &Path,
+) -> Result<(), String> {
+    let failed = |e: nix::Error| format!("mounting the root file system at {}: {e}", at.display());
+    let mut lowers: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
+    match (lowers.len(), writable) {
+        (0, None) => return Ok(()),
+        (1, None) => {
+            mount(
+                Some(lowers[0].as_path()),
+                at,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(failed)?;
+            return mount(
+                None::<&str>,
+                at,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .map_err(failed);
+        }
+        (0, Some(_)) => {
+            let empty = links.join("empty");
+            fs::create_dir_all(&empty).map_err(|e| e.to_string())?;
+            lowers.push(empty);
+        }
+        _ => {}
+    }
+    let lowers = short_paths(lowers, links)?;
+    let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    let mut options = format!("lowerdir={}", lowerdir.join(":"));
+    if let Some((upper, work)) = writable {
+        options.push_str(&format!(
+            ",upperdir={},workdir={},volatile",
+            upper.display(),
+            work.display()
+        ));
+    }
+    let flags = if writable.is_some() {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_RDONLY
+    };
+    mount(
+        Some("overlay"),
+        at,
+        Some("overlay"),
+        flags,
+        Some(options.as_str()),
+    )
+    .map_err(failed)
+}
+
+/// `dirs` as they are, or, when together they are too long for overlayfs's mount options
+/// (one page), as short symlinks in `links` that lead to them (as Docker's overlay2 `l/`).
+pub(super) fn short_paths(dirs: Vec<PathBuf>, links: &Path) -> Result<Vec<PathBuf>, String> {
+    let total: usize = dirs.iter().map(|l| l.as_os_str().len() + 1).sum();
+    if total <= 3000 {
+        return Ok(dirs);
+    }
+    let per_layer = links.as_os_str().len() + 3;
+    if per_layer * dirs.len() > 3800 {
+        return Err(format!(
+            "{} layers are more than overlayfs can stack from this store (about {}): combine RUN, COPY and WORKDIR steps",
+            dirs.len(),
+            3800 / per_layer
+        ));
+    }
+    fs::create_dir_all(links).map_err(|e| format!("{}: {e}", links.display()))?;
+    dirs.iter()
+        .enumerate()
+        .map(|(index, dir)| {
+            let link = links.join(format!("{index:x}"));
+            symlink(dir, &link).map_err(|e| format!("{}: {e}", link.display()))?;
+            Ok(link)
+        })
+        .collect()
+}
+
+/// A step's work directory: `upper` (the changes), `work` (overlay's), `root` (the mount).
+struct StepDirs {
+    dir: WorkDir,
+}
+
+impl StepDirs {
+    fn create(store: &Store, prefix: &str) -> Result<StepDirs, String> {
+        let dir = store.work_dir(prefix).map_err(|e| e.to_string())?;
+        for sub in ["upper", "work", "root", "source"] {
+            fs::create_dir(dir.path().join(sub)).map_err(|e| e.to_string())?;
+        }
+        Ok(StepDirs { dir })
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    /// Mounts `fs` writable at root/.
+    fn mount_root(&self, fs: &FsState) -> Result<(), String> {
+        mount_layers(
+            &fs.dirs(),
+            Some((&self.path("upper"), &self.path("work"))),
+            &self.path("root"),
+            &self.path("links"),
+        )
+    }
+
+    fn enter_root(&self) -> Result<(), String> {
+        nix::unistd::chroot(&self.path("root")).map_err(|e| format!("chroot: {e}"))?;
+        nix::unistd::chdir("/").map_err(|e| format!("chdir: {e}"))
+    }
+}
+
+/// WORKDIR: creates `path` and missing parents, owned by `user` as resolved in the image.
+pub(super) fn mkdir(
+    store: &Store,
+    fs: &FsState,
+    path: &str,
+    user: &str,
+) -> Result<WorkDir, String> {
+    let dirs = StepDirs::create(store, "workdir-")?;
+    in_private_namespace(|| {
+        dirs.mount_root(fs)?;
+        dirs.enter_root()?;
+        let owner = if user.is_empty() {
+            Owner { uid: 0, gid: 0 }
+        } else {
+            resolve_owner(user)
+        };
+        mkdir_all(Path::new(path), Some(owner))
+    })?;
+    Ok(dirs.dir)
+}
+
+/// COPY and ADD.
+pub(super) fn copy(
+    shared: &Shared<'_>,
+    op: &CopyOp,
+    fs: &FsState,
+    source: Option<FsState>,
+) -> Result<WorkDir, String> {
+    let dirs = StepDirs::create(shared.store, "copy-")?;
+    let downloads = download_urls(op, &dirs.path("source"))?;
+    let checkouts = clone_repositories(op, &dirs.path("source"))?;
+    in_private_namespace(|| {
+        dirs.mount_root(fs)?;
+        let stage_context;
+        let (context, from_context) = match &source {
+            Some(state) => {
+                mount_layers(
+                    &state.dirs(),
+                    None,
+                    &dirs.path("source"),
+                    &dirs.path("links-source"),
+                )?;
+                stage_context =
+                    Context::without_ignore(&dirs.path("source")).map_err(|e| e.to_string())?;
+                (&stage_context, false)
+            }
+            None => (shared.context, true),
+        };
+        let options = SelectOptions {
+            excludes: op.excludes.clone(),
+            parents: op.parents,
+        };
+        let mut selections: Vec<Selection> = Vec::new();
+        for source in op.sources.iter().filter(|s| !is_url(s)) {
+            selections.push(context.select(source, &options).map_err(|e| match e {
+                crate::context::ContextError::NotFound(path) => format!(
+                    "failed to compute cache key: \"{}\": not found",
+                    path.trim_start_matches('/')
+                ),
+                other => other.to_string(),
+            })?);
+        }
+        let mut repositories = Vec::new();
+        for checkout in &checkouts {
+            let tree = Context::without_ignore(checkout).map_err(|e| e.to_string())?;
+            let selection = tree
+                .select(".", &SelectOptions::default())
+                .map_err(|e| e.to_string())?;
+            repositories.push((open_dir(checkout)?, selection));
+        }
+        let root_fd = open_dir(context.root())?;
+        let downloads_fd = open_dir(&dirs.path("source"))?;
+        dirs.enter_root()?;
+        let owner = op.chown.as_deref().map(resolve_owner);
+        let mut copier = Copier {
+            op,
+            owner,
+            from_context,
+            hardlinks: HashMap::new(),
+            dir_times: Vec::new(),
+        };
+        copier.run(&root_fd, &selections, &downloads_fd, &downloads)?;
+        // A repository's tree goes into the destination as a directory source does.
+        let dest = op.dest.trim_end_matches('/');
+        let dest = Path::new(if dest.is_empty() { "/" } else { dest });
+        for (root, selection) in &repositories {
+            mkdir_all(dest, copier.owner)?;
+            for matched in &selection.matches {
+                copier.copy_dir(root, matched, dest)?;
+            }
+        }
+        for (dir, stat) in copier.dir_times.drain(..).rev() {
+            set_times(&dir, stat.st_atime, stat.st_mtime, false)?;
+        }
+        Ok(())
+    })?;
+    Ok(dirs.dir)
+}
+
+fn open_dir(path: &Path) -> Result<OwnedFd, String> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    uid: u32,
+    gid: u32,
+}
+
+/// `user[:group]` by name or number, as BuildKit's file operations resolve it: names are
+/// looked up in the (chrooted) /etc/passwd and /etc/group; a user name alone takes the user's
+/// primary group, a number alone is also the gid; a name that is not found counts as 0 (BuildKit
+/// does not fail on it either).
+fn resolve_owner(spec: &str) -> Owner {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    /// The numeric fields after the name in a passwd or group line (`name:x:ID:GID…`).
+    fn ids(file: &str, name: &str) -> Option<(u32, Option<u32>)> {
+        let text = fs::read_to_string(file).ok()?;
+        text.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next()? == name).then_some(())?;
+            let id = fields.nth(1)?.parse().ok()?;
+            Some((id, fields.next().and_then(|g| g.parse().ok())))
+        })
+    }
+    let mut owner = match user.parse::<u32>() {
+        Ok(id) => Owner { uid: id, gid: id },
+        Err(_) => match ids("/etc/passwd", user) {
+            Some((uid, gid)) => Owner {
+                uid,
+                gid: gid.unwrap_or(0),
+            },
+            None => Owner { uid: 0, gid: 0 },
+        },
+    };
+    if let Some(group) = group {
+        match group.parse::<u32>() {
+            Ok(id) => owner.gid = id,
+            Err(_) => {
+                if let Some((gid, _)) = ids("/etc/group", group) {
+                    owner.gid = gid;
+                }
+            }
+        }
+    }
+    owner
+}
+
+/// Creates `path` and its missing parents, mode 0755, owned by `owner` (root when `None`).
+fn mkdir_all(path: &Path, owner: Option<Owner>) -> Result<(), String> {
+    let mut current = PathBuf::from("/");
+    for component in path.components().skip(1) {
+        current.push(component);
+        match fs::metadata(&current) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(_) => {
+                return Err(format!("mkdir {}: not a directory", current.display()));
+            }
+            Err(_) => {
+                fs::create_dir(&current)
+                    .map_err(|e| format!("mkdir {}: {e}", current.display()))?;
+                fs::set_permissions(&current, fs::Permissions::from_mode(0o755))
+                    .map_err(|e| e.to_string())?;
+                let owner = owner.unwrap_or(Owner { uid: 0, gid: 0 });
+                chown(&current, owner)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn chown(path: &Path, owner: Owner) -> Result<(), String> {
+    std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid))
+        .map_err(|e| format!("chown {}: {e}", path.display()))
+}
+
+fn join(dir: &str, name: &str) -> PathBuf {
+    Path::new(dir).join(name)
+}
+
+/// One COPY/ADD in progress inside the chrooted root.
+struct Copier<'a> {
+    op: &'a CopyOp,
+    owner: Option<Owner>,
+    /// Files from the build context belong to root unless --chown; from an image or a stage
+    /// they keep their owners.
+    from_context: bool,
+    /// (device, inode) of copied files with several links → where the first went.
+    hardlinks: HashMap<(u64, u64), PathBuf>,
+    /// Directories whose times are set after their contents are copied.
+    dir_times: Vec<(PathBuf, FileStat)>,
+}
+
+impl Copier<'_> {
+    fn run(
+        &mut self,
+        root: &OwnedFd,
+        selections: &[Selection],
+        downloads_fd: &OwnedFd,
+        downloads: &[Download],
+    ) -> Result<(), String> {
+        let written = self.op.sources.len() + self.op.inline.len();
+        let matches: usize = selections.iter().map(|s| s.matches.len()).sum::<usize>()
+            + downloads.len()
+            + self.op.inline.len();
+        if written > 1 && !self.op.dest.ends_with('/') {
+            return Err(
+                "When using COPY with more than one source file, the destination must be a directory and end with a /"
+                    .to_owned(),
+            );
+        }
+        let dest = self.op.dest.trim_end_matches('/');
+        let dest = if dest.is_empty() { "/" } else { dest };
+        let into_dir = self.op.dest.ends_with('/') || matches > 1 || Path::new(dest).is_dir();
+        // As fsutil's prepareTargetDir: a directory destination is made 0755 (owned by
+        // --chown) for files and for a directory's contents alike; a file destination gets
+        // its parents.
+        let has_dir = selections
+            .iter()
+            .any(|s| s.matches.iter().any(|m| m.kind == FileKind::Dir));
+        if into_dir || has_dir {
+            mkdir_all(Path::new(dest), self.owner)?;
+        } else if let Some(parent) = Path::new(dest).parent() {
+            mkdir_all(parent, self.owner)?;
+        }
+        for selection in selections {
+            for matched in &selection.matches {
+                if matched.kind == FileKind::Dir {
+                    self.copy_dir(root, matched, Path::new(dest))?;
+                    continue;
+                }
+                let target = if into_dir {
+                    join(dest, &matched.name)
+                } else {
+                    PathBuf::from(dest)
+                };
+                let relative = matched.context_path_of(&matched.entries[0]);
+                if self.unpacks(root, &relative)? {
+                    let target_dir = PathBuf::from(dest);
+                    mkdir_all(&target_dir, self.owner)?;
+                    self.unpack(root, &relative, &target_dir)?;
+                } else {
+                    self.copy_entry(root, &relative, matched.kind, &target, false)?;
+                }
+            }
+        }
+        for download in downloads {
+            let target = if self.op.dest.ends_with('/') || matches > 1 {
+                join(dest, &download.name)
+            } else {
+                PathBuf::from(dest)
+            };
+            self.copy_entry(downloads_fd, &download.file, FileKind::File, &target, false)?;
+            let mode = self
+                .op
+                .chmod
+                .as_ref()
+                .map_or(0o600, |c| c.apply(0o600, false));
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                .map_err(|e| e.to_string())?;
+            if let Some(mtime) = download.mtime {
+                set_times(&target, mtime, mtime, false)?;
+            }
+        }
+        for file in &self.op.inline {
+            let target = if into_dir {
+                join(dest, &file.name)
+            } else {
+                PathBuf::from(dest)
+            };
+            self.write_inline(file, &target)?;
+        }
+        for (dir, stat) in self.dir_times.drain(..).rev() {
+            set_times(&dir, stat.st_atime, stat.st_mtime, false)?;
+        }
+        Ok(())
+    }
+
+    /// Copies a directory match's contents into `dest`.
+    fn copy_dir(&mut self, root: &OwnedFd, matched: &Match, dest: &Path) -> Result<(), String> {
+        for entry in &matched.entries {
+            let relative = matched.context_path_of(entry);
+            let target = if entry.path.is_empty() {
+                dest.to_path_buf()
+            } else {
+                dest.join(&entry.path)
+            };
+            self.copy_entry(root, &relative, entry.kind, &target, entry.path.is_empty())?;
+        }
+        Ok(())
+    }
+
+    fn owner_of(&self, stat: &FileStat) -> Owner {
+        match self.owner {
+            Some(owner) => owner,
+            None if self.from_context => Owner { uid: 0, gid: 0 },
+            None => Owner {
+                uid: stat.st_uid,
+                gid: stat.st_gid,
+            },
+        }
+    }
+
+    fn mode_of(&self, stat: &FileStat, is_dir: bool) -> u32 {
+        let mode = stat.st_mode & 0o7777;
+        self.op
+            .chmod
+            .as_ref()
+            .map_or(mode, |c| c.apply(mode, is_dir))
+    }
+
+    /// Copies one entry (`relative` to `root`, "" for the root itself) to `target`.
+    fn copy_entry(
+        &mut self,
+        root: &OwnedFd,
+        relative: &str,
+        kind: FileKind,
+        target: &Path,
+        top_level: bool,
+    ) -> Result<(), String> {
+        let source = if relative.is_empty() { "." } else { relative };
+        let stat = fstatat(root.as_fd(), source, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| format!("{relative}: {e}"))?;
+        let existing = fs::symlink_metadata(target).ok();
+        match kind {
+            FileKind::Dir => {
+                let exists_as_dir = fs::metadata(target).is_ok_and(|m| m.is_dir());
+                if exists_as_dir && top_level {
+                    return Ok(());
+                }
+                if !exists_as_dir {
+                    if existing.is_some() {
+                        remove(target)?;
+                    }
+                    fs::create_dir(target)
+                        .map_err(|e| format!("mkdir {}: {e}", target.display()))?;
+                }
+                chown(target, self.owner_of(&stat))?;
+                fs::set_permissions(
+                    target,
+                    fs::Permissions::from_mode(self.mode_of(&stat, true)),
+                )
+                .map_err(|e| e.to_string())?;
+                self.dir_times.push((target.to_path_buf(), stat));
+                return Ok(());
+            }
+            _ => {
+                if let Some(existing) = existing {
+                    if existing.is_dir() {
+                        return Err(format!(
+                            "cannot replace directory {} with a file",
+                            target.display()
+                        ));
+                    }
+                    remove(target)?;
+                }
+            }
+        }
+        if stat.st_nlink > 1 && kind == FileKind::File {
+            let id = (stat.st_dev, stat.st_ino);
+            if let Some(first) = self.hardlinks.get(&id) {
+                return fs::hard_link(first, target)
+                    .map_err(|e| format!("link {}: {e}", target.display()));
+            }
+            self.hardlinks.insert(id, target.to_path_buf());
+        }
+        match kind {
+            FileKind::Symlink => {
+                let link =
+                    readlinkat(root.as_fd(), source).map_err(|e| format!("{relative}: {e}"))?;
+                symlink(&link, target).map_err(|e| format!("symlink {}: {e}", target.display()))?;
+                chown(target, self.owner_of(&stat))?;
+                set_times(target, stat.st_atime, stat.st_mtime, true)?;
+                return Ok(());
+            }
+            FileKind::File => {
+                let fd = openat(
+                    root.as_fd(),
+                    source,
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| format!("{relative}: {e}"))?;
+                let mut input = fs::File::from(fd);
+                let mut output = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(target)
+                    .map_err(|e| format!("{}: {e}", target.display()))?;
+                io::copy(&mut input, &mut output)
+                    .map_err(|e| format!("{}: {e}", target.display()))?;
+            }
+            FileKind::Fifo | FileKind::CharDevice | FileKind::BlockDevice | FileKind::Socket => {
+                let kind = nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode & libc::S_IFMT);
+                nix::sys::stat::mknod(target, kind, Mode::from_bits_truncate(0o600), stat.st_rdev)
+                    .map_err(|e| format!("mknod {}: {e}", target.display()))?;
+            }
+            FileKind::Dir => {}
+        }
+        chown(target, self.owner_of(&stat))?;
+        fs::set_permissions(
+            target,
+            fs::Permissions::from_mode(self.mode_of(&stat, false)),
+        )
+        .map_err(|e| e.to_string())?;
+        set_times(target, stat.st_atime, stat.st_mtime, false)
+    }
+
+    fn write_inline(&mut self, file: &InlineFile, target: &Path) -> Result<(), String> {
+        if fs::symlink_metadata(target).is_ok() {
+            remove(target)?;
+        }
+        fs::write(target, file.content.as_bytes())
+            .map_err(|e| format!("{}: {e}", target.display()))?;
+        let mode = self
+            .op
+            .chmod
+            .as_ref()
+            .map_or(0o644, |c| c.apply(0o644, false));
+        fs::set_permissions(target, fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())?;
+        chown(target, self.owner.unwrap_or(Owner { uid: 0, gid: 0 }))
+    }
+
+    /// Whether ADD unpacks this file: a local tar archive, plain or compressed.
+    fn unpacks(&self, root: &OwnedFd, relative: &str) -> Result<bool, String> {
+        let Some(add) = &self.op.add else {
+            return Ok(false);
+        };
+        if add.unpack == Some(false) {
+            return Ok(false);
+        }
+        let mut reader = archive_reader(root, relative)?;
+        let mut header = [0u8; 512];
+        let mut filled = 0;
+        while filled < header.len() {
+            match reader.read(&mut header[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(_) => return Ok(false),
+            }
+        }
+        Ok(filled == 512 && &header[257..262] == b"ustar")
+    }
+
+    fn unpack(&mut self, root: &OwnedFd, relative: &str, dest: &Path) -> Result<(), String> {
+        let reader = archive_reader(root, relative)?;
+        let mut archive = tar::Archive::new(reader);
+        archive.set_preserve_permissions(true);
+        archive.set_preserve_ownerships(true);
+        archive.set_preserve_mtime(true);
+        archive.set_overwrite(true);
+        archive
+            .unpack(dest)
+            .map_err(|e| format!("unpacking {relative}: {e}"))
+    }
+}
+
+/// A source file decompressed by its content (gzip, bzip2, xz, zstd or plain).
+fn archive_reader(root: &OwnedFd, relative: &str) -> Result<Box<dyn Read>, String> {
+    let fd = openat(
+        root.as_fd(),
+        relative,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("{relative}: {e}"))?;
+    let mut file = io::BufReader::new(fs::File::from(fd));
+    let prefix = io::BufRead::fill_buf(&mut file)
+        .map_err(|e| e.to_string())?
+        .to_vec();
+    if prefix.starts_with(b"BZh") {
+        return Ok(Box::new(bzip2::read::MultiBzDecoder::new(file)));
+    }
+    if prefix.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        return Ok(Box::new(liblzma::read::XzDecoder::new_multi_decoder(file)));
+    }
+    let (_, reader) = crate::snapshot::decompress(file).map_err(|e| format!("{relative}: {e}"))?;
+    Ok(reader)
+}
+
+fn remove(path: &Path) -> Result<(), String> {
+    let metadata = fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    if metadata.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    }
+    .map_err(|e| format!("removing {}: {e}", path.display()))
+}
+
+fn set_times(path: &Path, atime: i64, mtime: i64, symlink: bool) -> Result<(), String> {
+    use nix::sys::stat::{UtimensatFlags, utimensat};
+    use nix::sys::time::TimeSpec;
+    let flags = if symlink {
+        UtimensatFlags::NoFollowSymlink
+    } else {
+        UtimensatFlags::FollowSymlink
+    };
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &TimeSpec::new(atime, 0),
+        &TimeSpec::new(mtime, 0),
+        flags,
+    )
+    .map_err(|e| format!("setting times of {}: {e}", path.display()))
+}
+
+/// Clones ADD's git sources (`URL#ref:subdir`) into `dir`; returns the trees to copy: the
+/// checkout, or its subdir, without `.git` unless `--keep-git-dir`.
+fn clone_repositories(op: &CopyOp, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let keep_git_dir = op.add.as_ref().is_some_and(|a| a.keep_git_dir);
+    let mut trees = Vec::new();
+    for (index, source) in op.sources.iter().filter(|s| is_git(s)).enumerate() {
+        let (address, fragment) = source.split_once('#').unwrap_or((source, ""));
+        let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
+        let checkout = dir.join(format!("git-{index}"));
+        let git = |args: &[&std::ffi::OsStr]| -> Result<(), String> {
+            let output = std::process::Command::new("git")
+                .args(args)
+                .env("GIT_TERMINAL_PROMPT", "0")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| format!("running git: {e}"))?;
+            if output.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "git {}: {}",
+                    args.first()
+                        .map_or(String::new(), |a| a.to_string_lossy().into_owned()),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ))
+            }
+        };
+        let os = |s: &str| std::ffi::OsString::from(s);
+        let cloned = git(&[
+            &os("clone"),
+            &os("--quiet"),
+            &os("--no-checkout"),
+            &os("--"),
+            &os(address),
+            checkout.as_os_str(),
+        ]);
+        cloned.map_err(|e| format!("{source}: {e}"))?;
+        // A branch, a tag or a commit; the remote's default branch when none is given.
+        let target = if reference.is_empty() {
+            "HEAD".to_owned()
+        } else if git(&[
+            &os("-C"),
+            checkout.as_os_str(),
+            &os("rev-parse"),
+            &os("--verify"),
+            &os("--quiet"),
+            &os(&format!("refs/remotes/origin/{reference}^{{commit}}")),
+        ])
+        .is_ok()
+        {
+            format!("refs/remotes/origin/{reference}")
+        } else {
+            reference.to_owned()
+        };
+        git(&[
+            &os("-C"),
+            checkout.as_os_str(),
+            &os("checkout"),
+            &os("--quiet"),
+            &os("--detach"),
+            &os(&target),
+            &os("--"),
+        ])
+        .map_err(|e| format!("{source}: ref {reference:?}: {e}"))?;
+        if !keep_git_dir {
+            fs::remove_dir_all(checkout.join(".git")).map_err(|e| e.to_string())?;
+        }
+        let tree = checkout.join(subdir.trim_start_matches('/'));
+        if !tree.starts_with(&checkout) || !tree.is_dir() || subdir.contains("..") {
+            return Err(format!(
+                "{source}: {subdir:?} is not a directory of the repository"
+            ));
+        }
+        trees.push(tree);
+    }
+    Ok(trees)
+}
+
+/// An ADD URL fetched before the copy.
+struct Download {
+    /// File name under the downloads dir.
+    file: String,
+    /// The name it takes in a directory destination: the URL's last path segment.
+    name: String,
+    mtime: Option<i64>,
+}
+
+/// A blocking HTTP client for ADD's URLs.
+struct Fetcher {
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Fetcher {
+    fn new() -> Result<Fetcher, String> {
+        Ok(Fetcher {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?,
+            client: reqwest::Client::builder()
+                .build()
+                .map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// The body of `url` and its Last-Modified time.
+    fn get(&self, url: &str) -> Result<(Vec<u8>, Option<i64>), String> {
+        let response = self
+            .runtime
+            .block_on(self.client.get(url).send())
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| format!("downloading {url}: {e}"))?;
+        let mtime = response
+            .headers()
+            .get(reqwest::header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date);
+        let body = self
+            .runtime
+            .block_on(response.bytes())
+            .map_err(|e| format!("downloading {url}: {e}"))?;
+        Ok((body.to_vec(), mtime))
+    }
+}
+
+fn sha256_text(bytes: &[u8]) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+    )
+}
+
+/// What each remote ADD source holds now, for the step's cache key (BuildKit keys a URL by the
+/// digest of its content, or by `--checksum`, and a git source by the commit its ref names):
+/// `(source, identity)` pairs.
+pub(super) fn remote_identities(op: &CopyOp) -> Result<Vec<(String, String)>, String> {
+    let checksum = op.add.as_ref().and_then(|a| a.checksum.clone());
+    let mut fetcher = None;
+    let mut identities = Vec::new();
+    for source in op.sources.iter().filter(|s| is_url(s)) {
+        let identity = if is_git(source) {
+            git_commit(source)?
+        } else if let Some(checksum) = &checksum {
+            checksum.clone()
+        } else {
+            if fetcher.is_none() {
+                fetcher = Some(Fetcher::new()?);
+            }
+            let (body, _) = fetcher.as_ref().ok_or("no HTTP client")?.get(source)?;
+            sha256_text(&body)
+        };
+        identities.push((source.clone(), identity));
+    }
+    Ok(identities)
+}
+
+/// The commit a git source's ref names on the remote (`git ls-remote`); a ref the remote does
+/// not list (a commit id) stands for itself.
+fn git_commit(source: &str) -> Result<String, String> {
+    let (address, fragment) = source.split_once('#').unwrap_or((source, ""));
+    let reference = fragment.split(':').next().unwrap_or("");
+    let reference = if reference.is_empty() {
+        "HEAD"
+    } else {
+        reference
+    };
+    let output = std::process::Command::new("git")
+        .args(["ls-remote", "--", address])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("running git: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{source}: git ls-remote: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let listing = String::from_utf8_lossy(&output.stdout);
+    let refs: Vec<(&str, &str)> = listing
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .collect();
+    // Branches before tags, and a tag's commit (`^{}`) before the tag object.
+    let candidates = [
+        reference.to_owned(),
+        format!("refs/heads/{reference}"),
+        format!("refs/tags/{reference}^{{}}"),
+        format!("refs/tags/{reference}"),
+    ];
+    Ok(candidates
+        .iter()
+        .find_map(|name| refs.iter().find(|(_, r)| r == name).map(|(id, _)| id))
+        .map_or_else(|| reference.to_owned(), |id| (*id).to_owned()))
+}
+
+/// Fetches ADD's URLs into `dir`, checking `--checksum`.
+fn download_urls(op: &CopyOp, dir: &Path) -> Result<Vec<Download>, String> {
+    let urls: Vec<&String> = op
+        .sources
+        .iter()
+        .filter(|s| is_url(s) && !is_git(s))
+        .collect();
+    if urls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fetcher = Fetcher::new()?;
+    let mut downloads = Vec::new();
+    for (index, url) in urls.into_iter().enumerate() {
+        let (body, mtime) = fetcher.get(url)?;
+        if let Some(expected) = op.add.as_ref().and_then(|a| a.checksum.as_ref()) {
+            if !expected.starts_with("sha256:") {
+                return Err(format!("--checksum {expected}: only sha256 is supported"));
+            }
+            let actual = sha256_text(&body);
+            if &actual != expected {
+                return Err(format!(
+                    "digest mismatch for {url}: expected {expected}, got {actual}"
+                ));
+            }
+        }
+        let file = format!("download-{index}");
+        fs::write(dir.join(&file), &body).map_err(|e| e.to_string())?;
+        let name = url::Url::parse(url)
+            .ok()
+            .and_then(|u| {
+                u.path_segments()
+                    .and_then(|mut s| s.next_back().map(str::to_owned))
+            })
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "__unnamed__".to_owned());
+        downloads.push(Download { file, name, mtime });
+    }
+    Ok(downloads)
+}
+
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) in seconds since the epoch.
+fn parse_http_date(text: &str) -> Option<i64> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [_, day, month, year, time, _] = parts.as_slice() else {
+        return None;
+    };
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| m == month)?
+        + 1;
+    crate::image::time::parse_rfc3339(&format!("{year}-{month:02}-{day:0>2}T{time}Z"))
+}
+
+/// A copy of `source` (a path in the file system `fs`) as `out/` of a new work dir, for a
+/// `RUN --mount=type=bind,from=…`.
+pub(super) fn export(store: &Store, fs: &FsState, source: &str) -> Result<WorkDir, String> {
+    let dirs = StepDirs::create(store, "export-")?;
+    let out = dirs.path("out");
+    in_private_namespace(|| {
+        mount_layers(&fs.dirs(), None, &dirs.path("source"), &dirs.path("links"))?;
+        let context = Context::without_ignore(&dirs.path("source")).map_err(|e| e.to_string())?;
+        let selection = context
+            .select(source, &SelectOptions::default())
+            .map_err(|e| e.to_string())?;
+        let host = selection
+            .matches
+            .first()
+            .map(|m| m.host_path.clone())
+            .ok_or_else(|| format!("{source}: not found"))?;
+        copy_host_tree(&host, &out)
+    })?;
+    Ok(dirs.dir)
+}
+
+/// A copy of the host tree `source` as `out/` of a new work dir (a read-write bind mount's
+/// writes are discarded).
+pub(super) fn copy_tree(store: &Store, source: &Path) -> Result<WorkDir, String> {
+    let dir = store.work_dir("bind-").map_err(|e| e.to_string())?;
+    copy_host_tree(source, &dir.path().join("out"))?;
+    Ok(dir)
+}
+
+/// Copies a tree keeping modes, owners, symlinks and times.
+fn copy_host_tree(source: &Path, out: &Path) -> Result<(), String> {
+    let mut dirs = Vec::new();
+    for entry in walkdir::WalkDir::new(source).follow_links(false) {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let relative = entry
+            .path()
+            .strip_prefix(source)
+            .map_err(|e| e.to_string())?;
+        let target = if relative.as_os_str().is_empty() {
+            out.to_path_buf()
+        } else {
+            out.join(relative)
+        };
+        let metadata = entry.metadata().map_err(|e| e.to_string())?;
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            fs::create_dir(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+            dirs.push((target.clone(), metadata.clone()));
+        } else if kind.is_symlink() {
+            let link = fs::read_link(entry.path()).map_err(|e| e.to_string())?;
+            symlink(link, &target).map_err(|e| e.to_string())?;
+        } else {
+            fs::copy(entry.path(), &target).map_err(|e| format!("{}: {e}", target.display()))?;
+        }
+        use std::os::unix::fs::MetadataExt;
+        chown(
+            &target,
+            Owner {
+                uid: metadata.uid(),
+                gid: metadata.gid(),
+            },
+        )?;
+        if !kind.is_symlink() {
+            fs::set_permissions(
+                &target,
+                fs::Permissions::from_mode(metadata.mode() & 0o7777),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    for (dir, metadata) in dirs.into_iter().rev() {
+        use std::os::unix::fs::MetadataExt;
+        set_times(&dir, metadata.atime(), metadata.mtime(), false)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! What the build engine keeps in the store: cache records (a step's cache key → the layer it
+//! made), the last key seen at each step position (to explain a cache miss), cache mounts, and
+//! work directories that become snapshots.
+//!
+//! ```text
+//! cache/records/<key-hex>.json       a CacheRecord
+//! cache/positions/<position-hex>     the key a step position had last time
+//! cache/mounts/<id-hex>/             RUN --mount=type=cache directories
+//! ```
+//! Garbage collection keeps the layers and snapshots cache records name, as BuildKit keeps its
+//! build cache until it is pruned ([`Store::clear_build_cache`]).
+
+use super::lock::{FileLock, LockMode, same_file};
+use super::{IoContext, Result, Store, StoreError, sha256_hex, sync_parent};
+use crate::snapshot::remove_tree;
+use oci_spec::image::Digest;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// The outcome of one build step, found again by its cache key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheRecord {
+    /// The layer the step made; `None` when it changed nothing.
+    pub diff_id: Option<Digest>,
+    pub size: u64,
+    /// The ChainID of the file system after the step.
+    pub chain_id: Option<Digest>,
+    /// When the step ran (RFC 3339): a rebuild from the cache keeps the image's times, so
+    /// it gives the same image ID.
+    #[serde(default)]
+    pub created: Option<String>,
+    /// What went into the key, kept to explain a later miss.
+    pub inputs: serde_json::Value,
+}
+
+/// A directory under tmp/, held locked so a collector leaves it alone, removed on drop.
+#[derive(Debug)]
+pub struct WorkDir {
+    path: PathBuf,
+    _lock: FileLock,
+}
+
+impl WorkDir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = remove_tree(&self.path);
+    }
+}
+
+/// Held while a `sharing=locked` cache mount is in use.
+#[derive(Debug)]
+pub struct CacheMountLock {
+    _lock: FileLock,
+}
+
+fn hex_of(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+impl Store {
+    fn cache_dir(&self, kind: &str) -> Result<PathBuf> {
+        let dir = self.root().join("cache").join(kind);
+        fs::create_dir_all(&dir).at(&dir)?;
+        Ok(dir)
+    }
+
+    /// The cache record of `key`, if one was written.
+    pub fn cache_record(&self, key: &Digest) -> Result<Option<CacheRecord>> {
+        let path = self
+            .cache_dir("records")?
+            .join(format!("{}.json", sha256_hex(key)?));
+        match fs::read(&path) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    /// Writes the cache record of `key` (atomically: a reader sees the old or the new one).
+    pub fn put_cache_record(&self, key: &Digest, record: &CacheRecord) -> Result<()> {
+        let path = self
+            .cache_dir("records")?
+            .join(format!("{}.json", sha256_hex(key)?));
+        let bytes = serde_json::to_vec(record)
+            .map_err(|e| StoreError::Invalid(format!("cache record: {e}")))?;
+        self.write_cache_file(&path, &bytes)
+    }
+
+    /// Writes by rename but without fsync: a cache file lost or cut short by a crash reads as
+    /// absent (a miss), never as a wrong answer, and a build writes several per step.
+    fn write_cache_file(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        // Beside the target, not in tmp/, where other builds remove unlocked files.
+        let dir = path.parent().unwrap_or(path);
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).at(dir)?;
+        std::io::Write::write_all(&mut tmp, bytes).at(tmp.path())?;
+        tmp.persist(path).map_err(|e| StoreError::Io {
+            path: path.to_path_buf(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
+    /// The key a step position (any stable text naming it) had at its last build.
+    pub fn last_key_at(&self, position: &str) -> Result<Option<Digest>> {
+        let path = self.cache_dir("positions")?.join(hex_of(position));
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(text.trim().parse().ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    pub fn set_last_key_at(&self, position: &str, key: &Digest) -> Result<()> {
+        let path = self.cache_dir("positions")?.join(hex_of(position));
+        self.write_cache_file(&path, key.to_string().as_bytes())
+    }
+
+    /// The directory of cache mount `id`, created on first use with `mode`, `uid` and `gid`.
+    pub fn cache_mount_dir(&self, id: &str, mode: u32, uid: u32, gid: u32) -> Result<PathBuf> {
+        let path = self.cache_dir("mounts")?.join(hex_of(id));
+        if !path.is_dir() {
+            let work = self.work_dir("mount-")?;
+            let dir = work.path().join("d");
+            fs::create_dir(&dir).at(&dir)?;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).at(&dir)?;
+            nix::unistd::chown(&dir, Some(uid.into()), Some(gid.into())).map_err(|e| {
+                StoreError::Io {
+                    path: dir.clone(),
+                    source: e.into(),
+                }
+            })?;
+            // Another build may have made it meanwhile; either is as good.
+            if fs::rename(&dir, &path).is_err() && !path.is_dir() {
+                return Err(StoreError::Invalid(format!(
+                    "cannot create cache mount directory {}",
+                    path.display()
+                )));
+            }
+        }
+        Ok(path)
+    }
+
+    /// A lock file serialising users of cache mount `id` (`sharing=locked`).
+    pub fn lock_cache_mount(&self, id: &str) -> Result<CacheMountLock> {
+        let path = self
+            .cache_dir("mounts")?
+            .join(format!("{}.lock", hex_of(id)));
+        FileLock::acquire(&path, LockMode::Exclusive).map(|lock| CacheMountLock { _lock: lock })
+    }
+
+    /// The lock of cache mount `id` when no other build holds it (`sharing=private`).
+    pub fn try_lock_cache_mount(&self, id: &str) -> Result<Option<CacheMountLock>> {
+        let path = self
+            .cache_dir("mounts")?
+            .join(format!("{}.lock", hex_of(id)));
+        // The first user of the mount makes its lock file.
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
+        Ok(FileLock::try_exclusive(&path)?.map(|lock| CacheMountLock { _lock: lock }))
+    }
+
+    /// Forgets every cache record and cache mount (`system prune`); layers only they used go
+    /// at the next collection.
+    pub fn clear_build_cache(&self) -> Result<()> {
+        let dir = self.root().join("cache");
+        if dir.exists() {
+            let _gc = self.lock_gc(LockMode::Exclusive)?;
+            remove_tree(&dir).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Layers and snapshots the cache records name, for garbage collection.
+    pub(crate) fn cached_digests(&self) -> Result<Vec<Digest>> {
+        let dir = self.root().join("cache/records");
+        let mut digests = Vec::new();
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(digests);
+        };
+        for entry in entries {
+            let path = entry.at(&dir)?.path();
+            let Ok(bytes) = fs::read(&path) else { continue };
+            if let Ok(record) = serde_json::from_slice::<CacheRecord>(&bytes) {
+                digests.extend(record.diff_id);
+                digests.extend(record.chain_id);
+            }
+        }
+        Ok(digests)
+    }
+
+    /// A new empty directory under tmp/, held locked while the value lives and removed on drop.
+    pub fn work_dir(&self, prefix: &str) -> Result<WorkDir> {
+        let tmp = self.tmp_dir();
+        loop {
+            let dir = tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir_in(&tmp)
+                .at(&tmp)?
+                .keep();
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).at(&dir)?;
+            let handle = File::open(&dir).at(&dir)?;
+            let lock =
+                FileLock::from_file(handle.try_clone().at(&dir)?, &dir, LockMode::Exclusive)?;
+            if same_file(&handle, &dir)? {
+                return Ok(WorkDir {
+                    path: dir,
+                    _lock: lock,
+                });
+            }
+        }
+    }
+
+    /// Makes `dir` (an overlay upper dir, or a tree in overlay form) the snapshot of
+    /// `chain_id`, by rename; when another build made that snapshot meanwhile, keeps theirs.
+    pub fn adopt_snapshot(&self, chain_id: &Digest, dir: &Path) -> Result<PathBuf> {
+        let target = self.snapshot_path(chain_id)?;
+        let _gc = self.lock_gc(LockMode::Shared)?;
+        self.lease(chain_id)?;
+        if target.is_dir() {
+            return Ok(target);
+        }
+        match fs::rename(dir, &target) {
+            Ok(()) => sync_parent(&target)?,
+            Err(_) if target.is_dir() => {}
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: target,
+                    source,
+                });
+            }
+        }
+        Ok(target)
+    }
+}

@@ -1,0 +1,512 @@
+//! `rbuild build`, COPY and ADD: sources, globs, destination rules, `--from`, `--chown`,
+//! `--chmod`, `--link`, `--parents`, `--exclude`, local archives, URLs. Each test builds a real
+//! image from the offline busybox base and reads the files it ends up with.
+
+mod build_support;
+
+use build_support::{Context, HttpServer, Served, TestStore};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn copy_destination_rules() {
+    let store = TestStore::with_busybox();
+    let context = Context::new(
+        "FROM busybox\n\
+         COPY a.txt /renamed\n\
+         COPY a.txt b.txt /several/\n\
+         COPY a.txt /made/deep/\n\
+         COPY a.txt /tmp\n\
+         COPY dir /contents\n\
+         COPY dir/ /contents-slash/\n\
+         WORKDIR /work\n\
+         COPY a.txt .\n\
+         COPY b.txt relative/\n\
+         COPY b.txt relative-file\n",
+    )
+    .file("a.txt", "a\n")
+    .file("b.txt", "b\n")
+    .file("dir/one", "1\n")
+    .file("dir/sub/two", "2\n");
+    let built = store.build(&context, "copy-dest", &[]);
+    assert_eq!(built.read("/renamed"), "a\n");
+    assert_eq!(built.list("/several"), ["a.txt", "b.txt"]);
+    assert_eq!(built.read("/made/deep/a.txt"), "a\n");
+    // An existing directory without a trailing slash is still a directory.
+    assert_eq!(built.read("/tmp/a.txt"), "a\n");
+    // A directory source copies its contents, not itself.
+    assert_eq!(built.list("/contents"), ["one", "sub"]);
+    assert_eq!(built.read("/contents/sub/two"), "2\n");
+    assert_eq!(built.list("/contents-slash"), ["one", "sub"]);
+    assert_eq!(built.read("/work/a.txt"), "a\n");
+    assert_eq!(built.read("/work/relative/b.txt"), "b\n");
+    assert_eq!(built.read("/work/relative-file"), "b\n");
+    // Created parents belong to root with mode 0755.
+    assert_eq!(built.owner_mode("/made/deep"), (0o755, 0, 0));
+
+    let several = Context::new("FROM busybox\nCOPY a.txt b.txt /no-slash\n")
+        .file("a.txt", "a\n")
+        .file("b.txt", "b\n");
+    let log = store.build_fails(&several, &[]);
+    assert!(
+        log.contains("destination must be a directory and end with a /"),
+        "{log}"
+    );
+    let missing = Context::new("FROM busybox\nCOPY nothing.txt /\n");
+    let log = store.build_fails(&missing, &[]);
+    assert!(
+        log.contains("nothing.txt") && log.contains("not found"),
+        "{log}"
+    );
+}
+
+#[test]
+fn copy_globs_symlinks_owners_modes_and_times() {
+    let store = TestStore::with_busybox();
+    let context = Context::new(
+        "FROM busybox\n\
+         COPY *.txt /globbed/\n\
+         COPY src/*/file.c /one-level/\n\
+         COPY link.txt /followed\n\
+         COPY tree /tree/\n\
+         COPY exec.sh owned.txt /kept/\n",
+    )
+    .file("a.txt", "a\n")
+    .file("b.txt", "b\n")
+    .file("c.md", "c\n")
+    .file("src/x/file.c", "x\n")
+    .file("src/y/file.c", "y\n")
+    .symlink("link.txt", "a.txt")
+    .file("tree/target", "t\n")
+    .symlink("tree/link", "target")
+    .bytes("exec.sh", b"#!/bin/sh\n", 0o755)
+    .file("owned.txt", "owned\n");
+    let owned = context.path().join("owned.txt");
+    std::os::unix::fs::chown(&owned, Some(1234), Some(5678)).unwrap();
+    let mtime = filetime_of(1_500_000_000);
+    set_mtime(&owned, mtime);
+    let built = store.build(&context, "copy-globs", &[]);
+    assert_eq!(
+        built.list("/globbed"),
+        ["a.txt", "b.txt", "link.txt", "owned.txt"]
+    );
+    assert_eq!(built.list("/one-level"), ["file.c"]);
+    // A top-level symlink source is followed; one inside a directory is copied as a link.
+    assert!(
+        std::fs::symlink_metadata(built.path("/followed"))
+            .unwrap()
+            .is_file()
+    );
+    assert_eq!(built.read("/followed"), "a\n");
+    assert_eq!(
+        std::fs::read_link(built.path("/tree/link")).unwrap(),
+        std::path::Path::new("target")
+    );
+    // Modes are kept; owners from the context become root; mtimes are kept.
+    assert_eq!(built.owner_mode("/kept/exec.sh"), (0o755, 0, 0));
+    assert_eq!(built.owner_mode("/kept/owned.txt"), (0o644, 0, 0));
+    assert_eq!(built.mtime("/kept/owned.txt"), 1_500_000_000);
+}
+
+#[test]
+fn copy_from_a_stage_by_name_and_index_and_from_an_image_keeps_owners() {
+    let store = TestStore::with_busybox();
+    let image = Context::new("FROM busybox\nRUN echo from-image > /image.txt\n");
+    store.build(&image, "copy-source-image", &[]);
+    let context = Context::new(
+        "FROM busybox AS build\n\
+         RUN mkdir -p /out/sub && echo built > /out/sub/artifact && chown -R app:app /out \
+             && chmod 750 /out/sub\n\
+         FROM busybox\n\
+         COPY --from=build /out /by-name/\n\
+         COPY --from=0 /out/sub/artifact /by-index\n\
+         COPY --from=copy-source-image /image.txt /from-image\n\
+         COPY --from=build --chown=0:0 /out/sub /rechowned/\n",
+    );
+    let built = store.build(&context, "copy-from", &[]);
+    assert_eq!(built.read("/by-name/sub/artifact"), "built\n");
+    assert_eq!(built.owner_mode("/by-name/sub"), (0o750, 1000, 1000));
+    assert_eq!(built.owner_mode("/by-name/sub/artifact").1, 1000);
+    assert_eq!(built.read("/by-index"), "built\n");
+    assert_eq!(built.read("/from-image"), "from-image\n");
+    assert_eq!(built.owner_mode("/rechowned/artifact"), (0o644, 0, 0));
+}
+
+#[test]
+fn copy_chown_resolves_names_in_the_image() {
+    let store = TestStore::with_busybox();
+    let context = Context::new(
+        "FROM busybox\n\
+         RUN echo 'web:x:1500:2500::/srv:/bin/sh' >> /etc/passwd && echo 'www:x:2500:' >> /etc/group \
+             && echo 'staff:x:3000:' >> /etc/group\n\
+         COPY --chown=app:app a.txt /named\n\
+         COPY --chown=web a.txt /user-only\n\
+         COPY --chown=web:staff a.txt /user-group\n\
+         COPY --chown=1234 a.txt /numeric-user\n\
+         COPY --chown=1234:5678 dir /numeric/\n\
+         COPY --chown=:staff a.txt /group-only\n\
+         COPY --chown=nosuchuser:nosuchgroup a.txt /unknown\n\
+         USER web\n\
+         WORKDIR /srv/home\n",
+    )
+    .file("a.txt", "a\n")
+    .file("dir/f", "f\n");
+    let built = store.build(&context, "chown", &[]);
+    let owner = |path: &str| {
+        let (_, uid, gid) = built.owner_mode(path);
+        (uid, gid)
+    };
+    assert_eq!(owner("/named"), (1000, 1000));
+    // A user name alone takes the user's primary group from /etc/passwd.
+    assert_eq!(owner("/user-only"), (1500, 2500));
+    assert_eq!(owner("/user-group"), (1500, 3000));
+    // A number alone is both uid and gid.
+    assert_eq!(owner("/numeric-user"), (1234, 1234));
+    assert_eq!(owner("/numeric"), (1234, 5678));
+    assert_eq!(owner("/numeric/f"), (1234, 5678));
+    assert_eq!(owner("/group-only"), (0, 3000));
+    // Names the image does not know count as root, as in BuildKit (no error).
+    assert_eq!(owner("/unknown"), (0, 0));
+    // WORKDIR creates directories for USER the same way.
+    assert_eq!(owner("/srv/home"), (1500, 2500));
+}
+
+#[test]
+fn copy_chmod_octal_and_symbolic() {
+    let store = TestStore::with_busybox();
+    let context = Context::new(
+        "FROM busybox\n\
+         COPY --chmod=640 a.txt /octal\n\
+         COPY --chmod=0755 dir /octal-dir/\n\
+         COPY --chmod=u+x,g+w a.txt /symbolic\n\
+         COPY --chmod=a=rX dir /symbolic-dir/\n",
+    )
+    .file("a.txt", "a\n")
+    .file("dir/sub/f", "f\n");
+    std::fs::set_permissions(
+        context.path().join("dir/sub"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    let built = store.build(&context, "chmod", &[]);
+    assert_eq!(built.owner_mode("/octal").0, 0o640);
+    assert_eq!(built.owner_mode("/octal-dir/sub").0, 0o755);
+    assert_eq!(built.owner_mode("/octal-dir/sub/f").0, 0o755);
+    assert_eq!(built.owner_mode("/symbolic").0, 0o764);
+    assert_eq!(built.owner_mode("/symbolic-dir/sub").0, 0o555);
+    assert_eq!(built.owner_mode("/symbolic-dir/sub/f").0, 0o444);
+}
+
+#[test]
+fn copy_link_parents_and_exclude() {
+    let store = TestStore::with_busybox();
+    let context = Context::new(
+        "FROM busybox\n\
+         RUN mkdir /linked && echo old > /linked/keep\n\
+         COPY --link a.txt /linked/\n\
+         COPY --parents src/*/main.c /parents/\n\
+         COPY --parents ./src/./x/main.c /pivot/\n\
+         COPY --exclude=*.log --exclude=secret --exclude=**/*.tmp logs/ /excluded/\n",
+    )
+    .file("a.txt", "a\n")
+    .file("src/x/main.c", "x\n")
+    .file("src/y/main.c", "y\n")
+    .file("logs/keep.txt", "k\n")
+    .file("logs/drop.log", "d\n")
+    .file(
+        "logs/nested/also.log",
+        "kept: *.log matches at the top only\n",
+    )
+    .file("logs/nested/deep.tmp", "d\n")
+    .file("logs/secret", "s\n");
+    let built = store.build(&context, "copy-flags", &[]);
+    assert_eq!(built.read("/linked/a.txt"), "a\n");
+    assert_eq!(built.read("/linked/keep"), "old\n");
+    assert_eq!(built.read("/parents/src/x/main.c"), "x\n");
+    assert_eq!(built.read("/parents/src/y/main.c"), "y\n");
+    assert_eq!(built.read("/pivot/x/main.c"), "x\n");
+    assert!(!built.exists("/pivot/src"));
+    assert_eq!(built.list("/excluded"), ["keep.txt", "nested"]);
+    // Patterns match as in .dockerignore: `*.log` at the top only, `**/*.tmp` anywhere.
+    assert_eq!(built.list("/excluded/nested"), ["also.log"]);
+}
+
+/// A tar holding `hello.txt` (owned 1234:5678, mode 0640) and `dir/inner.txt`.
+fn sample_tar() -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, body: &[u8], mode: u32, uid: u64, gid: u64| {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(body.len() as u64);
+        header.set_mode(mode);
+        header.set_uid(uid);
+        header.set_gid(gid);
+        header.set_mtime(1_400_000_000);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, path, body).unwrap();
+    };
+    add("hello.txt", b"hello from the archive\n", 0o640, 1234, 5678);
+    add("dir/inner.txt", b"inner\n", 0o644, 0, 0);
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn add_extracts_local_archives_in_every_compression() {
+    let store = TestStore::with_busybox();
+    let tar = sample_tar();
+    let gzip = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&tar).unwrap();
+        e.finish().unwrap()
+    };
+    let bzip2 = {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        e.write_all(&tar).unwrap();
+        e.finish().unwrap()
+    };
+    let xz = {
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        e.write_all(&tar).unwrap();
+        e.finish().unwrap()
+    };
+    let zstd = zstd::encode_all(tar.as_slice(), 3).unwrap();
+    let not_an_archive = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b"just gzipped text\n").unwrap();
+        e.finish().unwrap()
+    };
+    let context = Context::new(
+        "FROM busybox\n\
+         ADD plain.tar /plain/\n\
+         ADD archive.tar.gz /gzip\n\
+         ADD archive.tar.bz2 /bzip2/\n\
+         ADD archive.tar.xz /xz/\n\
+         ADD archive.tar.zst /zstd/\n\
+         ADD text.gz /kept/\n\
+         COPY archive.tar.gz /copied/\n",
+    )
+    .bytes("plain.tar", &tar, 0o644)
+    .bytes("archive.tar.gz", &gzip, 0o644)
+    .bytes("archive.tar.bz2", &bzip2, 0o644)
+    .bytes("archive.tar.xz", &xz, 0o644)
+    .bytes("archive.tar.zst", &zstd, 0o644)
+    .bytes("text.gz", &not_an_archive, 0o644);
+    let built = store.build(&context, "add-archives", &[]);
+    for dir in ["/plain", "/gzip", "/bzip2", "/xz", "/zstd"] {
+        assert_eq!(
+            built.read(&format!("{dir}/hello.txt")),
+            "hello from the archive\n",
+            "{dir}"
+        );
+        assert_eq!(built.read(&format!("{dir}/dir/inner.txt")), "inner\n");
+        assert_eq!(
+            built.owner_mode(&format!("{dir}/hello.txt")),
+            (0o640, 1234, 5678),
+            "{dir}: the archive's owners and modes are kept"
+        );
+        assert_eq!(built.mtime(&format!("{dir}/hello.txt")), 1_400_000_000);
+    }
+    // A compressed file that is not a tar is copied as it is, and COPY never unpacks.
+    assert_eq!(
+        std::fs::read(built.path("/kept/text.gz")).unwrap(),
+        not_an_archive
+    );
+    assert_eq!(
+        std::fs::read(built.path("/copied/archive.tar.gz")).unwrap(),
+        gzip
+    );
+}
+
+#[test]
+fn add_downloads_urls_with_checksum_name_mode_and_mtime() {
+    let store = TestStore::with_busybox();
+    let body = b"downloaded content\n".to_vec();
+    let tar = sample_tar();
+    let server = HttpServer::start(vec![
+        (
+            "/files/remote.txt",
+            Served {
+                body: body.clone(),
+                last_modified: Some("Sun, 06 Nov 1994 08:49:37 GMT".to_owned()),
+            },
+        ),
+        (
+            "/files/remote.tar",
+            Served {
+                body: tar.clone(),
+                last_modified: None,
+            },
+        ),
+    ]);
+    let url = server.url("/files/remote.txt");
+    let checksum = rbuild::image::sha256_digest(&body).to_string();
+    let context = Context::new(&format!(
+        "FROM busybox\n\
+         ADD {url} /downloads/\n\
+         ADD --checksum={checksum} {url} /named-file\n\
+         ADD --chmod=644 {url} /chmodded\n\
+         ADD {tar_url} /remote-archive/\n",
+        tar_url = server.url("/files/remote.tar"),
+    ));
+    let built = store.build(&context, "add-url", &[]);
+    assert_eq!(built.read("/downloads/remote.txt"), "downloaded content\n");
+    assert_eq!(built.owner_mode("/downloads/remote.txt"), (0o600, 0, 0));
+    assert_eq!(built.mtime("/downloads/remote.txt"), 784_111_777);
+    assert_eq!(built.read("/named-file"), "downloaded content\n");
+    assert_eq!(built.owner_mode("/chmodded").0, 0o644);
+    // Archives from URLs are not unpacked.
+    assert_eq!(
+        std::fs::read(built.path("/remote-archive/remote.tar")).unwrap(),
+        tar
+    );
+
+    let wrong = rbuild::image::sha256_digest(b"something else").to_string();
+    let bad = Context::new(&format!("FROM busybox\nADD --checksum={wrong} {url} /x\n"));
+    let log = store.build_fails(&bad, &[]);
+    assert!(
+        log.contains("digest mismatch") || log.contains("checksum"),
+        "{log}"
+    );
+    let missing = Context::new(&format!(
+        "FROM busybox\nADD {} /x\n",
+        server.url("/nothing-here")
+    ));
+    let log = store.build_fails(&missing, &[]);
+    assert!(log.contains("404"), "{log}");
+}
+
+fn filetime_of(seconds: i64) -> nix::sys::time::TimeSpec {
+    nix::sys::time::TimeSpec::new(seconds, 0)
+}
+
+fn set_mtime(path: &std::path::Path, mtime: nix::sys::time::TimeSpec) {
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &mtime,
+        &mtime,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .unwrap();
+}
+
+/// Runs git with a fixed identity; panics unless it succeeds; returns stdout.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=rbuild",
+            "-c",
+            "user.email=rbuild@example.com",
+        ])
+        .args(["-c", "init.defaultBranch=main"])
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn add_clones_git_repositories_at_a_ref_and_subdir() {
+    build_support::require_tool("git");
+    let store = TestStore::with_busybox();
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("source");
+    std::fs::create_dir(&source).unwrap();
+    git(&source, &["init", "-q"]);
+    std::fs::write(source.join("README"), "version one\n").unwrap();
+    std::fs::create_dir(source.join("sub")).unwrap();
+    std::fs::write(source.join("sub/inner.txt"), "inner one\n").unwrap();
+    git(&source, &["add", "."]);
+    git(&source, &["commit", "-q", "-m", "one"]);
+    git(&source, &["tag", "v1"]);
+    let first = git(&source, &["rev-parse", "HEAD"]).trim().to_owned();
+    std::fs::write(source.join("README"), "version two\n").unwrap();
+    git(&source, &["commit", "-q", "-am", "two"]);
+    git(&source, &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(source.join("README"), "feature branch\n").unwrap();
+    git(&source, &["commit", "-q", "-am", "feature"]);
+    git(&source, &["checkout", "-q", "main"]);
+    let bare = work.path().join("repo.git");
+    git(
+        work.path(),
+        &["clone", "-q", "--bare", "source", bare.to_str().unwrap()],
+    );
+    git(&bare, &["update-server-info"]);
+    let server = HttpServer::start(HttpServer::files_under("/repo.git", &bare));
+    let url = server.url("/repo.git");
+    let context = Context::new(&format!(
+        "FROM busybox\n\
+         ADD {url} /default/\n\
+         ADD {url}#v1 /tag/\n\
+         ADD {url}#feature /branch/\n\
+         ADD {url}#{first} /commit/\n\
+         ADD {url}#main:sub /subdir/\n\
+         ADD --keep-git-dir=true {url}#v1 /with-git/\n"
+    ));
+    let built = store.build(&context, "add-git", &[]);
+    assert_eq!(built.read("/default/README"), "version two\n");
+    assert_eq!(built.list("/default"), ["README", "sub"]);
+    assert_eq!(built.read("/tag/README"), "version one\n");
+    assert_eq!(built.read("/branch/README"), "feature branch\n");
+    assert_eq!(built.read("/commit/README"), "version one\n");
+    assert_eq!(built.list("/subdir"), ["inner.txt"]);
+    assert_eq!(built.read("/subdir/inner.txt"), "inner one\n");
+    assert!(built.exists("/with-git/.git/HEAD"));
+    assert_eq!(built.owner_mode("/default/README"), (0o644, 0, 0));
+
+    // A new commit on the branch is a new source (the key holds the commit the ref names);
+    // the tag still names the old one and stays cached.
+    std::fs::write(source.join("sub/inner.txt"), "inner two\n").unwrap();
+    git(&source, &["commit", "-q", "-am", "three"]);
+    git(&source, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    git(&bare, &["update-server-info"]);
+    for (path, served) in HttpServer::files_under("/repo.git", &bare) {
+        server.serve(&path, served);
+    }
+    let moved = Context::new(&format!(
+        "FROM busybox\nADD {url}#v1 /tag/\nADD {url}#main:sub /subdir/\n"
+    ));
+    let built = store.build(&moved, "add-git-moved", &[]);
+    assert_eq!(
+        built.read("/subdir/inner.txt"),
+        "inner two\n",
+        "{}",
+        built.log
+    );
+    let rebuilt = store.build(&moved, "add-git-moved", &[]);
+    assert!(!rebuilt.log.contains("cache miss"), "{}", rebuilt.log);
+
+    let bad = Context::new(&format!("FROM busybox\nADD {url}#no-such-ref /x/\n"));
+    let log = store.build_fails(&bad, &[]);
+    assert!(log.contains("no-such-ref"), "{log}");
+}
+
+#[test]
+fn a_changed_remote_source_is_fetched_again_and_an_unchanged_one_is_cached() {
+    let store = TestStore::with_busybox();
+    let served = |body: &str| Served {
+        body: body.as_bytes().to_vec(),
+        last_modified: None,
+    };
+    let server = HttpServer::start(vec![("/data.txt", served("first\n"))]);
+    let context = Context::new(&format!(
+        "FROM busybox\nADD {} /data.txt\nRUN cat /data.txt > /copy\n",
+        server.url("/data.txt")
+    ));
+    let built = store.build(&context, "remote-1", &[]);
+    assert_eq!(built.read("/copy"), "first\n");
+    let built = store.build(&context, "remote-2", &[]);
+    assert_eq!(built.read("/copy"), "first\n");
+    assert!(!built.log.contains("cache miss"), "{}", built.log);
+    // BuildKit keys a URL by the digest of what it serves: new content, new layer.
+    server.serve("/data.txt", served("second\n"));
+    let built = store.build(&context, "remote-3", &[]);
+    assert_eq!(built.read("/copy"), "second\n", "{}", built.log);
+}

@@ -1,0 +1,134 @@
+//! Builds that meet a registry: a FROM image missing from the store is pulled on demand,
+//! `--pull` pulls it again, and `--push` sends the result to the registry of every -t name.
+//! docker-registry runs on 127.0.0.1, started by the test; skopeo reads what was pushed.
+
+mod registry_support;
+
+use registry_support::{Auth, Registry};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn rbuild(home: &Path, root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env("HOME", home)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("DOCKER_CONFIG")
+        .output()
+        .expect("running rbuild")
+}
+
+fn ok(output: Output, what: &str) -> String {
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn from_pulls_a_missing_base_and_push_sends_the_result() {
+    let registry = Registry::start(Auth::None);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let (publisher, builder) = (dir.path().join("publisher"), dir.path().join("builder"));
+    let tar = registry_support::busybox_tar(dir.path());
+    let base = format!("{}/base/busybox:1", registry.host);
+    ok(
+        rbuild(
+            &home,
+            &publisher,
+            &["import", tar.to_str().expect("utf-8"), &base],
+        ),
+        "import",
+    );
+    ok(
+        rbuild(&home, &publisher, &["push", &base]),
+        "push of the base",
+    );
+
+    let context = dir.path().join("ctx");
+    std::fs::create_dir_all(&context).expect("ctx");
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM {base}\nRUN echo built-on-pulled-base > /proof\n"),
+    )
+    .expect("Dockerfile");
+    let app = format!("{}/team/app:v1", registry.host);
+    let id = ok(
+        rbuild(
+            &home,
+            &builder,
+            &[
+                "build",
+                "--push",
+                "-t",
+                &app,
+                context.to_str().expect("utf-8"),
+            ],
+        ),
+        "build with an on-demand pull and --push",
+    );
+    let id = id.trim();
+    // The base arrived in the builder's store, and the image went to the registry.
+    ok(
+        rbuild(&home, &builder, &["image", "inspect", &base]),
+        "inspect of the pulled base",
+    );
+    let config = registry.skopeo(&["inspect", "--config", &format!("docker://{app}")]);
+    let config: serde_json::Value = serde_json::from_slice(&config).expect("config json");
+    assert_eq!(
+        config["rootfs"]["diff_ids"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let local = ok(
+        rbuild(&home, &builder, &["image", "inspect", id]),
+        "inspect",
+    );
+    let local: serde_json::Value = serde_json::from_str(&local).expect("inspect json");
+    assert_eq!(
+        local[0]["RootFS"]["Layers"], config["rootfs"]["diff_ids"],
+        "the registry has the layers that were built"
+    );
+
+    // --pull fetches the base again and the build still uses its cache for the rest.
+    let out = rbuild(
+        &home,
+        &builder,
+        &[
+            "build",
+            "--pull",
+            "--progress",
+            "plain",
+            "-t",
+            "again:1",
+            context.to_str().expect("utf-8"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("CACHED"), "{stderr}");
+
+    // A base that is neither in the store nor in the registry: a clear error.
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM {}/nowhere/none:1\nRUN true\n", registry.host),
+    )
+    .expect("Dockerfile");
+    let out = rbuild(
+        &home,
+        &builder,
+        &["build", "-t", "x:1", context.to_str().expect("utf-8")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Dockerfile:1:1") && stderr.contains("nowhere/none"),
+        "{stderr}"
+    );
+}
