@@ -191,6 +191,23 @@ fn run_matches_docker_run() {
         "-c",
         "echo x > /data/out 2>/dev/null; echo $?",
     ]);
+    // Resource limits: the same values in the container's cgroups, read from the host's tree.
+    let (_, limits) = engines.same(&[
+        "--memory",
+        "32m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "16",
+        "-v",
+        "/sys/fs/cgroup:/c:ro",
+        "--entrypoint",
+        "sh",
+        IMAGE,
+        "-c",
+        CGROUP_LIMITS_SCRIPT,
+    ]);
+    assert_eq!(limits, CGROUP_LIMITS_EXPECTED);
     // Terminal: stdin, stdout and stderr are the terminal, with its line discipline.
     engines.same(&[
         "-t",
