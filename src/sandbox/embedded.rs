@@ -1388,11 +1388,17 @@ unsafe fn exec_main(plan: &Plan, pts: Option<u32>) -> ! {
         if plan.uid != 0 {
             libc::prctl(libc::PR_SET_KEEPCAPS, 1);
         }
-        if plan.set_groups && libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) != 0 {
+        // Raw system calls, not glibc's wrappers: those apply the change to every thread
+        // glibc believes the process has, under a lock that another thread of the caller may
+        // have held when it was cloned (tokio starting a thread), and the child then waits
+        // on that lock forever. The child has one thread, so the raw calls are complete.
+        if plan.set_groups
+            && libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr()) != 0
+        {
             fail(plan, Stage::Groups, errno(), 0);
         }
-        if libc::setresgid(plan.gid, plan.gid, plan.gid) != 0
-            || libc::setresuid(plan.uid, plan.uid, plan.uid) != 0
+        if libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0
+            || libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0
         {
             fail(plan, Stage::SetUser, errno(), 0);
         }
