@@ -1388,10 +1388,10 @@ unsafe fn exec_main(plan: &Plan, pts: Option<u32>) -> ! {
         if plan.uid != 0 {
             libc::prctl(libc::PR_SET_KEEPCAPS, 1);
         }
-        // Raw system calls, not libc's wrappers: those broadcast the change to every thread
-        // glibc believes the process has, and this clone of a multi-threaded process (a build
-        // runs stages on threads) inherited that list without the threads, so they can wait
-        // forever for answers that never come.
+        // Raw system calls, not glibc's wrappers: those apply the change to every thread
+        // glibc believes the process has, under a lock that another thread of the caller may
+        // have held when it was cloned (tokio starting a thread), and the child then waits
+        // on that lock forever. The child has one thread, so the raw calls are complete.
         if plan.set_groups
             && libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr()) != 0
         {
