@@ -519,7 +519,9 @@ impl Shared<'_> {
             "instruction": step.text,
             "op": &step.op,
             "network": network,
-            "sources": &sources,
+            // Digests only: a context of many files must not make every lookup slow. The
+            // entries go into the record on a miss, to explain the next one.
+            "sources": sources.iter().map(|s| [s.source.as_str(), s.digest.as_ref()]).collect::<Vec<_>>(),
             "from": source_states.iter().map(|s| s.as_ref().map(|s| s.key.to_string())).collect::<Vec<_>>(),
         });
         let key = key_of(&[KEY_FORMAT, &inputs_json.to_string()]);
@@ -536,6 +538,8 @@ impl Shared<'_> {
                 next
             }
             None => {
+                let mut inputs_json = inputs_json;
+                inputs_json["source_entries"] = serde_json::json!(&sources);
                 let reason = if no_cache {
                     "--no-cache".to_owned()
                 } else {
