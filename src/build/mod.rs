@@ -636,7 +636,7 @@ impl Shared<'_> {
         if empty {
             return Ok(next);
         }
-        let mut writer = self.store.blob_writer(None)?;
+        let mut writer = self.store.layer_writer()?;
         let written = crate::snapshot::write_layer(
             &upper,
             &mut writer,
@@ -651,7 +651,9 @@ impl Shared<'_> {
         let chain_id = chain_ids(&diff_ids)
             .pop()
             .ok_or_else(|| BuildError::Other("no chain id".into()))?;
-        let (blob, dir) = self.store.commit_step(writer, &chain_id, &upper)?;
+        let (blob, dir) = self
+            .store
+            .commit_step(writer, &written.diff_id, &chain_id, &upper)?;
         next.layers.push(LayerState {
             layer: Layer {
                 diff_id: blob.digest,

@@ -34,6 +34,9 @@ pub struct BlobWriter {
     expected: Option<Digest>,
     keep_on_drop: bool,
     done: bool,
+    /// Off for a layer whose writer hashes it already ([`Store::layer_writer`]): its digest
+    /// is given at commit, computed over the same bytes.
+    hashing: bool,
 }
 
 impl BlobWriter {
@@ -52,6 +55,7 @@ impl BlobWriter {
             expected,
             keep_on_drop: false,
             done: false,
+            hashing: true,
         })
     }
 
@@ -92,6 +96,7 @@ impl BlobWriter {
             expected: Some(expected),
             keep_on_drop: true,
             done: false,
+            hashing: true,
         })
     }
 
@@ -118,6 +123,19 @@ impl BlobWriter {
         })
     }
 
+    /// A writer that does not hash: for layers written by [`crate::snapshot::write_layer`],
+    /// which hashes them already; the digest is given with [`BlobWriter::known_digest`].
+    pub(super) fn without_hashing(mut self) -> BlobWriter {
+        self.hashing = false;
+        self
+    }
+
+    /// The digest of what was written, computed by the producer.
+    pub(super) fn known_digest(mut self, digest: &Digest) -> BlobWriter {
+        self.expected = Some(digest.clone());
+        self
+    }
+
     /// Flushes, fdatasyncs and checks the digest, leaving the file in tmp/ (locked while the
     /// result lives) for the caller to rename. On failure the file is removed.
     pub(super) fn finish_synced(mut self) -> Result<SyncedBlob> {
@@ -139,6 +157,11 @@ impl BlobWriter {
     fn sync_and_check(&mut self) -> Result<Digest> {
         self.out.flush().at(&self.tmp_path)?;
         self.out.get_ref().sync_data().at(&self.tmp_path)?;
+        if !self.hashing {
+            return self.expected.clone().ok_or_else(|| {
+                StoreError::Invalid("a layer writer was committed without its digest".into())
+            });
+        }
         let hash = std::mem::take(&mut self.hasher).finalize();
         let digest = digest_from_hash(&hash);
         match &self.expected {
@@ -154,7 +177,9 @@ impl BlobWriter {
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.out.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if self.hashing {
+            self.hasher.update(&buf[..n]);
+        }
         self.size += n as u64;
         Ok(n)
     }

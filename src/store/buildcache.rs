@@ -231,10 +231,11 @@ impl Store {
     pub fn commit_step(
         &self,
         writer: super::BlobWriter,
+        diff_id: &Digest,
         chain_id: &Digest,
         dir: &Path,
     ) -> Result<(super::CommittedBlob, PathBuf)> {
-        let blob = writer.finish_synced()?;
+        let blob = writer.known_digest(diff_id).finish_synced()?;
         let target = self.blob_path(&blob.digest)?;
         let snapshot = self.snapshot_path(chain_id)?;
         let _gc = self.lock_gc(LockMode::Shared)?;

@@ -223,6 +223,12 @@ impl Store {
         BlobWriter::create(self.clone(), expected.cloned())
     }
 
+    /// A writer for a build step's layer, whose tar writer computes the DiffID (so the bytes
+    /// are not hashed twice); commit it with [`Store::commit_step`].
+    pub fn layer_writer(&self) -> Result<BlobWriter> {
+        Ok(BlobWriter::create(self.clone(), None)?.without_hashing())
+    }
+
     /// A writer that continues a partial download of `expected` left by an earlier attempt
     /// (by this or another process); [`BlobWriter::offset`] says how many bytes it already
     /// holds, so the caller asks for the rest (an HTTP Range request). The partial data
