@@ -2,6 +2,7 @@
 //! parse → plan → build out, the image tagged, exported and its ID printed.
 
 use clap::Args;
+use nix::sys::signal::{SigHandler, Signal};
 use rbuild::build::options::{
     BuildArg, CacheSpec, Destination, HostEntry, NetworkMode, Output, Secret,
 };
@@ -109,6 +110,13 @@ fn message(text: impl std::fmt::Display) -> CliError {
 }
 
 pub fn run(root: Option<PathBuf>, args: BuildArgs) -> ExitCode {
+    // Ctrl-C and SIGTERM stop a build even when the shell that started it in the background
+    // made it ignore them: the sandbox's processes die with it (parent-death signal), mounts
+    // live in namespaces that die with it, and the next build clears its work dirs.
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: restoring the default disposition installs no handler.
+        let _ = unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) };
+    }
     match build(root, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
