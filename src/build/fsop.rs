@@ -353,6 +353,23 @@ fn mkdir_all(path: &Path, owner: Option<Owner>) -> Result<(), String> {
     Ok(())
 }
 
+/// `path` with a symlink at its end followed (inside the chrooted root), as BuildKit resolves
+/// a file destination: `COPY a.txt /link` writes through `/link -> /victim` into /victim.
+fn follow_links(path: &Path) -> PathBuf {
+    let mut current = path.to_path_buf();
+    // As the kernel, give up after 40 links (a loop): the copy then reports the error.
+    for _ in 0..40 {
+        let Ok(link) = fs::read_link(&current) else {
+            break;
+        };
+        current = match current.parent() {
+            Some(parent) if link.is_relative() => parent.join(link),
+            _ => link,
+        };
+    }
+    current
+}
+
 fn chown(path: &Path, owner: Owner) -> Result<(), String> {
     std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid))
         .map_err(|e| format!("chown {}: {e}", path.display()))
@@ -396,14 +413,14 @@ impl Copier<'_> {
         let dest = self.op.dest.trim_end_matches('/');
         let dest = if dest.is_empty() { "/" } else { dest };
         let into_dir = self.op.dest.ends_with('/') || matches > 1 || Path::new(dest).is_dir();
-        // As fsutil: a directory destination for files is made (0755); a directory copied
-        // creates its destination itself, taking the source directory's metadata.
-        let dir_matches = selections
-            .iter()
-            .flat_map(|s| &s.matches)
-            .filter(|m| m.kind == FileKind::Dir)
-            .count();
-        if into_dir && matches > dir_matches {
+        // As fsutil's prepareTargetDir: a missing destination directory is made 0755, owned
+        // by --chown or root, also for a directory source, whose own mode and owner are not
+        // copied onto it (BuildKit does so; checked against docker build).
+        if into_dir
+            || selections
+                .iter()
+                .any(|s| s.matches.iter().any(|m| m.kind == FileKind::Dir))
+        {
             mkdir_all(Path::new(dest), self.owner)?;
         } else if let Some(parent) = Path::new(dest).parent() {
             mkdir_all(parent, self.owner)?;
@@ -417,7 +434,7 @@ impl Copier<'_> {
                 let target = if into_dir {
                     join(dest, &matched.name)
                 } else {
-                    PathBuf::from(dest)
+                    follow_links(Path::new(dest))
                 };
                 let relative = matched.context_path_of(&matched.entries[0]);
                 if self.unpacks(root, &relative)? {
@@ -430,10 +447,10 @@ impl Copier<'_> {
             }
         }
         for download in downloads {
-            let target = if self.op.dest.ends_with('/') || matches > 1 {
+            let target = if into_dir {
                 join(dest, &download.name)
             } else {
-                PathBuf::from(dest)
+                follow_links(Path::new(dest))
             };
             self.copy_entry(downloads_fd, &download.file, FileKind::File, &target, false)?;
             let mode = self
@@ -451,7 +468,7 @@ impl Copier<'_> {
             let target = if into_dir {
                 join(dest, &file.name)
             } else {
-                PathBuf::from(dest)
+                follow_links(Path::new(dest))
             };
             self.write_inline(file, &target)?;
         }
