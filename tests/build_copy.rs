@@ -533,3 +533,25 @@ fn a_changed_remote_source_is_fetched_again_and_an_unchanged_one_is_cached() {
     let built = store.build(&context, "remote-3", &[]);
     assert_eq!(built.read("/copy"), "second\n", "{}", built.log);
 }
+
+#[test]
+fn reading_from_a_stage_not_yet_defined_fails_instead_of_waiting_forever() {
+    let store = TestStore::with_busybox();
+    let cycle = Context::new(
+        "FROM busybox AS a\n\
+         COPY --from=b /x /x\n\
+         FROM a AS b\n\
+         RUN touch /x\n",
+    );
+    let log = store.build_fails(&cycle, &[]);
+    assert!(
+        log.contains("Dockerfile:2") && log.contains("defined before"),
+        "{log}"
+    );
+    let mount = Context::new(
+        "FROM busybox AS a\n\
+         RUN --mount=type=bind,from=a,target=/m true\n",
+    );
+    let log = store.build_fails(&mount, &[]);
+    assert!(log.contains("Dockerfile:2"), "{log}");
+}

@@ -390,10 +390,30 @@ impl StagePlanner<'_, '_, '_> {
         }
     }
 
-    fn add_source(&mut self, source: &Source) {
+    /// Records a `--from` stage as a dependency; only a stage defined before this one can be
+    /// read (a later one would wait for this stage forever).
+    fn add_source(&mut self, source: &Source, span: Span) -> Result<(), PlanError> {
         if let Source::Stage(index) = source {
+            if *index >= self.stage.index {
+                let name = |i: usize| {
+                    self.outline
+                        .stages
+                        .get(i)
+                        .and_then(|s| s.name.clone())
+                        .unwrap_or_else(|| format!("stage-{i}"))
+                };
+                return Err(PlanError::at(
+                    span,
+                    format!(
+                        "cannot read from stage {:?}: it needs to be defined before the current stage {:?}",
+                        name(*index),
+                        name(self.stage.index)
+                    ),
+                ));
+            }
             self.stage.dependencies.insert(*index);
         }
+        Ok(())
     }
 
     fn instruction(
@@ -572,7 +592,7 @@ impl StagePlanner<'_, '_, '_> {
                     .from
                     .as_ref()
                     .map_or(Source::Context, |w| source_of(self.outline, &w.text));
-                self.add_source(&from);
+                self.add_source(&from, span)?;
                 let (op, written_dest) = self.copy_op(
                     from,
                     &copy.paths,
@@ -675,7 +695,7 @@ impl StagePlanner<'_, '_, '_> {
             };
             let from = parsed.from.as_deref().map(|f| source_of(self.outline, f));
             if let Some(from) = &from {
-                self.add_source(from);
+                self.add_source(from, mount.raw.span)?;
             }
             mounts.push(RunMount {
                 mount: parsed,
