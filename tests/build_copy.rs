@@ -222,8 +222,11 @@ fn copy_link_parents_and_exclude() {
     let store = TestStore::with_busybox();
     let context = Context::new(
         "FROM busybox\n\
-         RUN mkdir /linked && echo old > /linked/keep\n\
+         RUN mkdir -p /linked/deeper /private && echo old > /linked/keep \
+             && chown app /linked /private && chmod 700 /linked /private\n\
          COPY --link a.txt /linked/\n\
+         COPY --link --chown=app a.txt /linked/deeper/\n\
+         COPY a.txt /private/\n\
          COPY --parents src/*/main.c /parents/\n\
          COPY --parents ./src/./x/main.c /pivot/\n\
          COPY --exclude=*.log --exclude=secret --exclude=**/*.tmp logs/ /excluded/\n",
@@ -242,6 +245,11 @@ fn copy_link_parents_and_exclude() {
     let built = store.build(&context, "copy-flags", &[]);
     assert_eq!(built.read("/linked/a.txt"), "a\n");
     assert_eq!(built.read("/linked/keep"), "old\n");
+    // --link lays the copy over the image: its directories are the new layer's (0755, owned
+    // by --chown or root), as BuildKit's merged layer makes them; a plain COPY keeps them.
+    assert_eq!(built.owner_mode("/linked"), (0o755, 1000, 1000));
+    assert_eq!(built.owner_mode("/linked/deeper"), (0o755, 1000, 1000));
+    assert_eq!(built.owner_mode("/private"), (0o700, 1000, 0));
     assert_eq!(built.read("/parents/src/x/main.c"), "x\n");
     assert_eq!(built.read("/parents/src/y/main.c"), "y\n");
     assert_eq!(built.read("/pivot/x/main.c"), "x\n");

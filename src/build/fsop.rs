@@ -416,14 +416,25 @@ impl Copier<'_> {
         // As fsutil's prepareTargetDir: a missing destination directory is made 0755, owned
         // by --chown or root, also for a directory source, whose own mode and owner are not
         // copied onto it (BuildKit does so; checked against docker build).
-        if into_dir
+        let dest_dir = if into_dir
             || selections
                 .iter()
                 .any(|s| s.matches.iter().any(|m| m.kind == FileKind::Dir))
         {
-            mkdir_all(Path::new(dest), self.owner)?;
-        } else if let Some(parent) = Path::new(dest).parent() {
-            mkdir_all(parent, self.owner)?;
+            Path::new(dest)
+        } else {
+            Path::new(dest).parent().unwrap_or(Path::new("/"))
+        };
+        mkdir_all(dest_dir, self.owner)?;
+        if self.op.link {
+            // BuildKit copies a --link step onto an empty tree laid over the image: the
+            // destination's directories come from that tree, 0755 and owned by --chown or root.
+            let owner = self.owner.unwrap_or(Owner { uid: 0, gid: 0 });
+            for dir in dest_dir.ancestors().filter(|d| *d != Path::new("/")) {
+                chown(dir, owner)?;
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
         }
         for selection in selections {
             for matched in &selection.matches {
