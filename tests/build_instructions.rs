@@ -264,6 +264,7 @@ fn config_instructions_set_the_image_config() {
     assert_eq!(c["OnBuild"], json!(["RUN echo triggered"]));
     assert_eq!(c["Entrypoint"], json!(["/bin/echo"]));
     assert_eq!(c["Cmd"], json!(["default", "args"]));
+    assert_eq!(c["ArgsEscaped"], json!(true), "BuildKit sets it with CMD");
     assert_eq!(store.run("config", &[]), "default args\n");
 }
 
@@ -394,7 +395,7 @@ fn history_reads_as_docker_build_writes_it() {
          WORKDIR /tmp\n\
          RUN true\n\
          USER app\n\
-         EXPOSE 80\n\
+         EXPOSE 80 53/udp\n\
          VOLUME /data\n\
          ONBUILD RUN true\n\
          HEALTHCHECK --interval=30s --retries=3 CMD true\n\
@@ -428,7 +429,7 @@ fn history_reads_as_docker_build_writes_it() {
             ("WORKDIR /tmp", true),
             ("RUN |1 VERSION=1.0 /bin/sh -c true # buildkit", true),
             ("USER app", true),
-            ("EXPOSE map[80/tcp:{}]", true),
+            ("EXPOSE [80/tcp 53/udp]", true),
             ("VOLUME [/data]", true),
             (
                 "HEALTHCHECK {Test:[CMD-SHELL true] Interval:30s Timeout:0s StartPeriod:0s StartInterval:0s Retries:3}",

@@ -483,13 +483,13 @@ impl StagePlanner<'_, '_, '_> {
                         let protocol = format!("{:?}", spec.protocol).to_ascii_lowercase();
                         for number in spec.start..=spec.end {
                             let key = format!("{number}/{protocol}");
-                            shown.push(format!("{key}:{{}}"));
+                            shown.push(key.clone());
                             config::add_to_set(&mut self.stage.config.exposed_ports, key);
                         }
                     }
                 }
-                shown.sort();
-                self.history(format!("EXPOSE map[{}]", shown.join(" ")), None);
+                // Current BuildKit lists the ports as written (`EXPOSE [80/tcp 53/udp]`).
+                self.history(format!("EXPOSE {}", config::go_list(&shown)), None);
             }
             InstructionKind::Volume(words) => {
                 let mut shown = Vec::new();
@@ -534,6 +534,8 @@ impl StagePlanner<'_, '_, '_> {
                 self.history(format!("CMD {}", config::go_quoted_list(&args)), None);
                 // An empty list is left out of the config (Go's omitempty), as BuildKit does.
                 self.stage.config.cmd = (!args.is_empty()).then_some(args);
+                // BuildKit marks every CMD so (a Windows-only hint, kept for equal configs).
+                self.stage.config.args_escaped = true;
                 self.config_cmd_set = true;
             }
             InstructionKind::Entrypoint(command) => {
