@@ -731,3 +731,38 @@ fn independent_stages_run_at_the_same_time_and_unused_ones_never() {
     assert!(!stderr.contains("never"), "the unused stage ran: {stderr}");
     assert_eq!(f.run("par:1", &["cat", "/a", "/b"]), "a\nb\n");
 }
+
+#[test]
+fn source_date_epoch_makes_builds_reproducible_across_runtimes() {
+    support::require_tool("runc");
+    let f = Fixture::new();
+    f.write(
+        "Dockerfile",
+        "FROM busybox\nARG SOURCE_DATE_EPOCH\nRUN mkdir -p /data && echo made > /data/file && ln -s file /data/link\nCOPY Dockerfile /data/\nCMD [\"cat\", \"/data/file\"]\n",
+    );
+    let epoch = ["--build-arg", "SOURCE_DATE_EPOCH=1700000000"];
+    let (embedded, _) = f.build_ok(&[&epoch[..], &["-t", "r:1"]].concat());
+    // Every step again, the RUN through runc instead of the embedded runtime.
+    let (with_runc, stderr) = f.build_ok(
+        &[
+            &epoch[..],
+            &[
+                "--no-cache",
+                "--runtime",
+                "runc",
+                "--progress",
+                "plain",
+                "-t",
+                "r:2",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(count(&stderr, "CACHED"), 0, "{stderr}");
+    assert_eq!(
+        embedded, with_runc,
+        "the same image, to the byte, from both runtimes"
+    );
+    let created = f.inspect("r:2")["Created"].clone();
+    assert_eq!(created, "2023-11-14T22:13:20Z");
+}

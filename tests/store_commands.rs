@@ -183,3 +183,59 @@ fn fsck_reports_corruption_and_repair_drops_what_cannot_be_trusted() {
     rbuild(&root, &["import", tar, "good"]);
     rbuild(&root, &["system", "fsck"]);
 }
+
+#[test]
+fn import_change_sets_the_runtime_defaults_docker_import_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let tar = busybox_tar(dir.path());
+    let tar = tar.to_str().unwrap();
+    rbuild(
+        &root,
+        &[
+            "import",
+            "-c",
+            r#"CMD ["sh", "-c", "echo $GREETING"]"#,
+            "-c",
+            "ENV GREETING=hi",
+            "-c",
+            "EXPOSE 8080/udp",
+            "-c",
+            "WORKDIR /srv",
+            "-c",
+            "USER nobody",
+            "-c",
+            "LABEL team=store",
+            tar,
+            "changed:1",
+        ],
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&rbuild(&root, &["image", "inspect", "changed:1"])).unwrap();
+    let config = &inspect[0]["Config"];
+    assert_eq!(
+        config["Cmd"],
+        serde_json::json!(["sh", "-c", "echo $GREETING"])
+    );
+    assert_eq!(config["Env"], serde_json::json!(["GREETING=hi"]));
+    assert_eq!(config["ExposedPorts"], serde_json::json!({"8080/udp": {}}));
+    assert_eq!(config["WorkingDir"], "/srv");
+    assert_eq!(config["User"], "nobody");
+    assert_eq!(config["Labels"]["team"], "store");
+    // Without changes the config is empty, as docker import's.
+    rbuild(&root, &["import", tar, "plain:1"]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&rbuild(&root, &["image", "inspect", "plain:1"])).unwrap();
+    assert!(
+        inspect[0]["Config"]["Env"].is_null(),
+        "{}",
+        inspect[0]["Config"]
+    );
+    assert!(
+        inspect[0]["Config"]["WorkingDir"].is_null() || inspect[0]["Config"]["WorkingDir"] == ""
+    );
+    // An instruction import cannot apply is refused, naming it.
+    let out = rbuild_output(&root, &["import", "-c", "RUN rm -rf /", tar, "bad:1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RUN is not a valid change command"));
+}

@@ -85,7 +85,7 @@ pub(super) fn execute(
     };
     let request = Request {
         rootfs: Rootfs::Overlay {
-            lowerdirs: fs_state.dirs(),
+            lowerdirs: super::fsop::short_paths(fs_state.dirs(), &dir.join("l"))?,
             upper: dir.join("upper"),
             work: dir.join("work"),
         },

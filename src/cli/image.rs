@@ -95,6 +95,10 @@ pub struct ImportArgs {
     /// Set platform if server is multi-platform capable (os/arch[/variant])
     #[arg(long)]
     platform: Option<String>,
+    /// Apply Dockerfile instruction to the created image (CMD, ENTRYPOINT, ENV, EXPOSE,
+    /// LABEL, ONBUILD, USER, VOLUME, WORKDIR); repeatable
+    #[arg(short, long = "change", value_name = "INSTRUCTION")]
+    change: Vec<String>,
 }
 
 #[derive(Args)]
@@ -256,10 +260,17 @@ fn import(store: &Store, args: ImportArgs) -> CliResult {
         .as_deref()
         .map(Reference::parse)
         .transpose()?;
+    let config = rbuild::plan::config_changes(&args.change).map_err(|e| {
+        CliError::Usage(format!(
+            "--change: {} (line {} of the changes)",
+            e.message,
+            e.line.saturating_sub(1)
+        ))
+    })?;
     let options = ImportOptions {
         message: args.message,
         platform: args.platform,
-        ..Default::default()
+        config,
     };
     let image = store.import_rootfs(input(&args.file)?, &options)?;
     if let Some(reference) = reference {

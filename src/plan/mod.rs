@@ -310,6 +310,65 @@ pub fn plan(
     })
 }
 
+/// The configuration `docker import --change` makes: the instructions (CMD, ENTRYPOINT, ENV,
+/// EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR) applied to an empty configuration, which,
+/// unlike a scratch stage, gets no default PATH or WorkingDir.
+pub fn config_changes(changes: &[String]) -> Result<ContainerConfig, PlanError> {
+    const ALLOWED: [&str; 9] = [
+        "CMD",
+        "ENTRYPOINT",
+        "ENV",
+        "EXPOSE",
+        "LABEL",
+        "ONBUILD",
+        "USER",
+        "VOLUME",
+        "WORKDIR",
+    ];
+    let text = format!("FROM scratch\n{}\n", changes.join("\n"));
+    let parsed = crate::dockerfile::parse(&text);
+    if let Some(error) = parsed.errors().next() {
+        return Err(PlanError::at(error.span, error.message.clone()));
+    }
+    for instruction in parsed.instructions.iter().skip(1) {
+        let name = keyword(&instruction.kind);
+        if !ALLOWED.contains(&name) {
+            return Err(PlanError::at(
+                instruction.span,
+                format!(
+                    "{name} is not a valid change command (expected one of {})",
+                    ALLOWED.join(", ")
+                ),
+            ));
+        }
+    }
+    let planned = plan(&parsed, &PlanOptions::default(), &mut |_| {
+        Err("an import change cannot name an image".to_owned())
+    })?;
+    let mut config = planned
+        .stages
+        .into_iter()
+        .next()
+        .map(|stage| stage.config)
+        .unwrap_or_default();
+    let set_by_change = |keyword: &str| {
+        changes
+            .iter()
+            .any(|c| c.trim_start().to_ascii_uppercase().starts_with(keyword))
+    };
+    if !set_by_change("WORKDIR") {
+        config.working_dir = None;
+    }
+    if let Some(env) = &mut config.env {
+        let default_path = format!("PATH={}", crate::dockerfile::vars::DEFAULT_PATH);
+        env.retain(|pair| *pair != default_path);
+        if env.is_empty() {
+            config.env = None;
+        }
+    }
+    Ok(config)
+}
+
 fn vars_error(span: Span, error: VarsError) -> PlanError {
     PlanError::at(span, error.to_string())
 }
