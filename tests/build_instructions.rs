@@ -402,7 +402,17 @@ fn history_reads_as_docker_build_writes_it() {
          STOPSIGNAL SIGTERM\n\
          SHELL [\"/bin/sh\", \"-c\"]\n\
          ENTRYPOINT [\"/bin/sh\"]\n\
-         CMD [\"-c\", \"echo hi\"]\n",
+         CMD [\"-c\", \"echo hi\"]\n\
+         COPY <<EOF /inline.txt\n\
+         inline\n\
+         EOF\n\
+         RUN <<EOF\n\
+         echo heredoc > /tmp/heredoc\n\
+         EOF\n\
+         RUN <<EOF\n\
+         #!/bin/sh\n\
+         echo script > /tmp/script\n\
+         EOF\n",
     )
     .file("a.txt", "a\n")
     .file("b.txt", "b\n");
@@ -439,6 +449,16 @@ fn history_reads_as_docker_build_writes_it() {
             ("SHELL [/bin/sh -c]", true),
             ("ENTRYPOINT [\"/bin/sh\"]", true),
             ("CMD [\"-c\" \"echo hi\"]", true),
+            ("COPY <<EOF /inline.txt # buildkit", false),
+            (
+                "RUN |1 VERSION=1.0 /bin/sh -c echo heredoc > /tmp/heredoc\n # buildkit",
+                false
+            ),
+            // A `#!` heredoc is a file the shell runs.
+            (
+                "RUN |1 VERSION=1.0 /bin/sh -c /dev/pipes/EOF # buildkit",
+                false
+            ),
         ]
     );
     let config = store.config("history");
