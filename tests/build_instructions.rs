@@ -339,6 +339,18 @@ fn onbuild_triggers_of_a_base_image_run_first_in_the_stage_that_uses_it() {
     // Triggers are consumed: the child's image has none.
     assert!(store.container_config("onbuild-child")["OnBuild"].is_null());
 
+    // A trigger may read from a stage of the child's Dockerfile that only it needs.
+    let reader = Context::new("FROM busybox\nONBUILD COPY --from=builder /made /made\n");
+    store.build(&reader, "onbuild-reader", &[]);
+    let child = Context::new(
+        "FROM busybox AS builder\n\
+         RUN echo made-by-builder > /made\n\
+         FROM onbuild-reader\n\
+         RUN cat /made > /seen\n",
+    );
+    let built = store.build(&child, "onbuild-reader-child", &[]);
+    assert_eq!(built.read("/seen"), "made-by-builder\n");
+
     // ONBUILD in a stage fires in a stage built FROM it.
     let staged = Context::new(
         "FROM busybox AS parent\n\

@@ -17,7 +17,7 @@ use crate::dockerfile::vars::{Platform, StageBase, Variables, VarsError};
 use crate::dockerfile::{InstructionKind, ParsedDockerfile, Span};
 use crate::image::{ContainerConfig, ImageConfig};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// An error in the Dockerfile found while planning, at the instruction's position.
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +233,50 @@ pub fn plan(
             })?,
         None => outline.stages.len().saturating_sub(1),
     };
+    // ONBUILD triggers of a base image can read from stages nothing else needs (BuildKit
+    // resolves stages again when triggers add dependencies): plan again with those needed too.
+    let mut resolved: HashMap<String, ImageConfig> = HashMap::new();
+    let mut resolve_once = |reference: &str| -> Result<ImageConfig, String> {
+        if let Some(config) = resolved.get(reference) {
+            return Ok(config.clone());
+        }
+        let config = resolve(reference)?;
+        resolved.insert(reference.to_owned(), config.clone());
+        Ok(config)
+    };
+    let mut also_needed = BTreeSet::new();
+    loop {
+        let plan = plan_stages(
+            parsed,
+            options,
+            &outline,
+            target,
+            &also_needed,
+            &mut resolve_once,
+        )?;
+        let missing: BTreeSet<usize> = plan
+            .stages
+            .iter()
+            .filter(|s| s.needed)
+            .flat_map(|s| s.dependencies.iter().copied())
+            .filter(|d| plan.stages.get(*d).is_some_and(|s| !s.needed))
+            .collect();
+        if missing.is_empty() {
+            return Ok(plan);
+        }
+        also_needed.extend(missing);
+    }
+}
+
+/// One planning pass: the stages `target` and `also_needed` need are planned, others skipped.
+fn plan_stages(
+    parsed: &ParsedDockerfile,
+    options: &PlanOptions,
+    outline: &steps::Outline<'_>,
+    target: usize,
+    also_needed: &BTreeSet<usize>,
+    resolve: &mut Resolver<'_>,
+) -> Result<Plan, PlanError> {
     let target_name = outline.stages[target].name.clone().unwrap_or_default();
     let lexer = Lexer::new(parsed.directives.escape_char);
     let host = Platform::host();
@@ -247,8 +291,11 @@ pub fn plan(
         vars.arg(&declaration.0, declaration.1.as_deref())
             .map_err(|e| PlanError::at(declaration.2, e.to_string()))?;
     }
-    let bases = steps::bases(&outline, &vars, &lexer)?;
-    let needed = steps::needed_stages(&outline, &bases, target);
+    let bases = steps::bases(outline, &vars, &lexer)?;
+    let mut needed = steps::needed_stages(outline, &bases, target);
+    for extra in also_needed {
+        needed.extend(steps::needed_stages(outline, &bases, *extra));
+    }
     let mut stages: Vec<Stage> = Vec::with_capacity(outline.stages.len());
     for (index, outlined) in outline.stages.iter().enumerate() {
         let base = bases[index].clone();
@@ -293,7 +340,7 @@ pub fn plan(
                 &[]
             };
             steps::plan_stage(
-                &mut stage, outlined, &outline, start, &mut vars, lexer, labels,
+                &mut stage, outlined, outline, start, &mut vars, lexer, labels,
             )?;
         }
         stages.push(stage);
