@@ -44,6 +44,27 @@ fn bind_mounts_from_the_context_are_read_only_unless_rw_and_writes_are_discarded
 }
 
 #[test]
+fn bind_mounts_from_the_context_leave_out_what_dockerignore_excludes() {
+    let store = TestStore::with_busybox();
+    let context = Context::new(
+        "FROM busybox\n\
+         RUN --mount=type=bind,target=/ctx sh -c 'ls -A /ctx > /listed'\n\
+         RUN --mount=type=bind,source=dir,target=/dir,rw sh -c 'ls -A /dir > /listed-rw'\n",
+    )
+    .file(".dockerignore", "secret.txt\ndir/*.key\n")
+    .file("secret.txt", "do not show\n")
+    .file("public.txt", "shown\n")
+    .file("dir/id.key", "do not show\n")
+    .file("dir/readme", "shown\n");
+    let built = store.build(&context, "bind-ignore", &[]);
+    assert_eq!(
+        built.read("/listed"),
+        ".dockerignore\nDockerfile\ndir\npublic.txt\n"
+    );
+    assert_eq!(built.read("/listed-rw"), "readme\n");
+}
+
+#[test]
 fn bind_mounts_from_a_stage_and_from_an_image() {
     let store = TestStore::with_busybox();
     let other = Context::new("FROM busybox\nRUN echo image > /image.txt\n");

@@ -1011,17 +1011,46 @@ pub(super) fn export(store: &Store, fs: &FsState, source: &str) -> Result<WorkDi
     Ok(dirs.dir)
 }
 
-/// A copy of the host tree `source` as `out/` of a new work dir (a read-write bind mount's
-/// writes are discarded).
-pub(super) fn copy_tree(store: &Store, source: &Path) -> Result<WorkDir, String> {
+/// The host directory a `RUN --mount=type=bind` from the build context shows: the context's
+/// own files when the mount is read-only and .dockerignore leaves out nothing under `source`;
+/// else a copy of what `source` selects (ignored files left out, a read-write mount's writes
+/// discarded) as `out/` of the returned work dir, which must live as long as the mount.
+pub(super) fn context_bind_source(
+    store: &Store,
+    context: &Context,
+    source: &str,
+    writable: bool,
+) -> Result<(PathBuf, Option<WorkDir>), String> {
+    let selection = context
+        .select(source, &SelectOptions::default())
+        .map_err(|e| e.to_string())?;
+    let matched = selection
+        .matches
+        .first()
+        .ok_or_else(|| format!("{source}: not found in the build context"))?;
+    let on_disk = walkdir::WalkDir::new(&matched.host_path)
+        .follow_links(false)
+        .into_iter()
+        .count();
+    if !writable && on_disk == matched.entries.len() {
+        return Ok((matched.host_path.clone(), None));
+    }
     let dir = store.work_dir("bind-").map_err(|e| e.to_string())?;
-    copy_host_tree(source, &dir.path().join("out"))?;
-    Ok(dir)
+    let out = dir.path().join("out");
+    copy_host_entries(matched.entries.iter().map(|entry| {
+        let target = if entry.path.is_empty() {
+            out.clone()
+        } else {
+            out.join(&entry.path)
+        };
+        (context.root().join(matched.context_path_of(entry)), target)
+    }))?;
+    Ok((out, Some(dir)))
 }
 
 /// Copies a tree keeping modes, owners, symlinks and times.
 fn copy_host_tree(source: &Path, out: &Path) -> Result<(), String> {
-    let mut dirs = Vec::new();
+    let mut entries = Vec::new();
     for entry in walkdir::WalkDir::new(source).follow_links(false) {
         let entry = entry.map_err(|e| e.to_string())?;
         let relative = entry
@@ -1033,18 +1062,32 @@ fn copy_host_tree(source: &Path, out: &Path) -> Result<(), String> {
         } else {
             out.join(relative)
         };
-        let metadata = entry.metadata().map_err(|e| e.to_string())?;
-        let kind = entry.file_type();
+        entries.push((entry.path().to_path_buf(), target));
+    }
+    copy_host_entries(entries)
+}
+
+/// Copies `(host path, target)` pairs, parents before children, keeping modes, owners,
+/// symlinks and directory times.
+fn copy_host_entries(entries: impl IntoIterator<Item = (PathBuf, PathBuf)>) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut dirs = Vec::new();
+    for (host, target) in entries {
+        let metadata =
+            fs::symlink_metadata(&host).map_err(|e| format!("{}: {e}", host.display()))?;
+        let kind = metadata.file_type();
         if kind.is_dir() {
             fs::create_dir(&target).map_err(|e| format!("{}: {e}", target.display()))?;
             dirs.push((target.clone(), metadata.clone()));
         } else if kind.is_symlink() {
-            let link = fs::read_link(entry.path()).map_err(|e| e.to_string())?;
+            let link = fs::read_link(&host).map_err(|e| e.to_string())?;
             symlink(link, &target).map_err(|e| e.to_string())?;
+        } else if kind.is_file() {
+            fs::copy(&host, &target).map_err(|e| format!("{}: {e}", target.display()))?;
         } else {
-            fs::copy(entry.path(), &target).map_err(|e| format!("{}: {e}", target.display()))?;
+            // Sockets, fifos and devices are not copied into a mount.
+            continue;
         }
-        use std::os::unix::fs::MetadataExt;
         chown(
             &target,
             Owner {
@@ -1061,7 +1104,6 @@ fn copy_host_tree(source: &Path, out: &Path) -> Result<(), String> {
         }
     }
     for (dir, metadata) in dirs.into_iter().rev() {
-        use std::os::unix::fs::MetadataExt;
         set_times(&dir, metadata.atime(), metadata.mtime(), false)?;
     }
     Ok(())
