@@ -278,3 +278,47 @@ fn a_failing_run_names_its_line_exit_code_and_output_and_leaves_the_store_consis
     assert!(built.log.contains("CACHED"), "{}", built.log);
     store.fsck();
 }
+
+#[test]
+fn proxy_build_args_reach_run_without_entering_history_or_cache_key() {
+    let store = TestStore::with_busybox();
+    let context = Context::new(
+        "FROM busybox\n\
+         RUN echo \"[$HTTP_PROXY][$http_proxy][$NO_PROXY][$no_proxy]\" > /proxy\n",
+    );
+    let built = store.build(
+        &context,
+        "proxy",
+        &[
+            "--build-arg",
+            "HTTP_PROXY=http://proxy.example:3128",
+            "--build-arg",
+            "no_proxy=localhost",
+        ],
+    );
+    assert_eq!(
+        built.read("/proxy"),
+        "[http://proxy.example:3128][http://proxy.example:3128][localhost][localhost]\n"
+    );
+    assert!(
+        store
+            .history("proxy")
+            .iter()
+            .all(|(by, _)| !by.contains("proxy.example")),
+        "{:?}",
+        store.history("proxy")
+    );
+    assert!(
+        store.container_config("proxy")["Env"]
+            .to_string()
+            .find("proxy.example")
+            .is_none()
+    );
+    // Another proxy is not another step: BuildKit keeps proxies out of the cache key.
+    let again = store.build(
+        &context,
+        "proxy-2",
+        &["--build-arg", "HTTP_PROXY=http://other.example:8080"],
+    );
+    assert!(!again.log.contains("cache miss"), "{}", again.log);
+}

@@ -32,6 +32,7 @@ pub(super) fn execute(
         fs::create_dir(dir.join(sub)).map_err(|e| e.to_string())?;
     }
     let mut env = op.env.clone();
+    env.extend(op.proxy_env.iter().cloned());
     let mut mounts = Vec::new();
     // Held while the command runs: cache mount locks, copies of mounted stages.
     let mut guards: Vec<Box<dyn std::any::Any>> = Vec::new();

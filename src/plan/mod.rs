@@ -162,6 +162,10 @@ pub struct RunOp {
     pub network: Option<NetworkMode>,
     /// Files the command needs (a `#!` heredoc script), bind-mounted read-only.
     pub files: Vec<InlineFile>,
+    /// `HTTP_PROXY=…` and friends from the predefined proxy build args, in both cases as
+    /// BuildKit sets them: in the step's environment, never in its cache key or the history.
+    #[serde(skip)]
+    pub proxy_env: Vec<String>,
 }
 
 /// A `RUN --mount` after expansion, with its `from` resolved.
@@ -345,6 +349,14 @@ fn plan_stages(
         }
         stages.push(stage);
     }
+    let proxy_env = proxy_env(&options.build_args);
+    for stage in &mut stages {
+        for step in &mut stage.steps {
+            if let Op::Run(run) = &mut step.op {
+                run.proxy_env = proxy_env.clone();
+            }
+        }
+    }
     let unused_build_args = vars
         .unused_build_args()
         .into_iter()
@@ -414,6 +426,33 @@ pub fn config_changes(changes: &[String]) -> Result<ContainerConfig, PlanError> 
         }
     }
     Ok(config)
+}
+
+/// The environment BuildKit gives every RUN from the proxy build args (any case of
+/// http_proxy, https_proxy, ftp_proxy, no_proxy, all_proxy): upper and lower case both.
+fn proxy_env(build_args: &[(String, String)]) -> Vec<String> {
+    let mut sorted: Vec<&(String, String)> = build_args.iter().collect();
+    sorted.sort();
+    let mut env = Vec::new();
+    for name in [
+        "http_proxy",
+        "https_proxy",
+        "ftp_proxy",
+        "no_proxy",
+        "all_proxy",
+    ] {
+        // The last of the spellings in sorted order wins, as BuildKit's loop over sorted keys.
+        let value = sorted
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .next_back();
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            env.push(format!("{}={value}", name.to_ascii_uppercase()));
+            env.push(format!("{name}={value}"));
+        }
+    }
+    env
 }
 
 fn vars_error(span: Span, error: VarsError) -> PlanError {

@@ -728,6 +728,7 @@ impl StagePlanner<'_, '_, '_> {
             mounts,
             network,
             files,
+            proxy_env: Vec::new(),
         })
     }
 
