@@ -397,6 +397,15 @@ fn add_downloads_urls_with_checksum_name_mode_and_mtime() {
         log.contains("digest mismatch") || log.contains("checksum"),
         "{log}"
     );
+    let local = Context::new(&format!(
+        "FROM busybox\nADD --checksum={checksum} a.txt /x\n"
+    ))
+    .file("a.txt", "downloaded content\n");
+    let log = store.build_fails(&local, &[]);
+    assert!(
+        log.contains("non-HTTP(S)") && log.contains("Dockerfile:2"),
+        "{log}"
+    );
     let missing = Context::new(&format!(
         "FROM busybox\nADD {} /x\n",
         server.url("/nothing-here")

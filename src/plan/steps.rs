@@ -636,6 +636,14 @@ impl StagePlanner<'_, '_, '_> {
                         }),
                     },
                 )?;
+                let has_checksum = op.add.as_ref().is_some_and(|a| a.checksum.is_some());
+                let is_http = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+                if has_checksum && !op.sources.iter().all(is_http) {
+                    return Err(PlanError::at(
+                        span,
+                        "checksum can't be specified for non-HTTP(S) sources",
+                    ));
+                }
                 let created_by = copy_history("ADD", &op, &written_dest);
                 let step = self.push_step(span, text, Op::Copy(op));
                 self.history(created_by, Some(step));
