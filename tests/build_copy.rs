@@ -406,6 +406,9 @@ fn add_downloads_urls_with_checksum_name_mode_and_mtime() {
         log.contains("non-HTTP(S)") && log.contains("Dockerfile:2"),
         "{log}"
     );
+    let copy_url = Context::new(&format!("FROM busybox\nCOPY {url} /x\n"));
+    let log = store.build_fails(&copy_url, &[]);
+    assert!(log.contains("can't be a URL for COPY"), "{log}");
     let missing = Context::new(&format!(
         "FROM busybox\nADD {} /x\n",
         server.url("/nothing-here")

@@ -607,6 +607,14 @@ impl StagePlanner<'_, '_, '_> {
                         add: None,
                     },
                 )?;
+                if op.from == Source::Context
+                    && op
+                        .sources
+                        .iter()
+                        .any(|s| s.starts_with("http://") || s.starts_with("https://"))
+                {
+                    return Err(PlanError::at(span, "source can't be a URL for COPY"));
+                }
                 let created_by = copy_history("COPY", &op, &written_dest);
                 let step = self.push_step(span, text, Op::Copy(op));
                 self.history(created_by, Some(step));
