@@ -358,6 +358,13 @@ fn add_downloads_urls_with_checksum_name_mode_and_mtime() {
             },
         ),
         (
+            "/files/with%20space.txt",
+            Served {
+                body: b"spaced\n".to_vec(),
+                last_modified: None,
+            },
+        ),
+        (
             "/files/remote.tar",
             Served {
                 body: tar.clone(),
@@ -373,8 +380,10 @@ fn add_downloads_urls_with_checksum_name_mode_and_mtime() {
          ADD --checksum={checksum} {url} /named-file\n\
          ADD --chmod=644 {url} /chmodded\n\
          ADD {url} /tmp\n\
+         ADD {spaced_url} /spaced/\n\
          ADD {tar_url} /remote-archive/\n",
         tar_url = server.url("/files/remote.tar"),
+        spaced_url = server.url("/files/with%20space.txt"),
     ));
     let built = store.build(&context, "add-url", &[]);
     assert_eq!(built.read("/downloads/remote.txt"), "downloaded content\n");
@@ -384,6 +393,8 @@ fn add_downloads_urls_with_checksum_name_mode_and_mtime() {
     assert_eq!(built.owner_mode("/chmodded").0, 0o644);
     // An existing directory is a directory destination even without a trailing slash.
     assert_eq!(built.read("/tmp/remote.txt"), "downloaded content\n");
+    // The name is the decoded last segment of the URL's path.
+    assert_eq!(built.read("/spaced/with space.txt"), "spaced\n");
     // Archives from URLs are not unpacked.
     assert_eq!(
         std::fs::read(built.path("/remote-archive/remote.tar")).unwrap(),

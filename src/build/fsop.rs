@@ -962,17 +962,50 @@ fn download_urls(op: &CopyOp, dir: &Path) -> Result<Vec<Download>, String> {
         }
         let file = format!("download-{index}");
         fs::write(dir.join(&file), &body).map_err(|e| e.to_string())?;
-        let name = url::Url::parse(url)
-            .ok()
-            .and_then(|u| {
-                u.path_segments()
-                    .and_then(|mut s| s.next_back().map(str::to_owned))
-            })
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "__unnamed__".to_owned());
+        let name = url_file_name(url);
         downloads.push(Download { file, name, mtime });
     }
     Ok(downloads)
+}
+
+/// The name an ADD URL takes in a directory, as dockerfile2llb names it: Go's `path.Base` of
+/// the decoded URL path (`/a/b/` → `b`), `__unnamed__` when there is none.
+fn url_file_name(url: &str) -> String {
+    let path = url::Url::parse(url)
+        .map(|u| u.path().to_owned())
+        .unwrap_or_default();
+    let base = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let decoded = percent_decode(base);
+    if decoded.is_empty() || decoded == "." {
+        "__unnamed__".to_owned()
+    } else {
+        decoded
+    }
+}
+
+/// `%XX` escapes decoded (invalid ones kept as written).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        let escaped = (byte == b'%')
+            .then(|| bytes.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(decoded) => {
+                out.push(decoded);
+                index += 3;
+            }
+            None => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) in seconds since the epoch.
@@ -1107,4 +1140,28 @@ fn copy_host_entries(entries: impl IntoIterator<Item = (PathBuf, PathBuf)>) -> R
         set_times(&dir, metadata.atime(), metadata.mtime(), false)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_file_names_follow_go_path_base() {
+        assert_eq!(url_file_name("http://h/files/a.txt"), "a.txt");
+        assert_eq!(url_file_name("http://h/files/dir/"), "dir");
+        assert_eq!(url_file_name("http://h/a%20b.txt?x=1"), "a b.txt");
+        assert_eq!(url_file_name("http://h/"), "__unnamed__");
+        assert_eq!(url_file_name("http://h"), "__unnamed__");
+    }
+
+    #[test]
+    fn git_sources_are_told_from_urls_as_buildkit_does() {
+        assert!(is_git("https://example.com/repo.git#main:sub"));
+        assert!(is_git("git@github.com:moby/buildkit.git"));
+        assert!(is_git("git://example.com/repo"));
+        assert!(is_git("https://github.com/moby/buildkit"));
+        assert!(!is_git("https://example.com/file.tar.gz"));
+        assert!(!is_git("dir/file.git"));
+    }
 }
