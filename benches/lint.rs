@@ -1,9 +1,9 @@
-//! Lint the whole official-images corpus (403 files) in one process, shellcheck off (the
-//! figure to set beside hadolint, whose ShellCheck runs in-process) and on.
+//! Lint the whole official-images corpus (403 files) in one call, as `rbuild lint` does:
+//! shellcheck off, and on (its scripts batched: each distinct script once, a process per core).
 //! Run: `cargo bench --bench lint`; compare: `time hadolint --no-fail $(find ../shared/corpus/official-images -type f)`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rbuild::lint::{Config, lint};
+use rbuild::lint::{Config, Source, lint_all, shellcheck};
 use std::path::PathBuf;
 
 fn corpus_files() -> Vec<String> {
@@ -31,17 +31,32 @@ fn corpus_files() -> Vec<String> {
 fn bench(c: &mut Criterion) {
     let texts = corpus_files();
     assert_eq!(texts.len(), 403, "corpus not found");
-    let config = Config::default();
+    let sources: Vec<Source<'_>> = texts.iter().map(|t| Source::text(t)).collect();
     let mut group = c.benchmark_group("lint");
     group.sample_size(10);
-    group.bench_function("corpus_403_files", |b| {
-        b.iter(|| {
-            texts
-                .iter()
-                .map(|t| lint(t, &config).findings.len())
-                .sum::<usize>()
-        })
-    });
+    for shellcheck in [false, true] {
+        if shellcheck && !shellcheck::available() {
+            eprintln!("shellcheck is not installed: the shellcheck-on figure is skipped");
+            continue;
+        }
+        let config = Config {
+            shellcheck,
+            ..Config::default()
+        };
+        let name = if shellcheck {
+            "corpus_403_files_shellcheck"
+        } else {
+            "corpus_403_files"
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                lint_all(&sources, &config)
+                    .iter()
+                    .map(|r| r.findings.len())
+                    .sum::<usize>()
+            })
+        });
+    }
     group.finish();
 }
 

@@ -88,6 +88,6 @@ fn main() -> ExitCode {
         Command::System { command } => cli::system::run(cli.root, command),
         Command::Parse(args) => cli::parse::run(args),
         Command::Run(args) => cli::run::run(cli.root, args),
-        Command::Lint(args) => cli::lint::run(args),
+        Command::Lint(args) => cli::lint::run(cli.root, args),
     }
 }

@@ -9,7 +9,9 @@ use std::process::{Command, Output, Stdio};
 fn rbuild() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rbuild"));
     // No config file from the developer's home may leak in.
-    c.env("HOME", "/nonexistent").env_remove("XDG_CONFIG_HOME");
+    c.env("HOME", "/nonexistent")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_CACHE_HOME");
     c
 }
 
@@ -36,6 +38,14 @@ fn run_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     child
         .wait_with_output()
         .unwrap_or_else(|e| panic!("waiting for rbuild: {e}"))
+}
+
+fn require_shellcheck() {
+    let o = Command::new("shellcheck").arg("--version").output();
+    assert!(
+        o.is_ok_and(|o| o.status.success()),
+        "shellcheck is required (scripts/install-deps.sh installs it)"
+    );
 }
 
 fn stdout(o: &Output) -> String {
@@ -136,14 +146,13 @@ fn config_file_is_found_and_read() {
 
 #[test]
 fn sarif_output_validates_against_the_schema() {
-    let schema_text = std::fs::read_to_string(testdata().join("sarif-2.1.0-rtm.5.json"))
+    // The final OASIS SARIF 2.1.0 schema, unchanged (testdata/lint/README.md says where from).
+    let schema_text = std::fs::read_to_string(testdata().join("sarif-schema-2.1.0.json"))
         .unwrap_or_else(|e| panic!("schema: {e}"));
     let schema: serde_json::Value =
         serde_json::from_str(&schema_text).unwrap_or_else(|e| panic!("schema: {e}"));
-    // The schema writes a literal `]` in one pattern (ECMA-262 allows it); the regex crate's
-    // syntax accepts it too, fancy-regex does not.
-    let validator = jsonschema::options()
-        .with_pattern_options(jsonschema::PatternOptions::regex())
+    let validator = jsonschema::draft4::options()
+        .should_validate_formats(true)
         .build(&schema)
         .unwrap_or_else(|e| panic!("schema: {e}"));
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -163,10 +172,25 @@ fn sarif_output_validates_against_the_schema() {
         .unwrap_or_default();
     assert!(results.len() >= 5, "{results:?}");
     assert!(results.iter().any(|r| r["ruleId"] == "DL1000"));
+    // Each rule carries its documentation page as help.
+    let rules = sarif["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let dl3006 = rules.iter().find(|r| r["id"] == "DL3006");
+    let help = dl3006.and_then(|r| r["help"]["markdown"].as_str());
+    assert!(
+        help.is_some_and(|h| h.starts_with("# DL3006\n")),
+        "{rules:?}"
+    );
     // And a broken document is rejected, so the check can fail.
     let mut broken = sarif.clone();
     broken["version"] = serde_json::json!("9.9");
     assert!(!validator.is_valid(&broken));
+    // Formats are checked too: a help URI must be an absolute URI.
+    let mut bad_uri = sarif.clone();
+    bad_uri["runs"][0]["tool"]["driver"]["informationUri"] = serde_json::json!("not a uri");
+    assert!(!validator.is_valid(&bad_uri));
 }
 
 #[test]
@@ -220,11 +244,7 @@ fn fix_and_diff() {
 
 #[test]
 fn shellcheck_findings_land_on_the_right_line() {
-    let o = Command::new("shellcheck").arg("--version").output();
-    assert!(
-        o.is_ok_and(|o| o.status.success()),
-        "shellcheck is required (scripts/install-deps.sh installs it)"
-    );
+    require_shellcheck();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let text = "FROM debian:12\nRUN set -e; \\\n    echo $1 \\\n      && true\n";
     let o = run_in(tmp.path(), &["-f", "gnu", "-"], Some(text));
@@ -233,4 +253,96 @@ fn shellcheck_findings_land_on_the_right_line() {
         "{}",
         stdout(&o)
     );
+}
+
+#[test]
+fn explain_prints_a_rule_page() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let o = run_in(tmp.path(), &["--explain", "maintainerdeprecated"], None);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("# DL4000\n"), "{}", stdout(&o));
+    // A BuildKit name shared by several rules explains each of them.
+    let o = run_in(
+        tmp.path(),
+        &["--explain", "MultipleInstructionsDisallowed"],
+        None,
+    );
+    assert_eq!(stdout(&o).matches("\n## Why\n").count(), 3);
+    let o = run_in(tmp.path(), &["--explain", "DL9999"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--explain \"DL9999\""));
+}
+
+#[test]
+fn shellcheck_runs_over_many_files_at_once_with_each_finding_in_its_file() {
+    require_shellcheck();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let files = [
+        ("a.Dockerfile", "FROM debian:12\nRUN echo $1\n"),
+        (
+            "b.Dockerfile",
+            "FROM debian:12\nRUN true\nRUN <<EOF\nset -e\n  echo $2\nEOF\n",
+        ),
+        ("c.Dockerfile", "FROM debian:12\nRUN echo \"$1\"\n"),
+        // The same script as a.Dockerfile's, elsewhere: checked once, reported in both.
+        ("d.Dockerfile", "FROM debian:12\nLABEL a=b\n\nRUN echo $1\n"),
+    ];
+    for (name, text) in files {
+        std::fs::write(tmp.path().join(name), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let o = run_in(tmp.path(), &["-f", "gnu", "."], None);
+    let sc: Vec<String> = stdout(&o)
+        .lines()
+        .filter(|l| l.contains(": SC"))
+        .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        sc,
+        [
+            "./a.Dockerfile:2:10: info: SC2086",
+            "./b.Dockerfile:5:8: info: SC2086",
+            "./d.Dockerfile:4:10: info: SC2086",
+        ]
+    );
+}
+
+#[test]
+fn shellcheck_results_are_kept_by_script_content() {
+    require_shellcheck();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cache = tmp.path().join("cache");
+    let dockerfile = tmp.path().join("Dockerfile");
+    let lint = |extra: &[&str]| {
+        let out = rbuild()
+            .current_dir(tmp.path())
+            .env("XDG_CACHE_HOME", &cache)
+            .args(["lint", "-f", "gnu"])
+            .args(extra)
+            .arg("Dockerfile")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        stdout(&out)
+    };
+    let kept = || -> Vec<PathBuf> {
+        std::fs::read_dir(cache.join("rbuild/shellcheck"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    std::fs::write(&dockerfile, "FROM debian:12\nRUN echo $1\n").unwrap_or_else(|e| panic!("{e}"));
+    assert!(lint(&[]).contains("Dockerfile:2:10: info: SC2086 Double quote"));
+    let files = kept();
+    assert_eq!(files.len(), 1, "{files:?}");
+    // The kept result is what the next run reports: shellcheck is not asked again.
+    let path = &files[0];
+    let mut comments: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    comments[0]["message"] = serde_json::json!("kept result");
+    std::fs::write(path, comments.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(lint(&[]).contains("SC2086 kept result"));
+    assert!(lint(&["--no-cache"]).contains("SC2086 Double quote"));
+    // Another script is another entry.
+    std::fs::write(&dockerfile, "FROM debian:12\nRUN echo $2\n").unwrap_or_else(|e| panic!("{e}"));
+    assert!(lint(&[]).contains("SC2086 Double quote"));
+    assert_eq!(kept().len(), 2);
 }

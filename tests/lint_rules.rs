@@ -1,7 +1,8 @@
 //! For every rule: Dockerfiles where it fires (rule id, line and column asserted) and where
 //! it must not (including hadolint's known false positives).
 
-use rbuild::lint::{Config, LabelType, Severity, lint};
+use rbuild::context::Context;
+use rbuild::lint::{Config, LabelType, Severity, lint, lint_in_context};
 
 fn findings(text: &str, config: &Config) -> Vec<(String, u32, u32)> {
     lint(text, config)
@@ -840,6 +841,101 @@ fn buildkit_undefined_args_and_vars() {
     silent("UndefinedVar", "FROM scratch\nARG SRC\nCOPY $SRC /x\n");
     // The base image may define it: nothing is said.
     silent("UndefinedVar", "FROM debian:12\nENV P=$PATH:/x\n");
+    // Every stage has a PATH; a stage from a stage sees its ENV and ARGs.
+    silent("UndefinedVar", "FROM scratch\nENV P=$PATH:/x\n");
+    let staged =
+        "FROM scratch AS base\nENV HOME_DIR=/h\nARG V=1\nFROM base\nWORKDIR $HOME_DIR/$V/$NOPE\n";
+    fires("UndefinedVar", 5, 9, staged);
+    let found = findings(staged, &everything());
+    assert_eq!(
+        found.iter().filter(|(r, _, _)| r == "UndefinedVar").count(),
+        1,
+        "{found:?}"
+    );
+    // A stage from an image whose environment is unknown stays unknown down the line.
+    silent(
+        "UndefinedVar",
+        "FROM debian:12 AS base\nFROM base\nENV P=$HOME\n",
+    );
+}
+
+#[test]
+fn buildkit_invalid_definition_description() {
+    // Experimental, as in BuildKit: off by default, on through `experimental=` or a severity.
+    let text = "FROM scratch\n# the version\nARG VERSION=1\n";
+    silent_with(&Config::default(), "InvalidDefinitionDescription", text);
+    fires("InvalidDefinitionDescription", 3, 1, text);
+    let directive = format!("# check=experimental=InvalidDefinitionDescription\n{text}");
+    fires_with(
+        &Config::default(),
+        "InvalidDefinitionDescription",
+        4,
+        1,
+        &directive,
+    );
+    fires(
+        "InvalidDefinitionDescription",
+        2,
+        1,
+        "# builder stage\nFROM scratch AS build\n",
+    );
+    // The first word names what is described (a stage by its lowercased name).
+    silent(
+        "InvalidDefinitionDescription",
+        "# build stage\nFROM scratch AS Build\n# VERSION of the app\nARG VERSION=1\n# B too\nARG A B\n",
+    );
+    // A blank line makes a comment no description; directives are no comments.
+    silent(
+        "InvalidDefinitionDescription",
+        "# syntax=docker/dockerfile:1\nARG BASE=scratch\nFROM $BASE\n# unrelated\n\nARG X\nFROM scratch\n",
+    );
+}
+
+#[test]
+fn buildkit_copy_ignored_file() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (name, text) in [
+        (".dockerignore", "secret.txt\nbuild/\n!build/keep\n"),
+        ("secret.txt", "s"),
+        ("app.txt", "a"),
+    ] {
+        std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let context = Context::open(dir.path(), None).unwrap_or_else(|e| panic!("{e}"));
+    let text = "FROM scratch\nARG F=secret.txt\nCOPY app.txt secret.txt /x/\nADD $F build/out build/keep /y/\nCOPY --from=other secret.txt /z\nCOPY *.txt /w/\n";
+    let report = lint_in_context(text, &everything(), Some(&context));
+    let found: Vec<(u32, u32, &str)> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule == "CopyIgnoredFile")
+        .map(|f| (f.line, f.column, f.message.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                3,
+                14,
+                "Attempting to Copy file \"secret.txt\" that is excluded by .dockerignore"
+            ),
+            (
+                4,
+                5,
+                "Attempting to Add file \"secret.txt\" that is excluded by .dockerignore"
+            ),
+            (
+                4,
+                8,
+                "Attempting to Add file \"build/out\" that is excluded by .dockerignore"
+            ),
+        ]
+    );
+    // Without a context, or with one that ignores nothing, nothing is said.
+    silent("CopyIgnoredFile", text);
+    let plain = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let context = Context::open(plain.path(), None).unwrap_or_else(|e| panic!("{e}"));
+    let report = lint_in_context(text, &everything(), Some(&context));
+    assert!(!report.findings.iter().any(|f| f.rule == "CopyIgnoredFile"));
 }
 
 #[test]
@@ -879,4 +975,35 @@ fn heredoc_scripts_are_linted() {
         20,
         "FROM debian:12\nRUN bash <<EOF\napt-get install -y x\nEOF\n",
     );
+}
+
+#[test]
+fn dl1001_inline_pragmas_when_enabled() {
+    let text = "FROM debian:12\n  # hadolint ignore=DL3003\nRUN cd /x\n";
+    fires("DL1001", 2, 1, text);
+    silent_with(&Config::default(), "DL1001", text);
+    silent("DL1001", "FROM debian:12\n# a plain comment\nRUN true\n");
+}
+
+#[test]
+fn quiet_where_the_file_is_right() {
+    silent(
+        "DL1000",
+        "FROM debian:12\nRUN <<EOF\necho hi\nEOF\nCOPY --link --chmod=644 a /a\n",
+    );
+    silent("DL3029", "FROM debian:12 AS build\nFROM build\n");
+    silent("DL3035", "FROM opensuse/leap:15.6\nRUN zypper patch -y\n");
+    silent(
+        "DL4004",
+        "FROM debian:12\nENTRYPOINT [\"/a\"]\nFROM debian:12\nENTRYPOINT [\"/b\"]\n",
+    );
+    silent(
+        "StageNameCasing",
+        "FROM debian:12 AS build-2\nFROM build-2\n",
+    );
+    silent(
+        "NoEmptyContinuation",
+        "FROM debian:12\nRUN echo a \\\n# a comment line is no empty line\n    && echo b\n",
+    );
+    silent("ExposeProtoCasing", "FROM debian:12\nEXPOSE 80/udp 443\n");
 }

@@ -115,13 +115,26 @@ struct Shared<'a> {
     done: Condvar,
 }
 
-/// The result of a build.
+/// The result of a build: the target's image config and layers, not yet stored as an image.
 #[derive(Debug)]
 pub struct Built {
-    pub image: Image,
+    pub config: Vec<u8>,
+    pub layers: Vec<Layer>,
 }
 
-/// Runs the plan; returns the target stage's image, stored (untagged) in `store`.
+impl Built {
+    /// Stores the image under `names` (unnamed when empty).
+    pub fn store(
+        &self,
+        store: &Store,
+        names: &[crate::image::Reference],
+    ) -> Result<Image, BuildError> {
+        Ok(store.put_image_as(&self.config, &self.layers, names)?)
+    }
+}
+
+/// Runs the plan; returns the target stage's image config and layers (in the store; the image
+/// itself is stored by [`Built::store`]).
 pub fn build(
     store: &Store,
     context: &Context,
@@ -187,8 +200,7 @@ pub fn build(
         .config
         .to_canonical_json()
         .map_err(|e| BuildError::Other(e.to_string()))?;
-    let image = store.put_image(&config, &layers)?;
-    Ok(Built { image })
+    Ok(Built { config, layers })
 }
 
 impl Shared<'_> {
@@ -627,7 +639,7 @@ impl Shared<'_> {
             return Ok(next);
         }
         let mut writer = self.store.blob_writer(None)?;
-        crate::snapshot::write_layer(
+        let written = crate::snapshot::write_layer(
             &upper,
             &mut writer,
             &crate::snapshot::WriteOptions {
@@ -636,13 +648,12 @@ impl Shared<'_> {
             },
         )
         .map_err(|e| BuildError::Other(format!("writing layer: {e}")))?;
-        let blob = writer.commit()?;
         let mut diff_ids: Vec<Digest> = fs.layers.iter().map(|l| l.layer.diff_id.clone()).collect();
-        diff_ids.push(blob.digest.clone());
+        diff_ids.push(written.diff_id.clone());
         let chain_id = chain_ids(&diff_ids)
             .pop()
             .ok_or_else(|| BuildError::Other("no chain id".into()))?;
-        let dir = self.store.adopt_snapshot(&chain_id, &upper)?;
+        let (blob, dir) = self.store.commit_step(writer, &chain_id, &upper)?;
         next.layers.push(LayerState {
             layer: Layer {
                 diff_id: blob.digest,

@@ -243,7 +243,18 @@ fn build(root: Option<PathBuf>, args: BuildArgs) -> Result<(), CliError> {
             );
         }
     }
-    finish(&store, &built.image, &tags, &args)
+    let names: &[Reference] = if args.outputs.is_empty()
+        || args
+            .outputs
+            .iter()
+            .any(|o| matches!(o, Output::Image | Output::Registry))
+    {
+        &tags
+    } else {
+        &[]
+    };
+    let image = built.store(&store, names).map_err(message)?;
+    finish(&store, &image, &tags, &args)
 }
 
 /// Tags, exports, pushes and reports the built image.
@@ -260,13 +271,8 @@ fn finish(
     };
     for output in &outputs {
         match output {
-            Output::Image | Output::Registry => {
-                for tag in tags {
-                    store
-                        .tag(tag, &image.manifest_descriptor)
-                        .map_err(message)?;
-                }
-            }
+            // Tagged when stored.
+            Output::Image | Output::Registry => {}
             Output::Oci(dest) | Output::Docker(dest) => {
                 let format = if matches!(output, Output::Oci(_)) {
                     ArchiveFormat::Oci

@@ -4,7 +4,8 @@
 use clap::Args;
 use rbuild::context::Context;
 use rbuild::lint::format::{FileReport, Format};
-use rbuild::lint::{self, Config, LabelType, Severity};
+use rbuild::lint::{self, Config, ImageEnv, LabelType, Severity, Source};
+use rbuild::store::{Store, StoreError};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -61,6 +62,10 @@ pub struct LintArgs {
     /// Do not run shellcheck over RUN scripts.
     #[arg(long)]
     no_shellcheck: bool,
+    /// Check every RUN script with shellcheck again, ignoring the results kept in
+    /// $XDG_CACHE_HOME/rbuild/shellcheck (default ~/.cache/rbuild/shellcheck).
+    #[arg(long)]
+    no_cache: bool,
     /// Rewrite files with the mechanical fixes (casing, key=value, MAINTAINER, exec form).
     #[arg(long)]
     fix: bool,
@@ -70,6 +75,9 @@ pub struct LintArgs {
     /// No colour in tty output.
     #[arg(long)]
     no_color: bool,
+    /// Print the documentation page of a rule (id or BuildKit check name) and exit.
+    #[arg(long, value_name = "RULE")]
+    explain: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,10 +97,33 @@ enum LintCliError {
     },
     #[error("{path}: {source}")]
     Walk { path: String, source: ignore::Error },
+    #[error("--root: {0}")]
+    Store(#[from] StoreError),
+    #[error("--explain {0:?}: no such rule (see docs/rules/README.md)")]
+    UnknownRule(String),
 }
 
-pub fn run(args: LintArgs) -> ExitCode {
-    match run_inner(args) {
+/// Base images' environments from the local store, for UndefinedVar.
+struct StoreImages(Store);
+
+impl ImageEnv for StoreImages {
+    fn env(&self, reference: &str) -> Option<Vec<(String, String)>> {
+        let image = self.0.find_image(reference).ok()?;
+        let env = image.config.config.and_then(|c| c.env).unwrap_or_default();
+        Some(
+            env.iter()
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect(),
+        )
+    }
+}
+
+/// `root`: the store given by `--root` or `RBUILD_ROOT`; only then are base images looked up.
+pub fn run(root: Option<PathBuf>, args: LintArgs) -> ExitCode {
+    match run_inner(root, args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("rbuild lint: {e}");
@@ -167,7 +198,24 @@ fn config_from(args: &LintArgs) -> Result<Config, LintCliError> {
         config.format.clone_from(&args.format);
     }
     config.shellcheck = !args.no_shellcheck;
+    if !args.no_cache {
+        config.shellcheck_cache = shellcheck_cache_dir();
+    }
     Ok(config)
+}
+
+/// Where shellcheck's results are kept: `$XDG_CACHE_HOME/rbuild/shellcheck`, else
+/// `~/.cache/rbuild/shellcheck`.
+fn shellcheck_cache_dir() -> Option<PathBuf> {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    std::env::var_os("XDG_CACHE_HOME")
+        .and_then(absolute)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .and_then(absolute)
+                .map(|h| h.join(".cache"))
+        })
+        .map(|cache| cache.join("rbuild/shellcheck"))
 }
 
 /// Whether a file name is a Dockerfile by the usual conventions.
@@ -231,7 +279,17 @@ fn read(path: &Path) -> Result<String, LintCliError> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn run_inner(args: LintArgs) -> Result<ExitCode, LintCliError> {
+fn run_inner(root: Option<PathBuf>, args: LintArgs) -> Result<ExitCode, LintCliError> {
+    if let Some(name) = &args.explain {
+        let pages: Vec<&str> = lint::rules::named(name).map(|r| r.page).collect();
+        if pages.is_empty() {
+            return Err(LintCliError::UnknownRule(name.clone()));
+        }
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(pages.join("\n").as_bytes());
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut config = config_from(&args)?;
     let format_name = config.format.clone().unwrap_or_else(|| "tty".to_string());
     let format = Format::parse(&format_name).ok_or_else(|| {
@@ -251,20 +309,34 @@ fn run_inner(args: LintArgs) -> Result<ExitCode, LintCliError> {
     for path in &files {
         texts.push(read(path)?);
     }
-    let reports: Vec<lint::Report> = files
+    // The context a build would use by default: the Dockerfile's folder.
+    let contexts: Vec<Option<Context>> = files
         .iter()
-        .zip(&texts)
-        .map(|(path, text)| {
-            // The context a build would use by default: the Dockerfile's folder.
-            let context = (path.as_os_str() != "-")
+        .map(|path| {
+            (path.as_os_str() != "-")
                 .then(|| {
                     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
                     Context::open(dir.unwrap_or(Path::new(".")), Some(path)).ok()
                 })
-                .flatten();
-            lint::lint_in_context(text, &config, context.as_ref())
+                .flatten()
         })
         .collect();
+    // Linting reads a store; it does not create one where there is none.
+    let images = root
+        .filter(|r| r.is_dir())
+        .map(Store::open)
+        .transpose()?
+        .map(StoreImages);
+    let sources: Vec<Source<'_>> = texts
+        .iter()
+        .zip(&contexts)
+        .map(|(text, context)| Source {
+            text,
+            context: context.as_ref(),
+            images: images.as_ref().map(|i| i as &dyn ImageEnv),
+        })
+        .collect();
+    let reports = lint::lint_all(&sources, &config);
     let names: Vec<String> = files
         .iter()
         .map(|p| {

@@ -4,43 +4,17 @@
 
 use super::rules;
 use super::shell::{Command, Script};
-use super::{Config, Finding, Fix, LabelType};
+use super::{Config, Finding, Fix, ImageEnv, LabelType, Source};
 use crate::context::Context;
 use crate::dockerfile::expand::{FnVars, Lexer};
 use crate::dockerfile::syntax::Node;
 use crate::dockerfile::values::MountType;
+use crate::dockerfile::vars::{BUILTIN_BUILD_ARGS, DEFAULT_PATH, Platform, Scope, Variables};
 use crate::dockerfile::{
     CommandLine, DiagnosticCode, Instruction, InstructionKind, Keyword, LineIndex,
     ParsedDockerfile, Span, Word,
 };
 use std::collections::BTreeSet;
-
-/// The platform ARGs BuildKit defines in every scope.
-const AUTOMATIC_ARGS: &[&str] = &[
-    "BUILDPLATFORM",
-    "BUILDOS",
-    "BUILDARCH",
-    "BUILDVARIANT",
-    "TARGETPLATFORM",
-    "TARGETOS",
-    "TARGETARCH",
-    "TARGETVARIANT",
-    "TARGETSTAGE",
-];
-
-/// ARGs Docker accepts without declaration (proxies), as in BuildKit.
-const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
 
 /// Archive suffixes hadolint knows (DL3010, DL3020).
 const ARCHIVE_SUFFIXES: &[&str] = &[
@@ -63,8 +37,10 @@ struct Stage {
     vars: Vec<(String, Option<String>)>,
     workdir_set: bool,
     pip_no_cache: bool,
-    /// Whether the stage is rooted in `scratch` (then every variable it sees is known).
-    from_scratch: bool,
+    /// Whether the base image's environment is known (scratch, a stage whose base is known,
+    /// or an image found by [`ImageEnv`]): only then is a variable missing from `vars`
+    /// undefined.
+    env_known: bool,
     healthchecks: u32,
     cmds: u32,
     entrypoints: u32,
@@ -102,6 +78,10 @@ struct Checker<'a> {
     instruction_line: Option<u32>,
     /// The build context, for CopyIgnoredFile.
     context: Option<&'a Context>,
+    /// Base images' environments, for UndefinedVar.
+    images: Option<&'a dyn ImageEnv>,
+    /// The automatic platform ARGs (names as the builder defines them; values unused).
+    automatic_args: Scope,
 }
 
 /// A RUN script and how its offsets map back to the Dockerfile.
@@ -160,11 +140,21 @@ impl OffsetMap {
 
 /// Runs every check over a parsed Dockerfile.
 pub fn check(
-    text: &str,
+    source: &Source<'_>,
     parsed: &ParsedDockerfile,
     config: &Config,
-    context: Option<&Context>,
 ) -> (Vec<Finding>, Vec<ShellScript>) {
+    let text = source.text;
+    let host = Platform::host();
+    let automatic_args = Variables::new(
+        Lexer::new(parsed.directives.escape_char),
+        Vec::new(),
+        &host,
+        &host,
+        "",
+    )
+    .global()
+    .clone();
     let mut checker = Checker {
         text,
         parsed,
@@ -182,7 +172,9 @@ pub fn check(
         copied_archives: Vec::new(),
         scripts: Vec::new(),
         instruction_line: None,
-        context,
+        context: source.context,
+        images: source.images,
+        automatic_args,
     };
     checker.diagnostics();
     checker.casing();
@@ -393,9 +385,13 @@ impl Checker<'_> {
             .and_then(|(_, v)| v.clone())
     }
 
+    /// The automatic platform ARGs and the proxy build args, known without a declaration.
+    fn builtin_arg(&self, name: &str) -> bool {
+        self.automatic_args.get(name).is_some() || BUILTIN_BUILD_ARGS.contains(&name)
+    }
+
     fn declared_in_stage(&self, name: &str) -> bool {
-        AUTOMATIC_ARGS.contains(&name)
-            || PROXY_ARGS.contains(&name)
+        self.builtin_arg(name)
             || self
                 .stages
                 .last()
@@ -420,7 +416,7 @@ impl Checker<'_> {
 
     /// UndefinedVar over the words of an instruction that BuildKit expands.
     fn undefined_vars(&mut self, words: &[&Word]) {
-        let known_env = self.stages.last().is_some_and(|s| s.from_scratch);
+        let known_env = self.stages.last().is_some_and(|s| s.env_known);
         if !known_env {
             return;
         }
@@ -454,32 +450,15 @@ impl Checker<'_> {
                 self.run(run, &flags, span, false);
             }
             InstructionKind::Cmd(cmd) => {
-                if let Some(stage) = self.stage() {
-                    stage.cmds += 1;
-                }
-                let repeated = self.stages.last().is_some_and(|s| s.cmds > 1);
-                if repeated {
-                    self.add("DL4003", span, None);
-                }
+                self.count_in_stage("DL4003", span, |s| &mut s.cmds);
                 self.json_args(cmd, node, "CMD", span);
             }
             InstructionKind::Entrypoint(cmd) => {
-                if let Some(stage) = self.stage() {
-                    stage.entrypoints += 1;
-                }
-                let repeated = self.stages.last().is_some_and(|s| s.entrypoints > 1);
-                if repeated {
-                    self.add("DL4004", span, None);
-                }
+                self.count_in_stage("DL4004", span, |s| &mut s.entrypoints);
                 self.json_args(cmd, node, "ENTRYPOINT", span);
             }
             InstructionKind::Healthcheck(_) => {
-                if let Some(stage) = self.stage() {
-                    stage.healthchecks += 1;
-                }
-                if self.stages.last().is_some_and(|s| s.healthchecks > 1) {
-                    self.add("DL3012", span, None);
-                }
+                self.count_in_stage("DL3012", span, |s| &mut s.healthchecks);
             }
             InstructionKind::Shell(words) => {
                 self.shell = words.iter().map(|w| w.text.clone()).collect();
@@ -579,6 +558,64 @@ impl Checker<'_> {
         }
     }
 
+    /// InvalidDefinitionDescription: a comment right above an ARG or a named FROM describes
+    /// it, so its first word must be the name (BuildKit looks at the nearest comment only; a
+    /// blank line in between makes it no description).
+    fn definition_description(&mut self, instruction: &str, keys: &[&str], span: Span) {
+        let Some(first_key) = keys.first() else {
+            return;
+        };
+        let Some((start, end)) = span
+            .line
+            .checked_sub(1)
+            .and_then(|line| self.index.line_range(line))
+        else {
+            return;
+        };
+        let Some(comment) = self
+            .text
+            .get(start..end)
+            .and_then(|l| l.trim().strip_prefix('#'))
+        else {
+            return;
+        };
+        let directives = &self.parsed.directives;
+        let is_directive = [&directives.syntax, &directives.escape, &directives.check]
+            .into_iter()
+            .flatten()
+            .any(|d| d.span.start <= start && start < d.span.end.max(d.span.start + 1));
+        let inside_node = self
+            .parsed
+            .nodes
+            .iter()
+            .any(|n| n.span.start <= start && start < n.span.end);
+        let described = comment.trim().split(' ').next().unwrap_or("");
+        if is_directive || inside_node || keys.contains(&described) {
+            return;
+        }
+        let example = if keys.len() > 1 {
+            "<arg_key>"
+        } else {
+            first_key
+        };
+        let message = format!(
+            "Comment for {instruction} should follow the format: `# {example} <description>`"
+        );
+        self.add("InvalidDefinitionDescription", span, Some(message));
+    }
+
+    /// Counts an instruction that must appear once per stage; `id` fires on a repeat.
+    fn count_in_stage(&mut self, id: &'static str, span: Span, count: fn(&mut Stage) -> &mut u32) {
+        let Some(stage) = self.stage() else {
+            return;
+        };
+        let seen = count(stage);
+        *seen += 1;
+        if *seen > 1 {
+            self.add(id, span, None);
+        }
+    }
+
     fn json_args(&mut self, cmd: &CommandLine, node: &Node, keyword: &str, span: Span) {
         let CommandLine::Shell(word) = cmd else {
             return;
@@ -608,7 +645,7 @@ impl Checker<'_> {
             if let Ok(e) = Lexer::new(self.escape).expand(raw, &vars) {
                 for r in e.unset() {
                     let declared = self.global_args.iter().any(|(k, _)| k == r.name)
-                        || AUTOMATIC_ARGS.contains(&r.name)
+                        || self.automatic_args.get(r.name).is_some()
                         || self.config.build_args.contains_key(r.name);
                     if !declared {
                         let message = format!("FROM argument '{}' is not declared", r.name);
@@ -673,6 +710,9 @@ impl Checker<'_> {
             }
         }
         let name = from.name.as_ref().map(|n| n.text.to_ascii_lowercase());
+        if let Some(n) = &name {
+            self.definition_description("FROM", &[n], span);
+        }
         if let Some(n) = &from.name {
             if n.text != n.text.to_ascii_lowercase() {
                 let message = format!("Stage name '{}' should be lowercase", n.text);
@@ -697,15 +737,30 @@ impl Checker<'_> {
         let mut stage = Stage {
             name,
             line: span.line,
-            from_scratch: base_lower == "scratch",
             ..Stage::default()
         };
         if let Some(parent) = previous_stage {
             stage.vars = parent.vars;
             stage.workdir_set = parent.workdir_set;
             stage.pip_no_cache = parent.pip_no_cache;
-            stage.from_scratch = parent.from_scratch;
+            stage.env_known = parent.env_known;
             stage.labels = parent.labels;
+        } else {
+            let image_env = if base_lower == "scratch" {
+                Some(Vec::new())
+            } else {
+                expanded
+                    .as_deref()
+                    .and_then(|image| self.images.and_then(|images| images.env(image)))
+            };
+            if let Some(env) = image_env {
+                stage.env_known = true;
+                stage.vars = env.into_iter().map(|(k, v)| (k, Some(v))).collect();
+                // The builder gives every stage a PATH.
+                if !stage.vars.iter().any(|(k, _)| k == "PATH") {
+                    stage.vars.push(("PATH".into(), Some(DEFAULT_PATH.into())));
+                }
+            }
         }
         self.stages.push(stage);
         self.pipefail = false;
@@ -713,6 +768,8 @@ impl Checker<'_> {
     }
 
     fn arg(&mut self, decls: &[crate::dockerfile::ArgDeclaration], span: Span) {
+        let keys: Vec<&str> = decls.iter().map(|d| d.name.text.as_str()).collect();
+        self.definition_description("ARG", &keys, span);
         for decl in decls {
             let name = decl.name.text.clone();
             let sensitive = is_sensitive(&name);
@@ -1167,15 +1224,9 @@ impl Checker<'_> {
                 hit("DL3027", o);
             }
             if c.is("apt-get") && c.has_arg("install") {
-                let packages = c.drop_flag_values(&["t", "target-release"]);
-                let unpinned = packages
-                    .args_no_flags()
-                    .iter()
-                    .filter(|a| a.text != "install")
-                    .find(|a| {
-                        !(a.text.contains('=') || a.text.contains('/') || a.text.ends_with(".deb"))
-                    })
-                    .map(|a| a.offset);
+                let unpinned = first_unpinned(c, "install", &["t", "target-release"], |p| {
+                    p.contains('=') || p.contains('/') || p.ends_with(".deb")
+                });
                 if let Some(u) = unpinned {
                     hit("DL3008", u);
                 }
@@ -1189,15 +1240,10 @@ impl Checker<'_> {
                 }
             }
             if c.is("apk") && c.has_arg("add") {
-                let packages = c.drop_flag_values(&["t", "virtual", "repository", "X"]);
-                let unpinned = packages
-                    .args_no_flags()
-                    .iter()
-                    .filter(|a| a.text != "add")
-                    .find(|a| {
-                        !(a.text.contains('=') || a.text.contains('~') || a.text.ends_with(".apk"))
-                    })
-                    .map(|a| a.offset);
+                let valued = ["t", "virtual", "repository", "X"];
+                let unpinned = first_unpinned(c, "add", &valued, |p| {
+                    p.contains('=') || p.contains('~') || p.ends_with(".apk")
+                });
                 if let Some(u) = unpinned {
                     hit("DL3018", u);
                 }
@@ -1229,27 +1275,9 @@ impl Checker<'_> {
                 hit("DL3028", o);
             }
             if c.is("yum") {
-                if c.has_any_arg(&["install", "groupinstall", "localinstall"])
-                    && !c.has_any_flag(&["y", "assumeyes"])
-                {
-                    hit("DL3030", o);
-                }
-                if c.has_arg("install") {
-                    let module = c.has_arg("module");
-                    let bad = c
-                        .args_no_flags()
-                        .iter()
-                        .filter(|a| a.text != "install" && a.text != "module")
-                        .any(|a| {
-                            if module {
-                                !a.text.contains(':')
-                            } else {
-                                !(a.text.contains('-') || a.text.ends_with(".rpm"))
-                            }
-                        });
-                    if bad {
-                        hit("DL3033", o);
-                    }
+                let pinned = |p: &str| p.contains('-') || p.ends_with(".rpm");
+                for id in rpm_install_problems(c, "DL3030", "DL3033", pinned) {
+                    hit(id, o);
                 }
             }
             if c.is("zypper") {
@@ -1285,30 +1313,10 @@ impl Checker<'_> {
                 }
             }
             if c.is_any(&["dnf", "microdnf"]) {
-                if c.has_any_arg(&["install", "groupinstall", "localinstall"])
-                    && !c.has_any_flag(&["y", "assumeyes"])
-                {
-                    hit("DL3038", o);
-                }
-                if c.has_arg("install") {
-                    let module = c.has_arg("module");
-                    let group = c.has_arg("group");
-                    let bad = c
-                        .args_no_flags()
-                        .iter()
-                        .filter(|a| a.text != "install" && a.text != "module")
-                        .any(|a| {
-                            if module {
-                                !a.text.contains(':')
-                            } else if group {
-                                false
-                            } else {
-                                !dnf_version_fixed(&a.text)
-                            }
-                        });
-                    if bad {
-                        hit("DL3041", o);
-                    }
+                let group = c.has_arg("group");
+                let pinned = |p: &str| group || dnf_version_fixed(p);
+                for id in rpm_install_problems(c, "DL3038", "DL3041", pinned) {
+                    hit(id, o);
                 }
             }
             if c.is("useradd")
@@ -1358,8 +1366,7 @@ impl Checker<'_> {
         // live in a cache or tmpfs mount.
         let first =
             |pred: &dyn Fn(&Command) -> bool| script.commands.iter().find(|c| pred(c)).map(at);
-        let position =
-            |pred: &dyn Fn(&Command) -> bool| script.commands.iter().position(|c| pred(c));
+        let position = |pred: &dyn Fn(&Command) -> bool| script.commands.iter().position(pred);
         let removes = |dir: &str| {
             script
                 .commands
@@ -1376,7 +1383,7 @@ impl Checker<'_> {
         let zypper_install = position(&|c| c.is("zypper") && c.has_any_arg(&["install", "in"]));
         let zypper_clean = position(&|c| c.is("zypper") && c.has_any_arg(&["clean", "cc"]));
         if let Some(i) = zypper_install
-            && !zypper_clean.is_some_and(|j| j > i)
+            && zypper_clean.is_none_or(|j| j <= i)
             && !cached("/var/cache/zypp")
             && let Some(c) = script.commands.get(i)
         {
@@ -1392,7 +1399,7 @@ impl Checker<'_> {
                         }))
             });
             if let Some(i) = install
-                && !clean.is_some_and(|j| j > i)
+                && clean.is_none_or(|j| j <= i)
                 && !cached("/var/cache/dnf")
                 && !cached("/var/cache/yum")
                 && let Some(c) = script.commands.get(i)
@@ -1538,6 +1545,23 @@ impl Checker<'_> {
     }
 }
 
+/// Where the first package `subcommand` installs without a version is; `valued_flags` take a
+/// value that is no package, `pinned` tells a package with a version.
+fn first_unpinned(
+    c: &Command,
+    subcommand: &str,
+    valued_flags: &[&str],
+    pinned: impl Fn(&str) -> bool,
+) -> Option<usize> {
+    let packages = c.drop_flag_values(valued_flags);
+    packages
+        .args_no_flags()
+        .iter()
+        .filter(|a| a.text != subcommand)
+        .find(|a| !pinned(&a.text))
+        .map(|a| a.offset)
+}
+
 fn pip_install(c: &Command) -> bool {
     (c.basename().starts_with("pip") && c.has_arg("install"))
         || (c.basename().starts_with("python") && c.has_arg_sequence(&["-m", "pip", "install"]))
@@ -1633,6 +1657,40 @@ fn gem_unpinned(c: &Command) -> bool {
         .map(|a| a.text.as_str())
         .filter(|a| !["install", "i", "--"].contains(a))
         .any(|p| !p.contains(':'))
+}
+
+/// yum and dnf installs: `confirm` without `-y`, `version` when a package has no version
+/// (`pinned` tells one; a module needs `name:stream`).
+fn rpm_install_problems(
+    c: &Command,
+    confirm: &'static str,
+    version: &'static str,
+    pinned: impl Fn(&str) -> bool,
+) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if c.has_any_arg(&["install", "groupinstall", "localinstall"])
+        && !c.has_any_flag(&["y", "assumeyes"])
+    {
+        out.push(confirm);
+    }
+    if c.has_arg("install") {
+        let module = c.has_arg("module");
+        let unpinned = c
+            .args_no_flags()
+            .iter()
+            .filter(|a| a.text != "install" && a.text != "module")
+            .any(|a| {
+                if module {
+                    !a.text.contains(':')
+                } else {
+                    !pinned(&a.text)
+                }
+            });
+        if unpinned {
+            out.push(version);
+        }
+    }
+    out
 }
 
 /// DL3041: `name-version` where the part after the first dash looks like a version.

@@ -1,7 +1,8 @@
 //! Configuration: hadolint's `.hadolint.yaml` keys and lookup order, merged with flags.
 
 use super::rules::Severity;
-use super::{CheckDirective, Finding, names_finding};
+use super::{Finding, names_finding};
+use crate::dockerfile::values::CheckDirective;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,6 +78,9 @@ pub struct Config {
     pub build_args: BTreeMap<String, String>,
     /// Run shellcheck over RUN scripts.
     pub shellcheck: bool,
+    /// Where shellcheck's results are kept by script content (and shellcheck version), so an
+    /// unchanged script is not checked again; `None` checks every script.
+    pub shellcheck_cache: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -93,6 +97,7 @@ impl Default for Config {
             format: None,
             build_args: BTreeMap::new(),
             shellcheck: false,
+            shellcheck_cache: None,
         }
     }
 }
@@ -235,7 +240,16 @@ impl Config {
             {
                 return None;
             }
-            if check.error {
+            // Experimental checks are off until the directive's `experimental=` names them.
+            let experimental = check.experimental_all
+                || check
+                    .experimental
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(bk));
+            if finding.severity == Severity::Ignore && experimental {
+                finding.severity = Severity::Warning;
+            }
+            if check.error && finding.severity != Severity::Ignore {
                 finding.severity = Severity::Error;
             }
         }

@@ -49,6 +49,15 @@ pub fn render(format: Format, files: &[FileReport<'_>], colour: bool) -> String 
     }
 }
 
+/// Every finding of every file, with its file.
+fn each_finding<'a>(
+    files: &'a [FileReport<'a>],
+) -> impl Iterator<Item = (&'a FileReport<'a>, &'a Finding)> {
+    files
+        .iter()
+        .flat_map(|file| file.report.findings.iter().map(move |f| (file, f)))
+}
+
 fn rule_label(f: &Finding) -> String {
     match f.buildkit {
         Some(bk) if bk != f.rule => format!("{} ({bk})", f.rule),
@@ -114,22 +123,19 @@ fn gnu(files: &[FileReport<'_>]) -> String {
 }
 
 fn json_format(files: &[FileReport<'_>]) -> String {
-    let items: Vec<Value> = files
-        .iter()
-        .flat_map(|file| {
-            file.report.findings.iter().map(move |f| {
-                json!({
-                    "file": file.path,
-                    "line": f.line,
-                    "column": f.column,
-                    "end_line": f.end_line,
-                    "end_column": f.end_column,
-                    "instruction_line": f.instruction_line,
-                    "level": f.severity.as_str(),
-                    "code": f.rule,
-                    "buildkit": f.buildkit,
-                    "message": f.message,
-                })
+    let items: Vec<Value> = each_finding(files)
+        .map(|(file, f)| {
+            json!({
+                "file": file.path,
+                "line": f.line,
+                "column": f.column,
+                "end_line": f.end_line,
+                "end_column": f.end_column,
+                "instruction_line": f.instruction_line,
+                "level": f.severity.as_str(),
+                "code": f.rule,
+                "buildkit": f.buildkit,
+                "message": f.message,
             })
         })
         .collect();
@@ -161,6 +167,7 @@ pub fn sarif(files: &[FileReport<'_>]) -> Value {
                     "id": rule.id,
                     "shortDescription": {"text": rule.message},
                     "helpUri": rule.doc_url(),
+                    "help": {"text": rule.message, "markdown": rule.page},
                     "defaultConfiguration": {"level": sarif_level(rule.severity)},
                 });
                 if let Some(bk) = rule.buildkit {
@@ -174,31 +181,28 @@ pub fn sarif(files: &[FileReport<'_>]) -> Value {
             }),
         })
         .collect();
-    let results: Vec<Value> = files
-        .iter()
-        .flat_map(|file| {
-            file.report.findings.iter().map(move |f| {
-                json!({
-                    "ruleId": f.rule,
-                    "level": sarif_level(f.severity),
-                    "message": {"text": f.message},
-                    "locations": [{
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": file.path},
-                            "region": {
-                                "startLine": f.line.max(1),
-                                "startColumn": f.column.max(1),
-                                "endLine": f.end_line.max(f.line).max(1),
-                                "endColumn": f.end_column.max(1),
-                            }
+    let results: Vec<Value> = each_finding(files)
+        .map(|(file, f)| {
+            json!({
+                "ruleId": f.rule,
+                "level": sarif_level(f.severity),
+                "message": {"text": f.message},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": file.path},
+                        "region": {
+                            "startLine": f.line.max(1),
+                            "startColumn": f.column.max(1),
+                            "endLine": f.end_line.max(f.line).max(1),
+                            "endColumn": f.end_column.max(1),
                         }
-                    }]
-                })
+                    }
+                }]
             })
         })
         .collect();
     json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "$schema": "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {
@@ -247,28 +251,25 @@ fn checkstyle(files: &[FileReport<'_>]) -> String {
 }
 
 fn gitlab(files: &[FileReport<'_>]) -> String {
-    let items: Vec<Value> = files
-        .iter()
-        .flat_map(|file| {
-            file.report.findings.iter().map(move |f| {
-                let severity = match f.severity {
-                    Severity::Error => "blocker",
-                    Severity::Warning => "major",
-                    Severity::Info => "minor",
-                    _ => "info",
-                };
-                let mut h = Sha256::new();
-                h.update(format!("{}:{}:{}:{}", file.path, f.line, f.rule, f.message));
-                let fingerprint = hex::encode(h.finalize());
-                json!({
-                    "type": "issue",
-                    "check_name": f.rule,
-                    "description": f.message,
-                    "categories": ["Style"],
-                    "fingerprint": fingerprint,
-                    "severity": severity,
-                    "location": {"path": file.path, "lines": {"begin": f.line, "end": f.end_line.max(f.line)}},
-                })
+    let items: Vec<Value> = each_finding(files)
+        .map(|(file, f)| {
+            let severity = match f.severity {
+                Severity::Error => "blocker",
+                Severity::Warning => "major",
+                Severity::Info => "minor",
+                _ => "info",
+            };
+            let mut h = Sha256::new();
+            h.update(format!("{}:{}:{}:{}", file.path, f.line, f.rule, f.message));
+            let fingerprint = hex::encode(h.finalize());
+            json!({
+                "type": "issue",
+                "check_name": f.rule,
+                "description": f.message,
+                "categories": ["Style"],
+                "fingerprint": fingerprint,
+                "severity": severity,
+                "location": {"path": file.path, "lines": {"begin": f.line, "end": f.end_line.max(f.line)}},
             })
         })
         .collect();

@@ -1,9 +1,11 @@
 //! Lint rules over typed instructions: hadolint rules and BuildKit checks, config, pragmas,
 //! output formats.
 //!
-//! [`lint`] parses one Dockerfile with [`crate::dockerfile::parse`] (parse errors become
+//! [`lint_all`] parses each Dockerfile with [`crate::dockerfile::parse`] (parse errors become
 //! findings and the rest is still checked), runs every rule of [`rules::RULES`], runs
-//! shellcheck over RUN scripts when asked, then applies inline pragmas and the [`Config`].
+//! shellcheck over the RUN scripts of all files in one batch when asked, then applies inline
+//! pragmas, the `# check=` directive and the [`Config`]. [`lint`] and [`lint_in_context`] do
+//! it for one file. Each rule's documentation page is `docs/rules/<ID>.md` ([`Rule::page`]).
 
 mod check;
 pub mod config;
@@ -17,6 +19,7 @@ pub use config::{Config, ConfigError, LabelType};
 pub use rules::{RULES, Rule, Severity};
 
 use crate::context::Context;
+use crate::dockerfile::values::CheckDirective;
 use crate::dockerfile::{self, LineIndex};
 use serde::Serialize;
 
@@ -64,6 +67,36 @@ impl Report {
     }
 }
 
+/// The environments of base images (from the local store, say), so UndefinedVar knows what
+/// a base image defines.
+pub trait ImageEnv {
+    /// The `Env` of the image `reference` names as (name, value) pairs; `None` when unknown.
+    fn env(&self, reference: &str) -> Option<Vec<(String, String)>>;
+}
+
+/// One Dockerfile to lint, and what the linter may know beside its text.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    pub text: &'a str,
+    /// The build context, for CopyIgnoredFile (COPY and ADD sources its `.dockerignore`
+    /// excludes).
+    pub context: Option<&'a Context>,
+    /// Base images' environments, for UndefinedVar. Without it, UndefinedVar checks only
+    /// stages whose base is `scratch` (or a stage that is).
+    pub images: Option<&'a dyn ImageEnv>,
+}
+
+impl<'a> Source<'a> {
+    /// A Dockerfile's text, with no context and no base images.
+    pub fn text(text: &'a str) -> Source<'a> {
+        Source {
+            text,
+            context: None,
+            images: None,
+        }
+    }
+}
+
 /// Lints one Dockerfile's text.
 pub fn lint(text: &str, config: &Config) -> Report {
     lint_in_context(text, config, None)
@@ -72,61 +105,71 @@ pub fn lint(text: &str, config: &Config) -> Report {
 /// Lints one Dockerfile's text built in a context: COPY and ADD sources excluded by the
 /// context's `.dockerignore` are reported (CopyIgnoredFile).
 pub fn lint_in_context(text: &str, config: &Config, context: Option<&Context>) -> Report {
-    let parsed = dockerfile::parse(text);
-    let (mut findings, scripts) = check::check(text, &parsed, config, context);
-    let mut notes = Vec::new();
-    if config.shellcheck && !scripts.is_empty() {
-        match shellcheck::run(text, &scripts) {
-            Ok(found) => findings.extend(found),
-            Err(e) => notes.push(format!("shellcheck skipped: {e}")),
-        }
-    }
-    let pragmas = Pragmas::scan(text, &parsed);
-    findings.extend(pragmas.pragma_findings.iter().cloned());
-    let mut out: Vec<Finding> = findings
-        .into_iter()
-        .filter(|f| config.disable_ignore_pragma || !pragmas.ignores(f))
-        .filter_map(|f| config.apply(f, &pragmas.check))
+    let source = Source {
+        context,
+        ..Source::text(text)
+    };
+    lint_all(&[source], config).pop().unwrap_or_default()
+}
+
+/// Lints several Dockerfiles, one report each, in order. With shellcheck on, the RUN scripts
+/// of all files go through shellcheck together: each distinct script once, a process per
+/// core.
+pub fn lint_all(sources: &[Source<'_>], config: &Config) -> Vec<Report> {
+    let checked: Vec<(
+        dockerfile::ParsedDockerfile,
+        Vec<Finding>,
+        Vec<check::ShellScript>,
+    )> = sources
+        .iter()
+        .map(|source| {
+            let parsed = dockerfile::parse(source.text);
+            let (findings, scripts) = check::check(source, &parsed, config);
+            (parsed, findings, scripts)
+        })
         .collect();
-    out.sort_by(|a, b| (a.line, a.column, &a.rule).cmp(&(b.line, b.column, &b.rule)));
-    out.dedup_by(|a, b| a.rule == b.rule && a.line == b.line && a.column == b.column);
-    Report {
-        findings: out,
-        notes,
-    }
-}
-
-/// BuildKit's `# check=skip=...;error=true` directive.
-#[derive(Clone, Debug, Default)]
-pub struct CheckDirective {
-    pub skip_all: bool,
-    pub skip: Vec<String>,
-    pub error: bool,
-}
-
-impl CheckDirective {
-    fn parse(value: &str) -> CheckDirective {
-        let mut out = CheckDirective::default();
-        for part in value.split(';') {
-            let Some((key, v)) = part.split_once('=') else {
-                continue;
-            };
-            match key.trim().to_ascii_lowercase().as_str() {
-                "skip" => {
-                    for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                        if name.eq_ignore_ascii_case("all") {
-                            out.skip_all = true;
-                        } else {
-                            out.skip.push(name.to_string());
-                        }
-                    }
-                }
-                "error" => out.error = v.trim().eq_ignore_ascii_case("true"),
-                _ => {}
-            }
+    let wants_shellcheck = config.shellcheck && checked.iter().any(|(_, _, s)| !s.is_empty());
+    let mut note = None;
+    let mut shellcheck_findings: Vec<Vec<Finding>> = Vec::new();
+    if wants_shellcheck {
+        let batch: Vec<shellcheck::FileScripts<'_>> = sources
+            .iter()
+            .zip(&checked)
+            .map(|(source, (_, _, scripts))| shellcheck::FileScripts {
+                dockerfile: source.text,
+                scripts,
+            })
+            .collect();
+        match shellcheck::run(&batch, config.shellcheck_cache.as_deref()) {
+            Ok(found) => shellcheck_findings = found,
+            Err(e) => note = Some(format!("shellcheck skipped: {e}")),
         }
-        out
     }
+    let mut shellcheck_findings = shellcheck_findings.into_iter();
+    sources
+        .iter()
+        .zip(checked)
+        .map(|(source, (parsed, mut findings, scripts))| {
+            let mut notes = Vec::new();
+            findings.extend(shellcheck_findings.next().unwrap_or_default());
+            if let Some(note) = note.as_ref().filter(|_| !scripts.is_empty()) {
+                notes.push(note.clone());
+            }
+            let pragmas = Pragmas::scan(source.text, &parsed);
+            findings.extend(pragmas.pragma_findings.iter().cloned());
+            let mut out: Vec<Finding> = findings
+                .into_iter()
+                .filter(|f| config.disable_ignore_pragma || !pragmas.ignores(f))
+                .filter_map(|f| config.apply(f, &pragmas.check))
+                .collect();
+            out.sort_by(|a, b| (a.line, a.column, &a.rule).cmp(&(b.line, b.column, &b.rule)));
+            out.dedup_by(|a, b| a.rule == b.rule && a.line == b.line && a.column == b.column);
+            Report {
+                findings: out,
+                notes,
+            }
+        })
+        .collect()
 }
 
 /// A `# hadolint ignore=...` pragma and the lines it covers.
@@ -148,12 +191,7 @@ struct Pragmas {
 impl Pragmas {
     fn scan(text: &str, parsed: &dockerfile::ParsedDockerfile) -> Pragmas {
         let mut out = Pragmas {
-            check: parsed
-                .directives
-                .check
-                .as_ref()
-                .map(|d| CheckDirective::parse(&d.value))
-                .unwrap_or_default(),
+            check: parsed.directives.check_settings().unwrap_or_default(),
             ..Pragmas::default()
         };
         let index = LineIndex::new(text);

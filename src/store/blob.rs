@@ -114,6 +114,31 @@ impl BlobWriter {
         result
     }
 
+    /// Flushes, fdatasyncs and checks the digest, leaving the file in tmp/ (locked while the
+    /// result lives) for the caller to rename.
+    pub(super) fn finish_synced(mut self) -> Result<SyncedBlob> {
+        self.done = true;
+        self.out.flush().at(&self.tmp_path)?;
+        self.out.get_ref().sync_data().at(&self.tmp_path)?;
+        let hash = std::mem::take(&mut self.hasher).finalize();
+        let digest = digest_from_hash(&hash);
+        if let Some(expected) = &self.expected
+            && *expected != digest
+        {
+            let _ = fs::remove_file(&self.tmp_path);
+            return Err(StoreError::DigestMismatch {
+                expected: expected.clone(),
+                actual: digest,
+            });
+        }
+        Ok(SyncedBlob {
+            digest,
+            size: self.size,
+            tmp_path: self.tmp_path.clone(),
+            _writer: self,
+        })
+    }
+
     fn finish(&mut self) -> Result<CommittedBlob> {
         self.out.flush().at(&self.tmp_path)?;
         self.out.get_ref().sync_data().at(&self.tmp_path)?;
@@ -160,6 +185,15 @@ impl Drop for BlobWriter {
             let _ = fs::remove_file(&self.tmp_path);
         }
     }
+}
+
+/// A blob written, durable and checked, not yet under its digest name.
+pub(super) struct SyncedBlob {
+    pub digest: Digest,
+    pub size: u64,
+    pub tmp_path: PathBuf,
+    /// Keeps the tmp file locked until it is renamed.
+    _writer: BlobWriter,
 }
 
 impl Store {

@@ -11,7 +11,7 @@
 //! build cache until it is pruned ([`Store::clear_build_cache`]).
 
 use super::lock::{FileLock, LockMode, same_file};
-use super::{IoContext, Result, Store, StoreError, sha256_hex, sync_parent};
+use super::{IoContext, Result, Store, StoreError, sha256_hex};
 use crate::snapshot::remove_tree;
 use oci_spec::image::Digest;
 use serde::{Deserialize, Serialize};
@@ -222,25 +222,48 @@ impl Store {
         }
     }
 
-    /// Makes `dir` (an overlay upper dir, or a tree in overlay form) the snapshot of
-    /// `chain_id`, by rename; when another build made that snapshot meanwhile, keeps theirs.
-    pub fn adopt_snapshot(&self, chain_id: &Digest, dir: &Path) -> Result<PathBuf> {
-        let target = self.snapshot_path(chain_id)?;
+    /// Commits one build step's layer and its snapshot with one fdatasync (of the blob) and
+    /// no directory fsync, which would dominate a small build: the blob is durable before it
+    /// takes its digest name, as every blob; a rename lost in a power cut leaves it in tmp/
+    /// (collected later, and the step's cache record then misses). The snapshot `dir` (the
+    /// step's upper dir) is derived data renamed as it is, as Docker's overlay2 keeps layers:
+    /// a process killed at any point leaves it complete (the page cache outlives the process).
+    pub fn commit_step(
+        &self,
+        writer: super::BlobWriter,
+        chain_id: &Digest,
+        dir: &Path,
+    ) -> Result<(super::CommittedBlob, PathBuf)> {
+        let blob = writer.finish_synced()?;
+        let target = self.blob_path(&blob.digest)?;
+        let snapshot = self.snapshot_path(chain_id)?;
         let _gc = self.lock_gc(LockMode::Shared)?;
+        self.lease(&blob.digest)?;
         self.lease(chain_id)?;
-        if target.is_dir() {
-            return Ok(target);
+        if target.exists() {
+            fs::remove_file(&blob.tmp_path).at(&blob.tmp_path)?;
+        } else {
+            fs::rename(&blob.tmp_path, &target).at(&target)?;
         }
-        match fs::rename(dir, &target) {
-            Ok(()) => sync_parent(&target)?,
-            Err(_) if target.is_dir() => {}
-            Err(source) => {
-                return Err(StoreError::Io {
-                    path: target,
-                    source,
-                });
+        if !snapshot.is_dir() {
+            match fs::rename(dir, &snapshot) {
+                Ok(()) => {}
+                // Another build made it meanwhile: theirs is as good.
+                Err(_) if snapshot.is_dir() => {}
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        path: snapshot,
+                        source,
+                    });
+                }
             }
         }
-        Ok(target)
+        Ok((
+            super::CommittedBlob {
+                digest: blob.digest,
+                size: blob.size,
+            },
+            snapshot,
+        ))
     }
 }

@@ -112,6 +112,17 @@ impl Store {
     /// [`ImageConfig::to_canonical_json`]) and an OCI manifest, and lists it in index.json
     /// without a name (name it with [`Store::tag`]).
     pub fn put_image(&self, config: &[u8], layers: &[Layer]) -> Result<Image> {
+        self.put_image_as(config, layers, &[])
+    }
+
+    /// [`Store::put_image`] under `names` (one index.json update for all of them); without
+    /// names, listed unnamed.
+    pub fn put_image_as(
+        &self,
+        config: &[u8],
+        layers: &[Layer],
+        names: &[Reference],
+    ) -> Result<Image> {
         let parsed = ImageConfig::from_slice(config)?;
         let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
         if parsed.rootfs.diff_ids.iter().collect::<Vec<_>>() != diff_ids {
@@ -150,7 +161,11 @@ impl Store {
             manifest_blob.size,
             manifest_blob.digest,
         );
-        self.add_image(&manifest_descriptor)?;
+        if names.is_empty() {
+            self.add_image(&manifest_descriptor)?;
+        } else {
+            self.tag_all(names, &manifest_descriptor)?;
+        }
         Ok(Image {
             manifest_descriptor,
             manifest,

@@ -74,15 +74,23 @@ impl Store {
     /// Points `reference` at `manifest`. An image left without any name stays in the store
     /// as a dangling image, as Docker keeps it.
     pub fn tag(&self, reference: &Reference, manifest: &Descriptor) -> Result<()> {
+        self.tag_all(std::slice::from_ref(reference), manifest)
+    }
+
+    /// Points every reference at `manifest` in one update of index.json (one fsync, not one
+    /// per name).
+    pub fn tag_all(&self, references: &[Reference], manifest: &Descriptor) -> Result<()> {
         self.update_index(|entries| {
-            let name = reference.familiar();
-            let previous = remove_name(entries, reference);
-            entries.retain(|d| !(d.digest() == manifest.digest() && ref_name(d).is_none()));
-            let mut named = without_annotations(manifest);
-            named.set_annotations(Some(HashMap::from([(REF_NAME.to_string(), name)])));
-            entries.push(named);
-            if let Some(previous) = previous {
-                keep_if_orphaned(entries, previous);
+            for reference in references {
+                let name = reference.familiar();
+                let previous = remove_name(entries, reference);
+                entries.retain(|d| !(d.digest() == manifest.digest() && ref_name(d).is_none()));
+                let mut named = without_annotations(manifest);
+                named.set_annotations(Some(HashMap::from([(REF_NAME.to_string(), name)])));
+                entries.push(named);
+                if let Some(previous) = previous {
+                    keep_if_orphaned(entries, previous);
+                }
             }
         })
     }
