@@ -766,3 +766,65 @@ fn source_date_epoch_makes_builds_reproducible_across_runtimes() {
     let created = f.inspect("r:2")["Created"].clone();
     assert_eq!(created, "2023-11-14T22:13:20Z");
 }
+
+#[test]
+fn a_scratch_image_names_the_host_platform() {
+    let f = Fixture::new();
+    f.write("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n");
+    f.build_ok(&["-t", "scratchy:1"]);
+    let image = f.inspect("scratchy:1");
+    let base = f.inspect("busybox:latest");
+    assert_eq!(image["Os"], "linux");
+    assert_eq!(image["Architecture"], base["Architecture"]);
+}
+
+#[test]
+fn many_parallel_run_steps_never_hang() {
+    // Regression: the sandbox's clone of a multi-threaded build once hung in glibc's
+    // set*id wrappers when stages ran RUN steps at the same time.
+    let f = Fixture::new();
+    let mut dockerfile = String::new();
+    for stage in 0..4 {
+        dockerfile.push_str(&format!("FROM busybox AS s{stage}\n"));
+        for step in 0..5 {
+            dockerfile.push_str(&format!("RUN echo {stage}-{step} > /f{step}\n"));
+        }
+    }
+    dockerfile.push_str("FROM busybox\n");
+    for stage in 0..4 {
+        dockerfile.push_str(&format!("COPY --from=s{stage} /f4 /from-s{stage}\n"));
+    }
+    f.write("Dockerfile", &dockerfile);
+    for round in 0..3 {
+        let mut child = Command::new(RBUILD)
+            .args([
+                "--root",
+                f.store().to_str().unwrap(),
+                "build",
+                "--no-cache",
+                "-q",
+                "-t",
+                "many:1",
+            ])
+            .arg(f.ctx())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let status = status.unwrap_or_else(|| panic!("round {round}: the build hung"));
+        assert!(status.success(), "round {round}: {status}");
+    }
+    assert_eq!(f.run("many:1", &["cat", "/from-s3"]).trim(), "3-4");
+}

@@ -132,3 +132,125 @@ fn from_pulls_a_missing_base_and_push_sends_the_result() {
         "{stderr}"
     );
 }
+
+#[test]
+fn cache_to_and_from_a_folder_and_a_registry() {
+    let registry = Registry::start(Auth::None);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let tar = registry_support::busybox_tar(dir.path());
+    let base = format!("{}/base/busybox:1", registry.host);
+    let publisher = dir.path().join("publisher");
+    ok(
+        rbuild(
+            &home,
+            &publisher,
+            &["import", tar.to_str().expect("utf-8"), &base],
+        ),
+        "import",
+    );
+    ok(
+        rbuild(&home, &publisher, &["push", &base]),
+        "push of the base",
+    );
+    let context = dir.path().join("ctx");
+    std::fs::create_dir_all(&context).expect("ctx");
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM {base} AS tools\nRUN echo tool > /tool\n\
+             FROM {base}\nRUN echo one > /one\nCOPY Dockerfile /copied\nCOPY --from=tools /tool /tool\nRUN echo two > /two\n"
+        ),
+    )
+    .expect("Dockerfile");
+    let ctx = context.to_str().expect("utf-8");
+    let folder = dir.path().join("cache");
+    let cache_ref = format!("{}/team/cache:main", registry.host);
+
+    // The first builder exports its cache both ways.
+    let first = ok(
+        rbuild(
+            &home,
+            &dir.path().join("first"),
+            &[
+                "build",
+                "--cache-to",
+                &format!("type=local,dest={}", folder.display()),
+                "--cache-to",
+                &format!("type=registry,ref={cache_ref}"),
+                "-t",
+                "app:1",
+                ctx,
+            ],
+        ),
+        "build exporting its cache",
+    );
+    // Fresh stores start from those caches: every step is found, nothing runs.
+    for (name, spec) in [
+        (
+            "from-folder",
+            format!("type=local,src={}", folder.display()),
+        ),
+        ("from-registry", format!("type=registry,ref={cache_ref}")),
+    ] {
+        let store = dir.path().join(name);
+        let out = rbuild(
+            &home,
+            &store,
+            &[
+                "build",
+                "--cache-from",
+                &spec,
+                "--progress",
+                "plain",
+                "-t",
+                "app:1",
+                ctx,
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{name}: {stderr}");
+        // A multi-stage build from an empty store runs no step at all.
+        assert_eq!(stderr.matches("CACHED").count(), 5, "{name}: {stderr}");
+        assert!(!stderr.contains("cache miss"), "{name}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            first.trim(),
+            "{name}: the same image as the first build"
+        );
+        let images = ok(
+            rbuild(&home, &store, &["images", "--format", "{{.Repository}}"]),
+            "images",
+        );
+        assert!(
+            !images.contains("cache"),
+            "{name}: the cache is not listed as an image: {images}"
+        );
+    }
+    // A cache that does not exist yet is no error (the first build of a pipeline).
+    let out = rbuild(
+        &home,
+        &dir.path().join("empty"),
+        &[
+            "build",
+            "--cache-from",
+            &format!("type=registry,ref={}/none/cache:1", registry.host),
+            "-t",
+            "x:1",
+            ctx,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rbuild(
+        &home,
+        &dir.path().join("empty"),
+        &["build", "--cache-to", "type=s3,bucket=x", "-t", "x:1", ctx],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--cache-to"));
+}

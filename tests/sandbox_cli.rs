@@ -4,85 +4,15 @@
 //! and loaded into rbuild's store, so both run the very same config and layer.
 
 mod sandbox_support;
+mod support;
 
 use sandbox_support::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use support::dockerd::Dockerd;
 
 const RBUILD: &str = env!("CARGO_BIN_EXE_rbuild");
 const IMAGE: &str = "sandboxcli:t";
-
-/// A private dockerd, killed by pid on drop.
-struct Dockerd {
-    child: Child,
-    socket: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Dockerd {
-    fn start() -> Dockerd {
-        let dockerd = require_tool("dockerd");
-        // Short path: unix socket paths are limited to 108 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix("rsd")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let socket = dir.path().join("docker.sock");
-        let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
-        let child = Command::new(dockerd)
-            .args(["--iptables=false", "--bridge=none"])
-            .arg("--data-root")
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(dir.path().join("exec"))
-            .arg("--pidfile")
-            .arg(dir.path().join("docker.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd");
-        let daemon = Dockerd { child, socket, dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !daemon.docker(&["version"]).status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "dockerd did not come up: {}",
-                std::fs::read_to_string(daemon.dir.path().join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        daemon
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new(require_tool("docker"))
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket.display()))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run docker")
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while matches!(self.child.try_wait(), Ok(None)) {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
 
 fn rbuild(root: &Path, args: &[&str]) -> Output {
     Command::new(RBUILD)
@@ -128,7 +58,7 @@ fn engines() -> Engines {
         .unwrap();
     assert!(made.success());
     checked(
-        docker.docker(&[
+        docker.output(&[
             "import",
             "--change",
             "ENV IMAGE_VAR=from-image PATH=/usr/sbin:/usr/bin:/sbin:/bin",
@@ -147,7 +77,7 @@ fn engines() -> Engines {
     );
     let archive = scratch.path().join("image.tar");
     checked(
-        docker.docker(&["save", "-o", archive.to_str().unwrap(), IMAGE]),
+        docker.output(&["save", "-o", archive.to_str().unwrap(), IMAGE]),
         "docker save",
     );
     let root = scratch.path().join("store");
@@ -167,7 +97,7 @@ impl Engines {
     fn both(&self, args: &[&str]) -> ((i32, String), (i32, String)) {
         let mut docker_args = vec!["run", "--rm", "--network", "none"];
         docker_args.extend_from_slice(args);
-        let docker = self.docker.docker(&docker_args);
+        let docker = self.docker.output(&docker_args);
         let mut rbuild_args = vec!["run", "--rm"];
         rbuild_args.extend_from_slice(args);
         let ours = rbuild(&self.root, &rbuild_args);
@@ -261,6 +191,23 @@ fn run_matches_docker_run() {
         "-c",
         "echo x > /data/out 2>/dev/null; echo $?",
     ]);
+    // Resource limits: the same values in the container's cgroups, read from the host's tree.
+    let (_, limits) = engines.same(&[
+        "--memory",
+        "32m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "16",
+        "-v",
+        "/sys/fs/cgroup:/c:ro",
+        "--entrypoint",
+        "sh",
+        IMAGE,
+        "-c",
+        CGROUP_LIMITS_SCRIPT,
+    ]);
+    assert_eq!(limits, CGROUP_LIMITS_EXPECTED);
     // Terminal: stdin, stdout and stderr are the terminal, with its line discipline.
     engines.same(&[
         "-t",

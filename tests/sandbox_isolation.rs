@@ -1,5 +1,5 @@
-//! Isolation and behaviour of the sandbox, asserted inside it, for the embedded runtime and
-//! runc (same requests, same expectations). Needs root and runc.
+//! Isolation and behaviour of the sandbox, asserted inside it, for the embedded runtime, runc
+//! and crun (same requests, same expectations). Needs root, runc and crun.
 
 mod sandbox_support;
 
@@ -356,6 +356,48 @@ fn volumes_and_read_only_rootfs() {
         );
         req.read_only = true;
         assert_eq!(run_ok(&req), "done\n", "{runtime:?}");
+    });
+}
+
+#[test]
+fn runs_while_the_caller_starts_threads() {
+    // The build engine calls run from a tokio runtime that starts and ends threads meanwhile.
+    // A child cloned while glibc held its thread-list lock once hung for good in setresuid.
+    require_root();
+    let scratch = tempfile::tempdir().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::spawn(|| {}).join().unwrap();
+            }
+        })
+    };
+    let mut req = request(scratch.path(), &Runtime::Embedded, &["id", "-u"]);
+    req.user = "app".to_string();
+    for _ in 0..100 {
+        assert_eq!(run_ok(&req), "1000\n");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+}
+
+#[test]
+fn limits_are_written_to_the_cgroups() {
+    each_runtime(|runtime, scratch| {
+        let mut req = request(scratch, runtime, &["sh", "-c", CGROUP_LIMITS_SCRIPT]);
+        req.mounts.push(Mount {
+            destination: "/c".to_string(),
+            kind: MountKind::Bind("/sys/fs/cgroup".into()),
+            read_only: true,
+        });
+        req.limits = Limits {
+            memory: Some(32 * 1024 * 1024),
+            cpus: Some(0.5),
+            pids: Some(16),
+        };
+        assert_eq!(run_ok(&req), CGROUP_LIMITS_EXPECTED, "{runtime:?}");
     });
 }
 

@@ -9,6 +9,7 @@ use sandbox_support::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 const WITH_RANGE: &str = "rbuild-rootless";
 const SINGLE_ID: &str = "rbuild-single";
@@ -30,7 +31,14 @@ fn ensure_user(name: &str) -> (u32, u32) {
     (id("-u"), id("-g"))
 }
 
+/// Adds or removes `name`'s range in /etc/subuid and /etc/subgid. The tests run in parallel
+/// and newuidmap reads these files meanwhile: each edit is serialised and each file replaced
+/// by a rename, never truncated in place (an edit lost that way mapped only one id).
 fn set_subordinate(name: &str, present: bool) {
+    static EDITING: Mutex<()> = Mutex::new(());
+    let _editing = EDITING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     for file in ["/etc/subuid", "/etc/subgid"] {
         let text = std::fs::read_to_string(file).unwrap_or_default();
         let mut lines: Vec<String> = text
@@ -41,11 +49,14 @@ fn set_subordinate(name: &str, present: bool) {
         if present {
             lines.push(format!("{name}:{SUBORDINATE}"));
         }
+        let staged = format!("{file}.rbuild-test");
         std::fs::write(
-            file,
+            &staged,
             lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
         )
         .unwrap();
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::rename(&staged, file).unwrap();
     }
 }
 
@@ -82,9 +93,6 @@ fn run_as(user: &str, ids: (u32, u32), inner_test: &str) {
 }
 
 #[test]
-// Known bug, open on issue 4: with a full subordinate mapping the embedded runtime fails with
-// EINVAL while switching to the user (setgroups/setresuid); the single-id mapping works.
-#[ignore = "known bug: EINVAL switching user under a full subordinate id mapping (issue 4)"]
 fn rootless_with_subordinate_ranges() {
     require_root();
     require_tool("newuidmap");
@@ -171,7 +179,9 @@ fn inner_single_mapping() {
     req.user = "app".to_string();
     let error = run(&req).err().expect("user 1000 is not mapped");
     assert!(
-        error.to_string().contains("switching to the user"),
+        error
+            .to_string()
+            .contains("is not mapped in the rootless user namespace"),
         "{error}"
     );
 }

@@ -2,106 +2,13 @@
 //! writes load into rbuild with the config byte for byte; skopeo reads our archives.
 
 mod store_support;
+mod support;
 
 use rbuild::image::sha256_digest;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 use store_support::*;
-
-/// A private dockerd (own data root, exec root, pidfile and socket), killed by pid on drop.
-struct Dockerd {
-    child: Child,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Dockerd {
-    fn start() -> Dockerd {
-        require_root();
-        require_tool("dockerd");
-        require_tool("docker");
-        // Short path: unix socket paths are limited to 108 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix("rbd")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let socket = dir.path().join("docker.sock");
-        let log = fs::File::create(dir.path().join("dockerd.log")).unwrap();
-        let child = Command::new("dockerd")
-            .args(["--iptables=false", "--bridge=none"])
-            .arg("--data-root")
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(dir.path().join("exec"))
-            .arg("--pidfile")
-            .arg(dir.path().join("docker.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd");
-        let daemon = Dockerd {
-            child,
-            socket,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while daemon
-            .docker_output(&["version"])
-            .map(|o| !o.status.success())
-            .unwrap_or(true)
-        {
-            assert!(
-                Instant::now() < deadline,
-                "dockerd did not come up: {}",
-                fs::read_to_string(daemon._dir.path().join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        daemon
-    }
-
-    fn docker_output(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
-        Command::new("docker")
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket.display()))
-            .args(args)
-            .output()
-    }
-
-    fn docker(&self, args: &[&str]) -> String {
-        let out = self.docker_output(args).expect("run docker");
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() > deadline => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-    }
-}
+use support::dockerd::Dockerd;
 
 /// The config file of the first image of a `docker save` archive, as bytes.
 fn archive_config(archive: &Path, dir: &Path) -> Vec<u8> {

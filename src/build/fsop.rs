@@ -371,23 +371,6 @@ fn mkdir_all(path: &Path, owner: Option<Owner>) -> Result<(), String> {
     Ok(())
 }
 
-/// `path` with a symlink at its end followed (inside the chrooted root), as BuildKit resolves
-/// a file destination: `COPY a.txt /link` writes through `/link -> /victim` into /victim.
-fn follow_links(path: &Path) -> PathBuf {
-    let mut current = path.to_path_buf();
-    // As the kernel, give up after 40 links (a loop): the copy then reports the error.
-    for _ in 0..40 {
-        let Ok(link) = fs::read_link(&current) else {
-            break;
-        };
-        current = match current.parent() {
-            Some(parent) if link.is_relative() => parent.join(link),
-            _ => link,
-        };
-    }
-    current
-}
-
 fn chown(path: &Path, owner: Owner) -> Result<(), String> {
     std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid))
         .map_err(|e| format!("chown {}: {e}", path.display()))
@@ -463,7 +446,7 @@ impl Copier<'_> {
                 let target = if into_dir {
                     join(dest, &matched.name)
                 } else {
-                    follow_links(Path::new(dest))
+                    follow_in_root(Path::new(dest))
                 };
                 let relative = matched.context_path_of(&matched.entries[0]);
                 if self.unpacks(root, &relative)? {
@@ -479,7 +462,7 @@ impl Copier<'_> {
             let target = if into_dir {
                 join(dest, &download.name)
             } else {
-                follow_links(Path::new(dest))
+                follow_in_root(Path::new(dest))
             };
             self.copy_entry(downloads_fd, &download.file, FileKind::File, &target, false)?;
             let mode = self
@@ -497,7 +480,7 @@ impl Copier<'_> {
             let target = if into_dir {
                 join(dest, &file.name)
             } else {
-                follow_links(Path::new(dest))
+                follow_in_root(Path::new(dest))
             };
             self.write_inline(file, &target)?;
         }
@@ -708,6 +691,25 @@ fn archive_reader(root: &OwnedFd, relative: &str) -> Result<Box<dyn Read>, Strin
     }
     let (_, reader) = crate::snapshot::decompress(file).map_err(|e| format!("{relative}: {e}"))?;
     Ok(reader)
+}
+
+/// Where a destination named by the instruction leads: symlinks followed inside the root (the
+/// thread is chrooted), as BuildKit resolves the destination path, so `COPY a /link` writes
+/// through `/link -> /victim`. A dangling link leads to its target's path.
+fn follow_in_root(path: &Path) -> PathBuf {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        let Ok(link) = fs::read_link(&current) else {
+            return current;
+        };
+        let parent = current.parent().unwrap_or(Path::new("/")).to_path_buf();
+        current = if link.is_absolute() {
+            link
+        } else {
+            parent.join(link)
+        };
+    }
+    current
 }
 
 fn remove(path: &Path) -> Result<(), String> {

@@ -7,6 +7,7 @@
 //! of the stage read. Secrets' values never enter a key. A miss is explained by comparing with
 //! the inputs the same step position had at its last build.
 
+pub mod cache_io;
 mod fsop;
 pub mod options;
 mod reasons;
@@ -20,7 +21,6 @@ use crate::sandbox::Runtime;
 use crate::store::{CacheRecord, Image, Layer, Store, StoreError};
 use oci_spec::image::Digest;
 use options::{HostEntry, NetworkMode, Secret};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
@@ -113,6 +113,8 @@ struct Shared<'a> {
     first_step: Vec<StepId>,
     results: Mutex<Vec<Option<StageOutcome>>>,
     done: Condvar,
+    /// Keys of the steps done so far.
+    keys: Mutex<Vec<Digest>>,
 }
 
 /// The result of a build: the target's image config and layers, not yet stored as an image.
@@ -120,6 +122,8 @@ struct Shared<'a> {
 pub struct Built {
     pub config: Vec<u8>,
     pub layers: Vec<Layer>,
+    /// The cache key of every step the build ran or found cached (for `--cache-to`).
+    pub cache_keys: Vec<Digest>,
 }
 
 impl Built {
@@ -165,6 +169,7 @@ pub fn build(
         first_step,
         results: Mutex::new(vec![None; plan.stages.len()]),
         done: Condvar::new(),
+        keys: Mutex::new(Vec::new()),
     };
     let mut first_error: Option<BuildError> = None;
     std::thread::scope(|scope| {
@@ -200,7 +205,12 @@ pub fn build(
         .config
         .to_canonical_json()
         .map_err(|e| BuildError::Other(e.to_string()))?;
-    Ok(Built { config, layers })
+    let cache_keys = shared.keys.into_inner().unwrap_or_default();
+    Ok(Built {
+        config,
+        layers,
+        cache_keys,
+    })
 }
 
 impl Shared<'_> {
@@ -223,6 +233,13 @@ impl Shared<'_> {
                 None => return None,
             }
         }
+    }
+
+    /// The output of stage `index`, waiting for it: a stage reads another only when a step
+    /// needs it, so it starts (and copies from a finished stage) while others still run.
+    fn stage_result(&self, index: usize) -> Result<Arc<StageOutput>, BuildError> {
+        self.wait_for(index)
+            .ok_or_else(|| BuildError::Other(format!("stage {index} failed")))
     }
 
     fn finish(&self, index: usize, outcome: StageOutcome) {
@@ -251,25 +268,13 @@ impl Shared<'_> {
     }
 
     fn stage_output(&self, stage: &Stage) -> Result<Arc<StageOutput>, BuildError> {
-        // Wait for every stage this one reads from before starting, so a failed dependency
-        // stops it before it does any work.
-        let mut inputs: HashMap<usize, Arc<StageOutput>> = HashMap::new();
-        for dependency in stage.dependencies.iter().chain(match &stage.base {
-            Base::Stage(parent) => Some(parent),
-            _ => None,
-        }) {
-            let output = self
-                .wait_for(*dependency)
-                .ok_or_else(|| BuildError::Other(format!("stage {dependency} failed")))?;
-            inputs.insert(*dependency, output);
-        }
         let from_step = self.first_step[stage.index];
         let started = Instant::now();
         self.emit(Event::Started {
             step: from_step,
             name: stage.from_name.clone(),
         });
-        let (mut fs, mut config) = match self.base_of(stage, &inputs) {
+        let (mut fs, mut config) = match self.base_of(stage) {
             Ok(base) => base,
             Err(error) => {
                 self.emit(Event::Failed {
@@ -300,7 +305,7 @@ impl Shared<'_> {
                 self.options.position_prefix,
                 stage.display_name()
             );
-            match self.step(step, id, &position, &fs, &inputs, no_cache) {
+            match self.step(step, id, &position, &fs, no_cache) {
                 Ok(next) => {
                     made_layer[number] = next.layers.len() > fs.layers.len();
                     step_times[number] = next.created.clone();
@@ -355,14 +360,10 @@ impl Shared<'_> {
     }
 
     /// The file system and image config a stage starts from.
-    fn base_of(
-        &self,
-        stage: &Stage,
-        inputs: &HashMap<usize, Arc<StageOutput>>,
-    ) -> Result<(FsState, ImageConfig), BuildError> {
+    fn base_of(&self, stage: &Stage) -> Result<(FsState, ImageConfig), BuildError> {
         match &stage.base {
             Base::Scratch => {
-                let (architecture, os, variant) = host_platform();
+                let (os, architecture, variant) = host_platform();
                 Ok((
                     FsState {
                         layers: Vec::new(),
@@ -387,9 +388,7 @@ impl Shared<'_> {
                 Ok((fs, config))
             }
             Base::Stage(parent) => {
-                let output = inputs
-                    .get(parent)
-                    .ok_or_else(|| BuildError::Other(format!("stage {parent} did not finish")))?;
+                let output = self.stage_result(*parent)?;
                 Ok((output.fs.clone(), output.config.clone()))
             }
         }
@@ -425,17 +424,10 @@ impl Shared<'_> {
     }
 
     /// The file system of a `--from` source.
-    fn source_fs(
-        &self,
-        source: &Source,
-        inputs: &HashMap<usize, Arc<StageOutput>>,
-    ) -> Result<Option<FsState>, BuildError> {
+    fn source_fs(&self, source: &Source) -> Result<Option<FsState>, BuildError> {
         match source {
             Source::Context => Ok(None),
-            Source::Stage(index) => inputs
-                .get(index)
-                .map(|o| Some(o.fs.clone()))
-                .ok_or_else(|| BuildError::Other(format!("stage {index} did not finish"))),
+            Source::Stage(index) => Ok(Some(self.stage_result(*index)?.fs.clone())),
             Source::Image(reference) => {
                 let image = self.store.find_image(reference)?;
                 Ok(Some(self.image_fs(&image)?))
@@ -450,7 +442,6 @@ impl Shared<'_> {
         id: StepId,
         position: &str,
         fs: &FsState,
-        inputs: &HashMap<usize, Arc<StageOutput>>,
         no_cache: bool,
     ) -> Result<FsState, BuildError> {
         let started = Instant::now();
@@ -469,7 +460,7 @@ impl Shared<'_> {
         let mut source_states: Vec<Option<FsState>> = Vec::new();
         match &step.op {
             Op::Copy(copy) => {
-                let state = self.source_fs(&copy.from, inputs)?;
+                let state = self.source_fs(&copy.from)?;
                 if copy.from == Source::Context {
                     for source in copy.sources.iter().filter(|s| !fsop::is_url(s)) {
                         let selection = self
@@ -500,7 +491,7 @@ impl Shared<'_> {
             Op::Run(run) => {
                 for mount in &run.mounts {
                     if let Some(from) = &mount.from {
-                        source_states.push(self.source_fs(from, inputs)?);
+                        source_states.push(self.source_fs(from)?);
                     } else if mount.mount.kind == crate::dockerfile::values::MountType::Bind {
                         let source = mount.mount.source.clone().unwrap_or_default();
                         let selection = self
@@ -528,7 +519,9 @@ impl Shared<'_> {
             "instruction": step.text,
             "op": &step.op,
             "network": network,
-            "sources": &sources,
+            // Digests only: a context of many files must not make every lookup slow. The
+            // entries go into the record on a miss, to explain the next one.
+            "sources": sources.iter().map(|s| [s.source.as_str(), s.digest.as_ref()]).collect::<Vec<_>>(),
             "from": source_states.iter().map(|s| s.as_ref().map(|s| s.key.to_string())).collect::<Vec<_>>(),
         });
         let key = key_of(&[KEY_FORMAT, &inputs_json.to_string()]);
@@ -545,6 +538,8 @@ impl Shared<'_> {
                 next
             }
             None => {
+                let mut inputs_json = inputs_json;
+                inputs_json["source_entries"] = serde_json::json!(&sources);
                 let reason = if no_cache {
                     "--no-cache".to_owned()
                 } else {
@@ -579,6 +574,9 @@ impl Shared<'_> {
                 next
             }
         };
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.push(key.clone());
+        }
         if previous.as_ref() != Some(&key) {
             self.store.set_last_key_at(position, &key)?;
         }

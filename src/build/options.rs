@@ -290,6 +290,63 @@ impl FromStr for Output {
     }
 }
 
+/// `--cache-to` / `--cache-from`: `type=local,dest=DIR` (`src=DIR` to read) or
+/// `type=registry,ref=NAME`; a bare `NAME` means a registry reference, as buildx reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheSpec {
+    Local(PathBuf),
+    Registry(crate::image::Reference),
+}
+
+impl FromStr for CacheSpec {
+    type Err = OptionError;
+
+    fn from_str(s: &str) -> Result<Self, OptionError> {
+        const FLAG: &str = "--cache-to/--cache-from";
+        let reference = |text: &str| {
+            crate::image::Reference::parse(text)
+                .map(CacheSpec::Registry)
+                .map_err(|e| OptionError::new(FLAG, s, e.to_string()))
+        };
+        if !s.contains('=') {
+            return reference(s);
+        }
+        let (mut kind, mut path, mut name) = (None, None, None);
+        for (key, value) in key_values(FLAG, s)? {
+            match key {
+                "type" => kind = Some(value),
+                "dest" | "src" => path = Some(value),
+                "ref" => name = Some(value),
+                // Accepted as buildx does; every step of the build is exported anyway.
+                "mode" | "compression" | "oci-mediatypes" | "ignore-error" => {}
+                other => {
+                    return Err(OptionError::new(FLAG, s, format!("unknown key {other:?}")));
+                }
+            }
+        }
+        match (kind, path, name) {
+            (Some("local"), Some(path), _) if !path.is_empty() => {
+                Ok(CacheSpec::Local(PathBuf::from(path)))
+            }
+            (Some("local"), _, _) => Err(OptionError::new(
+                FLAG,
+                s,
+                "type=local needs dest= (or src=)",
+            )),
+            (Some("registry"), _, Some(name)) => reference(name),
+            (Some("registry"), _, None) => {
+                Err(OptionError::new(FLAG, s, "type=registry needs ref="))
+            }
+            (Some(other), _, _) => Err(OptionError::new(
+                FLAG,
+                s,
+                format!("unknown type {other:?}: expected local or registry"),
+            )),
+            (None, _, _) => Err(OptionError::new(FLAG, s, "type is required")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

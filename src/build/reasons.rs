@@ -21,7 +21,7 @@ pub(super) fn explain(store: &Store, previous: Option<&Digest>, now: &Value) -> 
     if let Some(reason) = changed_env(&before["op"], &now["op"]) {
         return reason;
     }
-    if let Some(reason) = changed_sources(&before["sources"], &now["sources"]) {
+    if let Some(reason) = changed_sources(&before["source_entries"], &now["source_entries"]) {
         return reason;
     }
     if before["parent"] != now["parent"] {

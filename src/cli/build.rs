@@ -2,7 +2,9 @@
 //! parse → plan → build out, the image tagged, exported and its ID printed.
 
 use clap::Args;
-use rbuild::build::options::{BuildArg, Destination, HostEntry, NetworkMode, Output, Secret};
+use rbuild::build::options::{
+    BuildArg, CacheSpec, Destination, HostEntry, NetworkMode, Output, Secret,
+};
 use rbuild::build::{BuildError, BuildOptions};
 use rbuild::context::Context;
 use rbuild::image::Reference;
@@ -78,6 +80,12 @@ pub struct BuildArgs {
     /// Push the image to the registry of every -t name (shorthand for --output=type=registry)
     #[arg(long)]
     push: bool,
+    /// External cache sources (e.g. "type=registry,ref=NAME", "type=local,src=DIR")
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    cache_from: Vec<CacheSpec>,
+    /// Cache export destinations (e.g. "type=registry,ref=NAME", "type=local,dest=DIR")
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    cache_to: Vec<CacheSpec>,
     /// Build context: a directory, or - for a tar stream on STDIN
     #[arg(value_name = "PATH | -")]
     context: String,
@@ -193,6 +201,9 @@ fn build(root: Option<PathBuf>, args: BuildArgs) -> Result<(), CliError> {
         message: e.message,
     })?;
 
+    for spec in &args.cache_from {
+        rbuild::build::cache_io::import(&store, spec).map_err(message)?;
+    }
     let mode = if args.quiet {
         Mode::Quiet
     } else {
@@ -254,6 +265,9 @@ fn build(root: Option<PathBuf>, args: BuildArgs) -> Result<(), CliError> {
         &[]
     };
     let image = built.store(&store, names).map_err(message)?;
+    for spec in &args.cache_to {
+        rbuild::build::cache_io::export(&store, &built.cache_keys, spec).map_err(message)?;
+    }
     finish(&store, &image, &tags, &args)
 }
 
@@ -314,7 +328,7 @@ fn finish(
                     tag,
                     rbuild::registry::compress::Compression::Gzip,
                     true,
-                    &Silent,
+                    &rbuild::registry::NoProgress,
                 ))
                 .map_err(|e| message(format!("pushing {tag}: {e}")))?;
         }
@@ -376,14 +390,6 @@ fn flatten_into(store: &Store, image: &Image, dir: &Path) -> Result<(), CliError
     Ok(())
 }
 
-/// Pull and push progress is not shown during a build.
-struct Silent;
-
-impl rbuild::registry::Progress for Silent {
-    fn status(&self, _: &str, _: &str) {}
-    fn bytes(&self, _: &str, _: u64, _: u64) {}
-}
-
 /// The configuration of a base image: from the store, pulled when missing (or with --pull).
 fn base_config(
     store: &Store,
@@ -396,7 +402,12 @@ fn base_config(
     let parsed = Reference::parse(reference).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime
-        .block_on(rbuild::registry::pull(store, &parsed, true, &Silent))
+        .block_on(rbuild::registry::pull(
+            store,
+            &parsed,
+            true,
+            &rbuild::registry::NoProgress,
+        ))
         .map_err(|e| format!("{reference}: not in the store, and pulling it failed: {e}"))?;
     store
         .find_image(reference)

@@ -333,11 +333,13 @@ fn execute(root: Option<PathBuf>, args: RunArgs) -> Result<u8, RunError> {
     }
     let hostname = args.hostname.clone().unwrap_or_else(random_hostname);
     let lowerdirs = store.layer_dirs(&image)?;
+    // --rm: the upper dir is thrown away, so it goes on tmpfs where there is one.
+    let scratch_parent = sandbox::scratch_dir();
     let scratch = tempfile::Builder::new()
-        .prefix("run-")
-        .tempdir_in(store.root().join("tmp"))
+        .prefix("rbuild-run-")
+        .tempdir_in(&scratch_parent)
         .map_err(|source| RunError::Read {
-            path: store.root().join("tmp").display().to_string(),
+            path: scratch_parent.display().to_string(),
             source,
         })?;
     let upper = scratch.path().join("upper");

@@ -147,10 +147,15 @@ impl Client {
     /// Checks that the credentials are accepted: `GET /v2/`, through the auth flow.
     pub async fn check_login(&self) -> Result<(), Error> {
         let url = self.url("")?;
-        let response = self
-            .send(Method::GET, &url, &[], Retry::Idempotent, Ok)
-            .await?;
-        expect_status(response, &Method::GET, &url, &[StatusCode::OK]).await?;
+        self.send_expecting(
+            Method::GET,
+            &url,
+            &[],
+            Retry::Idempotent,
+            Ok,
+            &[StatusCode::OK],
+        )
+        .await?;
         Ok(())
     }
 
@@ -162,11 +167,15 @@ impl Client {
         loop {
             attempt += 1;
             let response = self
-                .send(Method::GET, &url, &scopes, Retry::Idempotent, |r| {
-                    Ok(r.header(header::ACCEPT, MANIFEST_ACCEPT))
-                })
+                .send_expecting(
+                    Method::GET,
+                    &url,
+                    &scopes,
+                    Retry::Idempotent,
+                    |r| Ok(r.header(header::ACCEPT, MANIFEST_ACCEPT)),
+                    &[StatusCode::OK],
+                )
                 .await?;
-            let response = expect_status(response, &Method::GET, &url, &[StatusCode::OK]).await?;
             if response
                 .content_length()
                 .is_some_and(|len| len > MANIFEST_LIMIT)
@@ -280,18 +289,18 @@ impl Client {
         let scopes = [Self::push_scope(repository)];
         let body = bytes.to_vec();
         let response = self
-            .send(Method::PUT, &url, &scopes, Retry::Idempotent, |r| {
-                Ok(r.header(header::CONTENT_TYPE, media_type)
-                    .body(body.clone()))
-            })
+            .send_expecting(
+                Method::PUT,
+                &url,
+                &scopes,
+                Retry::Idempotent,
+                |r| {
+                    Ok(r.header(header::CONTENT_TYPE, media_type)
+                        .body(body.clone()))
+                },
+                &[StatusCode::CREATED, StatusCode::OK],
+            )
             .await?;
-        let response = expect_status(
-            response,
-            &Method::PUT,
-            &url,
-            &[StatusCode::CREATED, StatusCode::OK],
-        )
-        .await?;
         let digest = crate::image::sha256_digest(bytes);
         check_reported_digest(response.headers(), &digest)?;
         Ok(digest)
@@ -471,17 +480,15 @@ impl Client {
             scopes.push(Self::pull_scope(from));
         }
         let response = self
-            .send(Method::POST, &url, &scopes, Retry::Idempotent, |r| {
-                Ok(r.header(header::CONTENT_LENGTH, 0))
-            })
+            .send_expecting(
+                Method::POST,
+                &url,
+                &scopes,
+                Retry::Idempotent,
+                |r| Ok(r.header(header::CONTENT_LENGTH, 0)),
+                &[StatusCode::CREATED, StatusCode::ACCEPTED],
+            )
             .await?;
-        let response = expect_status(
-            response,
-            &Method::POST,
-            &url,
-            &[StatusCode::CREATED, StatusCode::ACCEPTED],
-        )
-        .await?;
         if response.status() == StatusCode::CREATED {
             return Ok(None);
         }
@@ -502,13 +509,19 @@ impl Client {
         url.query_pairs_mut().append_pair("digest", digest.as_ref());
         let scopes = [Self::push_scope(repository)];
         let response = self
-            .send(Method::PUT, &url, &scopes, Retry::Never, |r| {
-                Ok(r.header(header::CONTENT_TYPE, "application/octet-stream")
-                    .header(header::CONTENT_LENGTH, size)
-                    .body(file_body(source, 0, size)?))
-            })
+            .send_expecting(
+                Method::PUT,
+                &url,
+                &scopes,
+                Retry::Never,
+                |r| {
+                    Ok(r.header(header::CONTENT_TYPE, "application/octet-stream")
+                        .header(header::CONTENT_LENGTH, size)
+                        .body(file_body(source, 0, size)?))
+                },
+                &[StatusCode::CREATED],
+            )
             .await?;
-        let response = expect_status(response, &Method::PUT, &url, &[StatusCode::CREATED]).await?;
         check_reported_digest(response.headers(), digest)?;
         progress(size);
         Ok(())
@@ -574,11 +587,15 @@ impl Client {
         let mut url = location.clone();
         url.query_pairs_mut().append_pair("digest", digest.as_ref());
         let response = self
-            .send(Method::PUT, &url, &scopes, Retry::Idempotent, |r| {
-                Ok(r.header(header::CONTENT_LENGTH, 0))
-            })
+            .send_expecting(
+                Method::PUT,
+                &url,
+                &scopes,
+                Retry::Idempotent,
+                |r| Ok(r.header(header::CONTENT_LENGTH, 0)),
+                &[StatusCode::CREATED],
+            )
             .await?;
-        let response = expect_status(response, &Method::PUT, &url, &[StatusCode::CREATED]).await?;
         check_reported_digest(response.headers(), digest)
     }
 
@@ -586,10 +603,15 @@ impl Client {
     async fn upload_status(&self, repository: &str, location: &Url) -> Result<(u64, Url), Error> {
         let scopes = [Self::push_scope(repository)];
         let response = self
-            .send(Method::GET, location, &scopes, Retry::Idempotent, Ok)
+            .send_expecting(
+                Method::GET,
+                location,
+                &scopes,
+                Retry::Idempotent,
+                Ok,
+                &[StatusCode::NO_CONTENT],
+            )
             .await?;
-        let response =
-            expect_status(response, &Method::GET, location, &[StatusCode::NO_CONTENT]).await?;
         let kept = match response.headers().get(header::RANGE) {
             None => 0,
             Some(value) => {
@@ -651,6 +673,20 @@ impl Client {
                 Ok(Some(format!("Bearer {token}")))
             }
         }
+    }
+
+    /// [`Self::send`], then [`expect_status`]: the response when its status is one of `expected`.
+    async fn send_expecting(
+        &self,
+        method: Method,
+        url: &Url,
+        scopes: &[String],
+        retry: Retry,
+        build: impl Fn(reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, Error>,
+        expected: &[StatusCode],
+    ) -> Result<Response, Error> {
+        let response = self.send(method.clone(), url, scopes, retry, build).await?;
+        expect_status(response, &method, url, expected).await
     }
 
     /// Sends a request through auth and retries. `build` adds headers and body; it is called

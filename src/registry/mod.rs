@@ -35,7 +35,7 @@ mod push;
 mod sink;
 
 pub use client::{BlobPush, Client, ClientOptions, MANIFEST_ACCEPT, Manifest};
-pub use pull::{Progress, Pulled, pull};
+pub use pull::{NoProgress, Progress, Pulled, pull};
 pub use push::{Pushed, push};
 pub use sink::{BlobSink, FileSink};
 

@@ -22,6 +22,14 @@ pub trait Progress: Send + Sync {
     fn bytes(&self, id: &str, done: u64, total: u64);
 }
 
+/// Progress that shows nothing (builds pull bases and push results without a display).
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn status(&self, _: &str, _: &str) {}
+    fn bytes(&self, _: &str, _: u64, _: u64) {}
+}
+
 /// Docker's short form of a digest: 12 hex digits.
 pub(crate) fn short_id(digest: &Digest) -> String {
     digest.digest().chars().take(12).collect()

@@ -166,24 +166,13 @@ pub struct Bundle {
     /// The top-most lowerdir holding mountpoints and the generated files' placeholders.
     init_layer: Option<PathBuf>,
     view: LayerView,
-    /// What a volatile overlay mount leaves in the work dir; removed on drop so the upper and
-    /// work dirs can be mounted again.
-    volatile_marker: Option<PathBuf>,
-}
-
-impl Drop for Bundle {
-    fn drop(&mut self) {
-        if let Some(marker) = &self.volatile_marker {
-            let _ = fs::remove_dir_all(marker);
-        }
-    }
 }
 
 impl Bundle {
     pub fn create(request: &Request) -> Result<Bundle, Error> {
         let dir = tempfile::Builder::new()
             .prefix("rbuild-sandbox-")
-            .tempdir()
+            .tempdir_in(super::scratch_dir())
             .map_err(Error::io("creating the bundle directory"))?;
         let rootfs = dir.path().join("rootfs");
         fs::create_dir(&rootfs).map_err(Error::io("creating the rootfs mountpoint"))?;
@@ -200,11 +189,20 @@ impl Bundle {
             rootfs,
             init_layer,
             view: LayerView::of(&request.rootfs),
-            volatile_marker: match &request.rootfs {
-                Rootfs::Overlay { work, .. } => Some(work.join("work").join("incompat")),
-                Rootfs::Dir(_) => None,
-            },
         };
+        if let Rootfs::Overlay { work, .. } = &request.rootfs {
+            // A volatile overlay mount leaves this marker in its work dir, and overlayfs
+            // refuses that work dir until it is gone. Removed here, when a work dir is used
+            // again, rather than after every run: a build's work dirs are fresh and thrown
+            // away, and each removal costs a synchronous discard on file systems mounted so.
+            let marker = work.join("work").join("incompat");
+            match fs::remove_dir_all(&marker) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(format!("removing {}", marker.display()))(e));
+                }
+                _ => {}
+            }
+        }
         bundle.write_etc_files(request)?;
         Ok(bundle)
     }

@@ -39,6 +39,12 @@ fn subordinate_range(file: &str, user: &str, id: u32) -> Option<(u32, u32)> {
     })
 }
 
+fn maps(ranges: &[(u32, u32, u32)], id: u32) -> bool {
+    ranges
+        .iter()
+        .any(|&(container, _, size)| id >= container && id - container < size)
+}
+
 fn program_exists(name: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
@@ -76,9 +82,15 @@ impl IdMap {
     }
 
     pub fn maps_gid(&self, gid: u32) -> bool {
-        self.gids
-            .iter()
-            .any(|&(container, _, size)| gid >= container && gid - container < size)
+        maps(&self.gids, gid)
+    }
+
+    /// Whether the user, its group and (where setgroups is allowed) its supplementary groups
+    /// exist in the namespace: switching to an unmapped id fails with a bare EINVAL.
+    pub fn maps_user(&self, user: &super::ExecUser) -> bool {
+        maps(&self.uids, user.uid)
+            && self.maps_gid(user.gid)
+            && (!self.through_helpers || user.additional_gids.iter().all(|&g| self.maps_gid(g)))
     }
 
     fn apply(&self, pid: i32) -> Result<(), Error> {
@@ -120,99 +132,63 @@ impl IdMap {
     }
 }
 
-/// Stages the child reports failures from; the parent turns them into [`Error::Setup`].
-#[derive(Clone, Copy)]
-#[repr(u32)]
-enum Stage {
-    Sync = 1,
-    PrivateMounts,
-    RootfsMount,
-    RootfsOpen,
-    Mountpoint,
-    Mount,
-    Remount,
-    DevSymlinks,
-    Hostname,
-    Loopback,
-    PivotRoot,
-    MaskedPath,
-    ReadonlyPath,
-    ReadonlyRoot,
-    Console,
-    Fork,
-    Stdio,
-    Workdir,
-    Capabilities,
-    Groups,
-    SetUser,
-    NoNewPrivs,
-    ExecNotFound,
-    Exec,
+/// Declares [`Stage`] with each stage's description.
+macro_rules! stages {
+    ($($(#[$doc:meta])* $name:ident => $description:literal,)*) => {
+        /// Stages the child reports failures from; the parent turns them into [`Error::Setup`].
+        #[derive(Clone, Copy)]
+        #[repr(u32)]
+        enum Stage {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl Stage {
+            const ALL: &[Stage] = &[$(Stage::$name,)*];
+
+            fn describe(self) -> &'static str {
+                match self {
+                    $(Stage::$name => $description,)*
+                }
+            }
+        }
+    };
+}
+
+stages! {
+    Sync => "waiting for the parent",
+    PrivateMounts => "making mounts private",
+    RootfsMount => "mounting the root filesystem",
+    RootfsOpen => "opening the root filesystem",
+    Mountpoint => "creating the mountpoint",
+    Mount => "mounting",
+    Remount => "remounting with the requested flags",
+    DevSymlinks => "creating /dev symlinks",
+    Hostname => "setting the hostname",
+    Loopback => "bringing up the loopback interface",
+    PivotRoot => "pivoting into the root filesystem",
+    MaskedPath => "masking a /proc or /sys path",
+    ReadonlyPath => "making a /proc path read-only",
+    ReadonlyRoot => "making the root filesystem read-only",
+    Console => "allocating the pseudo-terminal",
+    Fork => "starting the main process",
+    Stdio => "connecting standard streams",
+    Workdir => "entering the working directory",
+    Capabilities => "setting capabilities",
+    Groups => "setting supplementary groups",
+    SetUser => "switching to the user",
+    NoNewPrivs => "setting no_new_privs",
+    ExecNotFound => "executing the command",
+    Exec => "executing the command",
     /// Not a failure: the main process's wait status.
-    Exited = 0xffff,
+    Exited => "waiting",
 }
 
 impl Stage {
     fn from_raw(raw: u32) -> Option<Stage> {
-        use Stage::*;
-        [
-            Sync,
-            PrivateMounts,
-            RootfsMount,
-            RootfsOpen,
-            Mountpoint,
-            Mount,
-            Remount,
-            DevSymlinks,
-            Hostname,
-            Loopback,
-            PivotRoot,
-            MaskedPath,
-            ReadonlyPath,
-            ReadonlyRoot,
-            Console,
-            Fork,
-            Stdio,
-            Workdir,
-            Capabilities,
-            Groups,
-            SetUser,
-            NoNewPrivs,
-            ExecNotFound,
-            Exec,
-            Exited,
-        ]
-        .into_iter()
-        .find(|stage| *stage as u32 == raw)
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            Stage::Sync => "waiting for the parent",
-            Stage::PrivateMounts => "making mounts private",
-            Stage::RootfsMount => "mounting the root filesystem",
-            Stage::RootfsOpen => "opening the root filesystem",
-            Stage::Mountpoint => "creating the mountpoint",
-            Stage::Mount => "mounting",
-            Stage::Remount => "remounting with the requested flags",
-            Stage::DevSymlinks => "creating /dev symlinks",
-            Stage::Hostname => "setting the hostname",
-            Stage::Loopback => "bringing up the loopback interface",
-            Stage::PivotRoot => "pivoting into the root filesystem",
-            Stage::MaskedPath => "masking a /proc or /sys path",
-            Stage::ReadonlyPath => "making a /proc path read-only",
-            Stage::ReadonlyRoot => "making the root filesystem read-only",
-            Stage::Console => "allocating the pseudo-terminal",
-            Stage::Fork => "starting the main process",
-            Stage::Stdio => "connecting standard streams",
-            Stage::Workdir => "entering the working directory",
-            Stage::Capabilities => "setting capabilities",
-            Stage::Groups => "setting supplementary groups",
-            Stage::SetUser => "switching to the user",
-            Stage::NoNewPrivs => "setting no_new_privs",
-            Stage::ExecNotFound | Stage::Exec => "executing the command",
-            Stage::Exited => "waiting",
-        }
+        Stage::ALL
+            .iter()
+            .copied()
+            .find(|stage| *stage as u32 == raw)
     }
 }
 
@@ -281,14 +257,7 @@ struct Plan {
     loopback_up: bool,
     read_only_root: bool,
     tty: bool,
-    stdin: RawFd,
-    stdout: RawFd,
-    stderr: RawFd,
-    console: RawFd,
-    report: RawFd,
-    sync: RawFd,
-    /// Pipe ends the init closes once the main process has them.
-    close_in_init: Vec<RawFd>,
+    fds: ChildFds,
     cwd: CString,
     cwd_prefixes: Vec<CString>,
     executable: CString,
@@ -453,7 +422,7 @@ impl Plan {
         bundle: &Bundle,
         executable: &str,
         id_map: Option<&IdMap>,
-        fds: &ChildFds,
+        fds: ChildFds,
     ) -> Result<Plan, Error> {
         let linux = spec.linux().as_ref();
         let process = spec.process().as_ref();
@@ -551,10 +520,13 @@ impl Plan {
                 })
                 .collect::<Result<_, _>>()?
         };
-        let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(40);
+        static LAST_CAP: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        let last_cap = *LAST_CAP.get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(40)
+        });
         let cstrings = |list: &[String], what| {
             list.iter()
                 .map(|s| cstring(s.as_str(), what))
@@ -598,13 +570,7 @@ impl Plan {
                 .and_then(|r| r.readonly())
                 .unwrap_or(false),
             tty: process.and_then(|p| p.terminal()).unwrap_or(false),
-            stdin: fds.stdin,
-            stdout: fds.stdout,
-            stderr: fds.stderr,
-            console: fds.console,
-            report: fds.report,
-            sync: fds.sync,
-            close_in_init: fds.close_in_init.clone(),
+            fds,
             cwd: cstring(cwd, "working directory")?,
             cwd_prefixes,
             executable: cstring(executable, "command")?,
@@ -635,6 +601,7 @@ struct ChildFds {
     console: RawFd,
     report: RawFd,
     sync: RawFd,
+    /// Pipe ends the init closes once the main process has them.
     close_in_init: Vec<RawFd>,
 }
 
@@ -703,7 +670,7 @@ pub fn run(
         sync: sync_read.as_raw_fd(),
         close_in_init: child_ends.iter().map(|fd| fd.as_raw_fd()).collect(),
     };
-    let plan = Plan::new(request, spec, bundle, executable, id_map.as_ref(), &fds)?;
+    let plan = Plan::new(request, spec, bundle, executable, id_map.as_ref(), fds)?;
     let cgroup = Cgroup::create(spec)?;
     let forwarding = SignalForwarding::start(
         request.forward_signals,
@@ -844,7 +811,7 @@ fn errno() -> i32 {
 
 /// Reports a failure and exits.
 unsafe fn fail(plan: &Plan, stage: Stage, value: i32, index: usize) -> ! {
-    report(plan.report, stage, value, index);
+    report(plan.fds.report, stage, value, index);
     // SAFETY: _exit is async-signal-safe and runs no destructors.
     unsafe { libc::_exit(1) }
 }
@@ -861,29 +828,33 @@ fn report(fd: RawFd, stage: Stage, value: i32, index: usize) {
     }
 }
 
-/// "/proc/self/fd/N" in a stack buffer.
-struct FdPath([u8; 32]);
+/// A path ending in a decimal number ("/proc/self/fd/N", "/dev/pts/N"), NUL-terminated in a
+/// stack buffer: the child cannot allocate.
+struct NumberedPath([u8; 32]);
 
-impl FdPath {
-    fn new(fd: c_int) -> FdPath {
+impl NumberedPath {
+    fn new(prefix: &[u8], number: u32) -> NumberedPath {
         let mut buffer = [0u8; 32];
-        let prefix = b"/proc/self/fd/";
         buffer[..prefix.len()].copy_from_slice(prefix);
-        let mut digits = [0u8; 12];
+        let mut digits = [0u8; 10];
         let mut count = 0;
-        let mut value = fd.max(0) as u32;
+        let mut value = number;
         loop {
             digits[count] = b'0' + (value % 10) as u8;
             count += 1;
             value /= 10;
-            if value == 0 || count == digits.len() {
+            if value == 0 {
                 break;
             }
         }
         for i in 0..count {
             buffer[prefix.len() + i] = digits[count - 1 - i];
         }
-        FdPath(buffer)
+        NumberedPath(buffer)
+    }
+
+    fn fd(fd: c_int) -> NumberedPath {
+        NumberedPath::new(b"/proc/self/fd/", fd.max(0) as u32)
     }
 
     fn as_ptr(&self) -> *const c_char {
@@ -979,7 +950,7 @@ unsafe fn mount_one(plan: &Plan, root: c_int, mount: &PlannedMount, index: usize
             Ok(fd) => fd,
             Err(e) => fail(plan, Stage::Mountpoint, e, index),
         };
-        let target = FdPath::new(fd);
+        let target = NumberedPath::fd(fd);
         let done = if mount.is_bind {
             libc::mount(
                 mount.source.as_ptr(),
@@ -1018,7 +989,7 @@ unsafe fn mount_one(plan: &Plan, root: c_int, mount: &PlannedMount, index: usize
         if fd < 0 {
             fail(plan, Stage::Remount, errno(), index);
         }
-        let target = FdPath::new(fd);
+        let target = NumberedPath::fd(fd);
         if mount.remount {
             let flags = (mount.flags & !libc::MS_REC)
                 | libc::MS_REMOUNT
@@ -1086,31 +1057,35 @@ unsafe fn protect_paths(plan: &Plan) {
     // SAFETY: mounts on prepared absolute C strings.
     unsafe {
         for (index, path) in plan.masked.iter().enumerate() {
-            if libc::mount(
-                c"/dev/null".as_ptr(),
-                path.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            ) == 0
-            {
-                continue;
-            }
-            match errno() {
-                libc::ENOENT => continue,
-                libc::ENOTDIR => {
-                    if libc::mount(
-                        c"tmpfs".as_ptr(),
-                        path.as_ptr(),
-                        c"tmpfs".as_ptr(),
-                        libc::MS_RDONLY,
-                        std::ptr::null(),
-                    ) != 0
-                    {
-                        fail(plan, Stage::MaskedPath, errno(), index);
-                    }
+            // Directories get an empty tmpfs, files /dev/null. Asked first rather than learnt
+            // from a failed bind mount (as runc does): undoing that mount waits for an RCU
+            // grace period, milliseconds per path on a busy machine.
+            let mut stat: libc::stat = std::mem::zeroed();
+            if libc::stat(path.as_ptr(), &mut stat) != 0 {
+                match errno() {
+                    libc::ENOENT => continue,
+                    e => fail(plan, Stage::MaskedPath, e, index),
                 }
-                e => fail(plan, Stage::MaskedPath, e, index),
+            }
+            let masked = if stat.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                libc::mount(
+                    c"tmpfs".as_ptr(),
+                    path.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_RDONLY,
+                    std::ptr::null(),
+                )
+            } else {
+                libc::mount(
+                    c"/dev/null".as_ptr(),
+                    path.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                )
+            };
+            if masked != 0 {
+                fail(plan, Stage::MaskedPath, errno(), index);
             }
         }
         for (index, path) in plan.readonly.iter().enumerate() {
@@ -1186,35 +1161,13 @@ unsafe fn allocate_console(plan: &Plan) -> u32 {
         (*header).cmsg_type = libc::SCM_RIGHTS;
         (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as usize;
         std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<c_int>(), master);
-        if libc::sendmsg(plan.console, &message, 0) < 0 {
+        if libc::sendmsg(plan.fds.console, &message, 0) < 0 {
             fail(plan, Stage::Console, errno(), 0);
         }
         libc::close(master);
-        libc::close(plan.console);
+        libc::close(plan.fds.console);
         number
     }
-}
-
-/// "/dev/pts/N" in a stack buffer.
-fn pts_path(number: u32) -> [u8; 32] {
-    let mut buffer = [0u8; 32];
-    let prefix = b"/dev/pts/";
-    buffer[..prefix.len()].copy_from_slice(prefix);
-    let mut digits = [0u8; 10];
-    let mut count = 0;
-    let mut value = number;
-    loop {
-        digits[count] = b'0' + (value % 10) as u8;
-        count += 1;
-        value /= 10;
-        if value == 0 || count == digits.len() {
-            break;
-        }
-    }
-    for i in 0..count {
-        buffer[prefix.len() + i] = digits[count - 1 - i];
-    }
-    buffer
 }
 
 unsafe fn child_main(plan: &Plan) -> ! {
@@ -1227,11 +1180,11 @@ unsafe fn child_main(plan: &Plan) -> ! {
         libc::umask(0o022);
         if plan.wait_for_parent {
             let mut byte = [0u8; 1];
-            if libc::read(plan.sync, byte.as_mut_ptr().cast(), 1) != 1 {
+            if libc::read(plan.fds.sync, byte.as_mut_ptr().cast(), 1) != 1 {
                 fail(plan, Stage::Sync, errno(), 0);
             }
         }
-        libc::close(plan.sync);
+        libc::close(plan.fds.sync);
 
         if libc::mount(
             std::ptr::null(),
@@ -1338,7 +1291,7 @@ unsafe fn child_main(plan: &Plan) -> ! {
             exec_main(plan, pts);
         }
         let main = main as libc::pid_t;
-        for fd in &plan.close_in_init {
+        for fd in &plan.fds.close_in_init {
             libc::close(*fd);
         }
         init_loop(plan, main)
@@ -1369,7 +1322,7 @@ unsafe fn init_loop(plan: &Plan, main: libc::pid_t) -> ! {
                     break;
                 }
                 if reaped == main {
-                    report(plan.report, Stage::Exited, status, 0);
+                    report(plan.fds.report, Stage::Exited, status, 0);
                     libc::_exit(0);
                 }
             }
@@ -1383,8 +1336,8 @@ unsafe fn exec_main(plan: &Plan, pts: Option<u32>) -> ! {
     unsafe {
         libc::setsid();
         if let Some(number) = pts {
-            let path = pts_path(number);
-            let slave = libc::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC);
+            let path = NumberedPath::new(b"/dev/pts/", number);
+            let slave = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
             if slave < 0 || libc::ioctl(slave, libc::TIOCSCTTY, 0) != 0 {
                 fail(plan, Stage::Console, errno(), 0);
             }
@@ -1394,12 +1347,12 @@ unsafe fn exec_main(plan: &Plan, pts: Option<u32>) -> ! {
                 }
             }
         } else {
-            let stdin = if plan.stdin >= 0 {
-                plan.stdin
+            let stdin = if plan.fds.stdin >= 0 {
+                plan.fds.stdin
             } else {
                 libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC)
             };
-            for (fd, target) in [(stdin, 0), (plan.stdout, 1), (plan.stderr, 2)] {
+            for (fd, target) in [(stdin, 0), (plan.fds.stdout, 1), (plan.fds.stderr, 2)] {
                 if fd < 0 || (fd != target && libc::dup2(fd, target) < 0) {
                     fail(plan, Stage::Stdio, errno(), 0);
                 }
@@ -1435,11 +1388,17 @@ unsafe fn exec_main(plan: &Plan, pts: Option<u32>) -> ! {
         if plan.uid != 0 {
             libc::prctl(libc::PR_SET_KEEPCAPS, 1);
         }
-        if plan.set_groups && libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) != 0 {
+        // Raw system calls, not glibc's wrappers: those apply the change to every thread
+        // glibc believes the process has, under a lock that another thread of the caller may
+        // have held when it was cloned (tokio starting a thread), and the child then waits
+        // on that lock forever. The child has one thread, so the raw calls are complete.
+        if plan.set_groups
+            && libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr()) != 0
+        {
             fail(plan, Stage::Groups, errno(), 0);
         }
-        if libc::setresgid(plan.gid, plan.gid, plan.gid) != 0
-            || libc::setresuid(plan.uid, plan.uid, plan.uid) != 0
+        if libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0
+            || libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0
         {
             fail(plan, Stage::SetUser, errno(), 0);
         }
@@ -1496,10 +1455,10 @@ unsafe fn exec_main(plan: &Plan, pts: Option<u32>) -> ! {
         );
         let failure = errno();
         if failure == libc::ENOENT {
-            report(plan.report, Stage::ExecNotFound, failure, 0);
+            report(plan.fds.report, Stage::ExecNotFound, failure, 0);
             libc::_exit(127);
         }
-        report(plan.report, Stage::Exec, failure, 0);
+        report(plan.fds.report, Stage::Exec, failure, 0);
         libc::_exit(126)
     }
 }

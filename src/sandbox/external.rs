@@ -3,9 +3,10 @@
 //! the runtime and is never visible on the host.
 //!
 //! crun refuses the hybrid cgroup layout (v1 controllers plus a v2 tree at
-//! /sys/fs/cgroup/unified). Without limits it runs with `--cgroup-manager=disabled`; with limits
-//! the v2 tree is detached in its private mount namespace, so crun sees (and uses) a plain v1
-//! layout.
+//! /sys/fs/cgroup/unified) whenever that v2 tree has a controller of its own (here hugetlb,
+//! which no v1 hierarchy binds), whatever its cgroup manager. So the v2 tree is detached in
+//! crun's private mount namespace: crun sees a plain v1 layout and uses it for limits. Without
+//! limits it runs with `--cgroup-manager=disabled`, creating no cgroup at all.
 
 use super::bundle::Bundle;
 use super::cgroup;
@@ -54,7 +55,7 @@ pub fn run(
         Rootfs::Overlay { .. } => None,
     };
     let crun = is_crun(program);
-    let detach_unified = crun && !request.limits.is_empty() && cgroup::is_hybrid();
+    let detach_unified = crun && cgroup::is_hybrid();
 
     let mut command = std::process::Command::new(program);
     if crun && request.limits.is_empty() {

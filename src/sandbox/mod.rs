@@ -206,6 +206,26 @@ impl Error {
     }
 }
 
+/// Where short-lived per-run files belong: /dev/shm when it is a tmpfs this process may write,
+/// else the temp dir. A run's bundle (generated /etc files, mountpoints) lives here, so starting
+/// and removing it costs no journaled disk writes. `rbuild run --rm` puts its upper dir here
+/// too: what such a container writes is thrown away.
+pub fn scratch_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let shm = std::path::Path::new("/dev/shm");
+        let is_tmpfs = nix::sys::statfs::statfs(shm)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
+        let writable = nix::unistd::access(shm, nix::unistd::AccessFlags::W_OK).is_ok();
+        if is_tmpfs && writable {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        }
+    })
+    .clone()
+}
+
 /// Runs the request to completion. In [`Stdio::Lines`] mode each line of output (without its
 /// newline; a last unterminated line too) is passed to `on_line` as it arrives.
 ///
@@ -232,6 +252,16 @@ pub fn run(
     } else {
         None
     };
+    if let Some(map) = &id_map
+        && !map.maps_user(&exec_user)
+    {
+        return Err(Error::Invalid {
+            what: "user",
+            value: request.user.clone(),
+            reason: "is not mapped in the rootless user namespace: give the calling user \
+                     ranges in /etc/subuid and /etc/subgid (and install newuidmap)",
+        });
+    }
     let bundle = bundle::Bundle::create(request)?;
     let spec = spec::generate(request, &exec_user, &bundle, id_map.as_ref())?;
     bundle.prepare_init_layer(&spec)?;

@@ -105,59 +105,49 @@ impl BlobWriter {
     }
 
     /// Makes the blob durable under its digest name and returns the digest and size.
-    pub fn commit(mut self) -> Result<CommittedBlob> {
-        self.done = true;
-        let result = self.finish();
-        if result.is_err() {
-            let _ = fs::remove_file(&self.tmp_path);
+    pub fn commit(self) -> Result<CommittedBlob> {
+        let blob = self.finish_synced()?;
+        let store = blob._writer.store.clone();
+        if let Err(e) = store.commit_file(&blob.tmp_path, &blob.digest) {
+            let _ = fs::remove_file(&blob.tmp_path);
+            return Err(e);
         }
-        result
+        Ok(CommittedBlob {
+            digest: blob.digest,
+            size: blob.size,
+        })
     }
 
     /// Flushes, fdatasyncs and checks the digest, leaving the file in tmp/ (locked while the
-    /// result lives) for the caller to rename.
+    /// result lives) for the caller to rename. On failure the file is removed.
     pub(super) fn finish_synced(mut self) -> Result<SyncedBlob> {
         self.done = true;
-        self.out.flush().at(&self.tmp_path)?;
-        self.out.get_ref().sync_data().at(&self.tmp_path)?;
-        let hash = std::mem::take(&mut self.hasher).finalize();
-        let digest = digest_from_hash(&hash);
-        if let Some(expected) = &self.expected
-            && *expected != digest
-        {
-            let _ = fs::remove_file(&self.tmp_path);
-            return Err(StoreError::DigestMismatch {
-                expected: expected.clone(),
-                actual: digest,
-            });
+        match self.sync_and_check() {
+            Ok(digest) => Ok(SyncedBlob {
+                digest,
+                size: self.size,
+                tmp_path: self.tmp_path.clone(),
+                _writer: self,
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&self.tmp_path);
+                Err(e)
+            }
         }
-        Ok(SyncedBlob {
-            digest,
-            size: self.size,
-            tmp_path: self.tmp_path.clone(),
-            _writer: self,
-        })
     }
 
-    fn finish(&mut self) -> Result<CommittedBlob> {
+    fn sync_and_check(&mut self) -> Result<Digest> {
         self.out.flush().at(&self.tmp_path)?;
         self.out.get_ref().sync_data().at(&self.tmp_path)?;
         let hash = std::mem::take(&mut self.hasher).finalize();
         let digest = digest_from_hash(&hash);
-        if let Some(expected) = &self.expected
-            && *expected != digest
-        {
-            return Err(StoreError::DigestMismatch {
+        match &self.expected {
+            Some(expected) if *expected != digest => Err(StoreError::DigestMismatch {
                 expected: expected.clone(),
                 actual: digest,
-            });
+            }),
+            _ => Ok(digest),
         }
-        let store = self.store.clone();
-        store.commit_file(&self.tmp_path, &digest)?;
-        Ok(CommittedBlob {
-            digest,
-            size: self.size,
-        })
     }
 }
 

@@ -48,10 +48,9 @@ pub fn make_busybox_rootfs(dir: &Path) {
         std::fs::create_dir_all(root.join(sub)).unwrap();
     }
     std::fs::copy(&busybox, root.join("bin/busybox")).unwrap();
-    let list = Command::new(root.join("bin/busybox"))
-        .arg("--list-full")
-        .output()
-        .unwrap();
+    // The installed copy lists the applets: executing the fresh copy could fail with ETXTBSY
+    // while another test thread's fork still holds it open for writing.
+    let list = Command::new(&busybox).arg("--list-full").output().unwrap();
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         let link = root.join(applet);
         if !link.exists() && std::fs::symlink_metadata(&link).is_err() {
@@ -180,11 +179,45 @@ pub fn run_ok(request: &Request) -> String {
     outcome.stdout
 }
 
+/// The lines of /proc/mounts that name an rbuild path (bundles, `rbuild run` scratch dirs and
+/// these tests' lowerdirs all start with "rbuild-"): other programs on the machine mount and
+/// unmount meanwhile.
 pub fn mounts_now() -> String {
-    std::fs::read_to_string("/proc/mounts").unwrap()
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .filter(|line| line.contains("rbuild"))
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
-/// The runtimes the tests cover: the embedded one and runc.
+/// The runtimes the tests cover: the embedded one, runc and crun.
 pub fn runtimes() -> Vec<Runtime> {
-    vec![Runtime::Embedded, Runtime::External(require_tool("runc"))]
+    vec![
+        Runtime::Embedded,
+        Runtime::External(require_tool("runc")),
+        Runtime::External(require_tool("crun")),
+    ]
 }
+
+/// Prints the memory, cpu and pids limits of the cgroups the shell is in, read from the host's
+/// /sys/fs/cgroup bind-mounted at /c: "cpu QUOTA PERIOD", "memory BYTES", "pids N", sorted.
+/// v1 controllers are found by their /proc/self/cgroup lines, v2 by the "0::" line.
+pub const CGROUP_LIMITS_SCRIPT: &str = r#"
+while IFS=: read -r _ controllers path; do
+  dir=/c/$controllers$path
+  case ",$controllers," in
+    *,memory,*) echo "memory $(cat $dir/memory.limit_in_bytes)" ;;
+    *,cpu,*) echo "cpu $(cat $dir/cpu.cfs_quota_us) $(cat $dir/cpu.cfs_period_us)" ;;
+    *,pids,*) echo "pids $(cat $dir/pids.max)" ;;
+    ,,) if [ -f /c$path/memory.max ]; then
+          echo "memory $(cat /c$path/memory.max)"
+          echo "cpu $(cat /c$path/cpu.max)"
+          echo "pids $(cat /c$path/pids.max)"
+        fi ;;
+  esac
+done < /proc/self/cgroup | sort
+"#;
+
+/// What [`CGROUP_LIMITS_SCRIPT`] prints for `--memory 32m --cpus 0.5 --pids-limit 16`.
+pub const CGROUP_LIMITS_EXPECTED: &str = "cpu 50000 100000\nmemory 33554432\npids 16\n";
