@@ -12,6 +12,7 @@ packages=(
   shellcheck                            # lint's SC findings
   mmdebstrap                            # the demo's Python base image
   docker.io                             # Docker Engine: save/load interoperability tests
+  git                                   # ADD of git repositories, and its build test
 )
 missing=()
 for p in "${packages[@]}"; do

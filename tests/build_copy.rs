@@ -22,7 +22,10 @@ fn copy_destination_rules() {
          WORKDIR /work\n\
          COPY a.txt .\n\
          COPY b.txt relative/\n\
-         COPY b.txt relative-file\n",
+         COPY b.txt relative-file\n\
+         RUN ln -s /victim /link && ln -s victim-dir /tmp/dirlink && mkdir /tmp/victim-dir\n\
+         COPY a.txt /link\n\
+         COPY b.txt /tmp/dirlink\n",
     )
     .file("a.txt", "a\n")
     .file("b.txt", "b\n")
@@ -41,6 +44,13 @@ fn copy_destination_rules() {
     assert_eq!(built.read("/work/a.txt"), "a\n");
     assert_eq!(built.read("/work/relative/b.txt"), "b\n");
     assert_eq!(built.read("/work/relative-file"), "b\n");
+    // A symlink named as the destination is written through, as BuildKit does.
+    assert_eq!(
+        std::fs::read_link(built.path("/link")).unwrap(),
+        std::path::Path::new("/victim")
+    );
+    assert_eq!(built.read("/victim"), "a\n");
+    assert_eq!(built.read("/tmp/victim-dir/b.txt"), "b\n");
     // Created parents belong to root with mode 0755.
     assert_eq!(built.owner_mode("/made/deep"), (0o755, 0, 0));
 
@@ -58,6 +68,8 @@ fn copy_destination_rules() {
         log.contains("nothing.txt") && log.contains("not found"),
         "{log}"
     );
+    assert!(log.contains("Dockerfile:2"), "no file:line in:\n{log}");
+    store.fsck();
 }
 
 #[test]
@@ -127,9 +139,12 @@ fn copy_from_a_stage_by_name_and_index_and_from_an_image_keeps_owners() {
     assert_eq!(built.read("/by-name/sub/artifact"), "built\n");
     assert_eq!(built.owner_mode("/by-name/sub"), (0o750, 1000, 1000));
     assert_eq!(built.owner_mode("/by-name/sub/artifact").1, 1000);
+    // The destination a directory copy creates is 0755 root, whatever the source's.
+    assert_eq!(built.owner_mode("/by-name"), (0o755, 0, 0));
     assert_eq!(built.read("/by-index"), "built\n");
     assert_eq!(built.read("/from-image"), "from-image\n");
     assert_eq!(built.owner_mode("/rechowned/artifact"), (0o644, 0, 0));
+    assert_eq!(built.owner_mode("/rechowned"), (0o755, 0, 0));
 }
 
 #[test]
@@ -147,7 +162,8 @@ fn copy_chown_resolves_names_in_the_image() {
          COPY --chown=:staff a.txt /group-only\n\
          COPY --chown=nosuchuser:nosuchgroup a.txt /unknown\n\
          USER web\n\
-         WORKDIR /srv/home\n",
+         WORKDIR /srv/home\n\
+         COPY a.txt /after-user\n",
     )
     .file("a.txt", "a\n")
     .file("dir/f", "f\n");
@@ -169,6 +185,8 @@ fn copy_chown_resolves_names_in_the_image() {
     assert_eq!(owner("/unknown"), (0, 0));
     // WORKDIR creates directories for USER the same way.
     assert_eq!(owner("/srv/home"), (1500, 2500));
+    // USER does not change who owns what COPY writes.
+    assert_eq!(owner("/after-user"), (0, 0));
 }
 
 #[test]
@@ -190,6 +208,8 @@ fn copy_chmod_octal_and_symbolic() {
     .unwrap();
     let built = store.build(&context, "chmod", &[]);
     assert_eq!(built.owner_mode("/octal").0, 0o640);
+    // --chmod is not applied to the destination directory a directory copy creates.
+    assert_eq!(built.owner_mode("/octal-dir").0, 0o755);
     assert_eq!(built.owner_mode("/octal-dir/sub").0, 0o755);
     assert_eq!(built.owner_mode("/octal-dir/sub/f").0, 0o755);
     assert_eq!(built.owner_mode("/symbolic").0, 0o764);
@@ -202,8 +222,11 @@ fn copy_link_parents_and_exclude() {
     let store = TestStore::with_busybox();
     let context = Context::new(
         "FROM busybox\n\
-         RUN mkdir /linked && echo old > /linked/keep\n\
+         RUN mkdir -p /linked/deeper /private && echo old > /linked/keep \
+             && chown app /linked /private && chmod 700 /linked /private\n\
          COPY --link a.txt /linked/\n\
+         COPY --link --chown=app a.txt /linked/deeper/\n\
+         COPY a.txt /private/\n\
          COPY --parents src/*/main.c /parents/\n\
          COPY --parents ./src/./x/main.c /pivot/\n\
          COPY --exclude=*.log --exclude=secret --exclude=**/*.tmp logs/ /excluded/\n",
@@ -222,6 +245,11 @@ fn copy_link_parents_and_exclude() {
     let built = store.build(&context, "copy-flags", &[]);
     assert_eq!(built.read("/linked/a.txt"), "a\n");
     assert_eq!(built.read("/linked/keep"), "old\n");
+    // --link lays the copy over the image: its directories are the new layer's (0755, owned
+    // by --chown or root), as BuildKit's merged layer makes them; a plain COPY keeps them.
+    assert_eq!(built.owner_mode("/linked"), (0o755, 1000, 1000));
+    assert_eq!(built.owner_mode("/linked/deeper"), (0o755, 1000, 1000));
+    assert_eq!(built.owner_mode("/private"), (0o700, 1000, 0));
     assert_eq!(built.read("/parents/src/x/main.c"), "x\n");
     assert_eq!(built.read("/parents/src/y/main.c"), "y\n");
     assert_eq!(built.read("/pivot/x/main.c"), "x\n");
@@ -330,6 +358,13 @@ fn add_downloads_urls_with_checksum_name_mode_and_mtime() {
             },
         ),
         (
+            "/files/with%20space.txt",
+            Served {
+                body: b"spaced\n".to_vec(),
+                last_modified: None,
+            },
+        ),
+        (
             "/files/remote.tar",
             Served {
                 body: tar.clone(),
@@ -344,8 +379,11 @@ fn add_downloads_urls_with_checksum_name_mode_and_mtime() {
          ADD {url} /downloads/\n\
          ADD --checksum={checksum} {url} /named-file\n\
          ADD --chmod=644 {url} /chmodded\n\
+         ADD {url} /tmp\n\
+         ADD {spaced_url} /spaced/\n\
          ADD {tar_url} /remote-archive/\n",
         tar_url = server.url("/files/remote.tar"),
+        spaced_url = server.url("/files/with%20space.txt"),
     ));
     let built = store.build(&context, "add-url", &[]);
     assert_eq!(built.read("/downloads/remote.txt"), "downloaded content\n");
@@ -353,6 +391,10 @@ fn add_downloads_urls_with_checksum_name_mode_and_mtime() {
     assert_eq!(built.mtime("/downloads/remote.txt"), 784_111_777);
     assert_eq!(built.read("/named-file"), "downloaded content\n");
     assert_eq!(built.owner_mode("/chmodded").0, 0o644);
+    // An existing directory is a directory destination even without a trailing slash.
+    assert_eq!(built.read("/tmp/remote.txt"), "downloaded content\n");
+    // The name is the decoded last segment of the URL's path.
+    assert_eq!(built.read("/spaced/with space.txt"), "spaced\n");
     // Archives from URLs are not unpacked.
     assert_eq!(
         std::fs::read(built.path("/remote-archive/remote.tar")).unwrap(),
@@ -366,6 +408,18 @@ fn add_downloads_urls_with_checksum_name_mode_and_mtime() {
         log.contains("digest mismatch") || log.contains("checksum"),
         "{log}"
     );
+    let local = Context::new(&format!(
+        "FROM busybox\nADD --checksum={checksum} a.txt /x\n"
+    ))
+    .file("a.txt", "downloaded content\n");
+    let log = store.build_fails(&local, &[]);
+    assert!(
+        log.contains("non-HTTP(S)") && log.contains("Dockerfile:2"),
+        "{log}"
+    );
+    let copy_url = Context::new(&format!("FROM busybox\nCOPY {url} /x\n"));
+    let log = store.build_fails(&copy_url, &[]);
+    assert!(log.contains("can't be a URL for COPY"), "{log}");
     let missing = Context::new(&format!(
         "FROM busybox\nADD {} /x\n",
         server.url("/nothing-here")
@@ -509,4 +563,26 @@ fn a_changed_remote_source_is_fetched_again_and_an_unchanged_one_is_cached() {
     server.serve("/data.txt", served("second\n"));
     let built = store.build(&context, "remote-3", &[]);
     assert_eq!(built.read("/copy"), "second\n", "{}", built.log);
+}
+
+#[test]
+fn reading_from_a_stage_not_yet_defined_fails_instead_of_waiting_forever() {
+    let store = TestStore::with_busybox();
+    let cycle = Context::new(
+        "FROM busybox AS a\n\
+         COPY --from=b /x /x\n\
+         FROM a AS b\n\
+         RUN touch /x\n",
+    );
+    let log = store.build_fails(&cycle, &[]);
+    assert!(
+        log.contains("Dockerfile:2") && log.contains("defined before"),
+        "{log}"
+    );
+    let mount = Context::new(
+        "FROM busybox AS a\n\
+         RUN --mount=type=bind,from=a,target=/m true\n",
+    );
+    let log = store.build_fails(&mount, &[]);
+    assert!(log.contains("Dockerfile:2"), "{log}");
 }

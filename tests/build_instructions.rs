@@ -264,6 +264,7 @@ fn config_instructions_set_the_image_config() {
     assert_eq!(c["OnBuild"], json!(["RUN echo triggered"]));
     assert_eq!(c["Entrypoint"], json!(["/bin/echo"]));
     assert_eq!(c["Cmd"], json!(["default", "args"]));
+    assert_eq!(c["ArgsEscaped"], json!(true), "BuildKit sets it with CMD");
     assert_eq!(store.run("config", &[]), "default args\n");
 }
 
@@ -338,6 +339,18 @@ fn onbuild_triggers_of_a_base_image_run_first_in_the_stage_that_uses_it() {
     // Triggers are consumed: the child's image has none.
     assert!(store.container_config("onbuild-child")["OnBuild"].is_null());
 
+    // A trigger may read from a stage of the child's Dockerfile that only it needs.
+    let reader = Context::new("FROM busybox\nONBUILD COPY --from=builder /made /made\n");
+    store.build(&reader, "onbuild-reader", &[]);
+    let child = Context::new(
+        "FROM busybox AS builder\n\
+         RUN echo made-by-builder > /made\n\
+         FROM onbuild-reader\n\
+         RUN cat /made > /seen\n",
+    );
+    let built = store.build(&child, "onbuild-reader-child", &[]);
+    assert_eq!(built.read("/seen"), "made-by-builder\n");
+
     // ONBUILD in a stage fires in a stage built FROM it.
     let staged = Context::new(
         "FROM busybox AS parent\n\
@@ -394,14 +407,24 @@ fn history_reads_as_docker_build_writes_it() {
          WORKDIR /tmp\n\
          RUN true\n\
          USER app\n\
-         EXPOSE 80\n\
+         EXPOSE 80 53/udp\n\
          VOLUME /data\n\
          ONBUILD RUN true\n\
          HEALTHCHECK --interval=30s --retries=3 CMD true\n\
          STOPSIGNAL SIGTERM\n\
          SHELL [\"/bin/sh\", \"-c\"]\n\
          ENTRYPOINT [\"/bin/sh\"]\n\
-         CMD [\"-c\", \"echo hi\"]\n",
+         CMD [\"-c\", \"echo hi\"]\n\
+         COPY <<EOF /inline.txt\n\
+         inline\n\
+         EOF\n\
+         RUN <<EOF\n\
+         echo heredoc > /tmp/heredoc\n\
+         EOF\n\
+         RUN <<EOF\n\
+         #!/bin/sh\n\
+         echo script > /tmp/script\n\
+         EOF\n",
     )
     .file("a.txt", "a\n")
     .file("b.txt", "b\n");
@@ -428,7 +451,7 @@ fn history_reads_as_docker_build_writes_it() {
             ("WORKDIR /tmp", true),
             ("RUN |1 VERSION=1.0 /bin/sh -c true # buildkit", true),
             ("USER app", true),
-            ("EXPOSE map[80/tcp:{}]", true),
+            ("EXPOSE [80/tcp 53/udp]", true),
             ("VOLUME [/data]", true),
             (
                 "HEALTHCHECK {Test:[CMD-SHELL true] Interval:30s Timeout:0s StartPeriod:0s StartInterval:0s Retries:3}",
@@ -438,6 +461,16 @@ fn history_reads_as_docker_build_writes_it() {
             ("SHELL [/bin/sh -c]", true),
             ("ENTRYPOINT [\"/bin/sh\"]", true),
             ("CMD [\"-c\" \"echo hi\"]", true),
+            ("COPY <<EOF /inline.txt # buildkit", false),
+            (
+                "RUN |1 VERSION=1.0 /bin/sh -c echo heredoc > /tmp/heredoc\n # buildkit",
+                false
+            ),
+            // A `#!` heredoc is a file the shell runs.
+            (
+                "RUN |1 VERSION=1.0 /bin/sh -c /dev/pipes/EOF # buildkit",
+                false
+            ),
         ]
     );
     let config = store.config("history");

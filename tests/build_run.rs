@@ -44,6 +44,27 @@ fn bind_mounts_from_the_context_are_read_only_unless_rw_and_writes_are_discarded
 }
 
 #[test]
+fn bind_mounts_from_the_context_leave_out_what_dockerignore_excludes() {
+    let store = TestStore::with_busybox();
+    let context = Context::new(
+        "FROM busybox\n\
+         RUN --mount=type=bind,target=/ctx sh -c 'ls -A /ctx > /listed'\n\
+         RUN --mount=type=bind,source=dir,target=/dir,rw sh -c 'ls -A /dir > /listed-rw'\n",
+    )
+    .file(".dockerignore", "secret.txt\ndir/*.key\n")
+    .file("secret.txt", "do not show\n")
+    .file("public.txt", "shown\n")
+    .file("dir/id.key", "do not show\n")
+    .file("dir/readme", "shown\n");
+    let built = store.build(&context, "bind-ignore", &[]);
+    assert_eq!(
+        built.read("/listed"),
+        ".dockerignore\nDockerfile\ndir\npublic.txt\n"
+    );
+    assert_eq!(built.read("/listed-rw"), "readme\n");
+}
+
+#[test]
 fn bind_mounts_from_a_stage_and_from_an_image() {
     let store = TestStore::with_busybox();
     let other = Context::new("FROM busybox\nRUN echo image > /image.txt\n");
@@ -256,4 +277,48 @@ fn a_failing_run_names_its_line_exit_code_and_output_and_leaves_the_store_consis
     assert_eq!(built.read("/fixed"), "fixed\n");
     assert!(built.log.contains("CACHED"), "{}", built.log);
     store.fsck();
+}
+
+#[test]
+fn proxy_build_args_reach_run_without_entering_history_or_cache_key() {
+    let store = TestStore::with_busybox();
+    let context = Context::new(
+        "FROM busybox\n\
+         RUN echo \"[$HTTP_PROXY][$http_proxy][$NO_PROXY][$no_proxy]\" > /proxy\n",
+    );
+    let built = store.build(
+        &context,
+        "proxy",
+        &[
+            "--build-arg",
+            "HTTP_PROXY=http://proxy.example:3128",
+            "--build-arg",
+            "no_proxy=localhost",
+        ],
+    );
+    assert_eq!(
+        built.read("/proxy"),
+        "[http://proxy.example:3128][http://proxy.example:3128][localhost][localhost]\n"
+    );
+    assert!(
+        store
+            .history("proxy")
+            .iter()
+            .all(|(by, _)| !by.contains("proxy.example")),
+        "{:?}",
+        store.history("proxy")
+    );
+    assert!(
+        store.container_config("proxy")["Env"]
+            .to_string()
+            .find("proxy.example")
+            .is_none()
+    );
+    // Another proxy is not another step: BuildKit keeps proxies out of the cache key.
+    let again = store.build(
+        &context,
+        "proxy-2",
+        &["--build-arg", "HTTP_PROXY=http://other.example:8080"],
+    );
+    assert!(!again.log.contains("cache miss"), "{}", again.log);
 }

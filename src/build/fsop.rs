@@ -414,16 +414,28 @@ impl Copier<'_> {
         let dest = self.op.dest.trim_end_matches('/');
         let dest = if dest.is_empty() { "/" } else { dest };
         let into_dir = self.op.dest.ends_with('/') || matches > 1 || Path::new(dest).is_dir();
-        // As fsutil's prepareTargetDir: a directory destination is made 0755 (owned by
-        // --chown) for files and for a directory's contents alike; a file destination gets
-        // its parents.
-        let has_dir = selections
-            .iter()
-            .any(|s| s.matches.iter().any(|m| m.kind == FileKind::Dir));
-        if into_dir || has_dir {
-            mkdir_all(Path::new(dest), self.owner)?;
-        } else if let Some(parent) = Path::new(dest).parent() {
-            mkdir_all(parent, self.owner)?;
+        // As fsutil's prepareTargetDir: a missing destination directory is made 0755, owned
+        // by --chown or root, also for a directory source, whose own mode and owner are not
+        // copied onto it (BuildKit does so; checked against docker build).
+        let dest_dir = if into_dir
+            || selections
+                .iter()
+                .any(|s| s.matches.iter().any(|m| m.kind == FileKind::Dir))
+        {
+            Path::new(dest)
+        } else {
+            Path::new(dest).parent().unwrap_or(Path::new("/"))
+        };
+        mkdir_all(dest_dir, self.owner)?;
+        if self.op.link {
+            // BuildKit copies a --link step onto an empty tree laid over the image: the
+            // destination's directories come from that tree, 0755 and owned by --chown or root.
+            let owner = self.owner.unwrap_or(Owner { uid: 0, gid: 0 });
+            for dir in dest_dir.ancestors().filter(|d| *d != Path::new("/")) {
+                chown(dir, owner)?;
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
         }
         for selection in selections {
             for matched in &selection.matches {
@@ -447,10 +459,10 @@ impl Copier<'_> {
             }
         }
         for download in downloads {
-            let target = if self.op.dest.ends_with('/') || matches > 1 {
+            let target = if into_dir {
                 join(dest, &download.name)
             } else {
-                PathBuf::from(dest)
+                follow_in_root(Path::new(dest))
             };
             self.copy_entry(downloads_fd, &download.file, FileKind::File, &target, false)?;
             let mode = self
@@ -468,7 +480,7 @@ impl Copier<'_> {
             let target = if into_dir {
                 join(dest, &file.name)
             } else {
-                PathBuf::from(dest)
+                follow_in_root(Path::new(dest))
             };
             self.write_inline(file, &target)?;
         }
@@ -952,17 +964,50 @@ fn download_urls(op: &CopyOp, dir: &Path) -> Result<Vec<Download>, String> {
         }
         let file = format!("download-{index}");
         fs::write(dir.join(&file), &body).map_err(|e| e.to_string())?;
-        let name = url::Url::parse(url)
-            .ok()
-            .and_then(|u| {
-                u.path_segments()
-                    .and_then(|mut s| s.next_back().map(str::to_owned))
-            })
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "__unnamed__".to_owned());
+        let name = url_file_name(url);
         downloads.push(Download { file, name, mtime });
     }
     Ok(downloads)
+}
+
+/// The name an ADD URL takes in a directory, as dockerfile2llb names it: Go's `path.Base` of
+/// the decoded URL path (`/a/b/` → `b`), `__unnamed__` when there is none.
+fn url_file_name(url: &str) -> String {
+    let path = url::Url::parse(url)
+        .map(|u| u.path().to_owned())
+        .unwrap_or_default();
+    let base = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let decoded = percent_decode(base);
+    if decoded.is_empty() || decoded == "." {
+        "__unnamed__".to_owned()
+    } else {
+        decoded
+    }
+}
+
+/// `%XX` escapes decoded (invalid ones kept as written).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        let escaped = (byte == b'%')
+            .then(|| bytes.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(decoded) => {
+                out.push(decoded);
+                index += 3;
+            }
+            None => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) in seconds since the epoch.
@@ -1001,17 +1046,46 @@ pub(super) fn export(store: &Store, fs: &FsState, source: &str) -> Result<WorkDi
     Ok(dirs.dir)
 }
 
-/// A copy of the host tree `source` as `out/` of a new work dir (a read-write bind mount's
-/// writes are discarded).
-pub(super) fn copy_tree(store: &Store, source: &Path) -> Result<WorkDir, String> {
+/// The host directory a `RUN --mount=type=bind` from the build context shows: the context's
+/// own files when the mount is read-only and .dockerignore leaves out nothing under `source`;
+/// else a copy of what `source` selects (ignored files left out, a read-write mount's writes
+/// discarded) as `out/` of the returned work dir, which must live as long as the mount.
+pub(super) fn context_bind_source(
+    store: &Store,
+    context: &Context,
+    source: &str,
+    writable: bool,
+) -> Result<(PathBuf, Option<WorkDir>), String> {
+    let selection = context
+        .select(source, &SelectOptions::default())
+        .map_err(|e| e.to_string())?;
+    let matched = selection
+        .matches
+        .first()
+        .ok_or_else(|| format!("{source}: not found in the build context"))?;
+    let on_disk = walkdir::WalkDir::new(&matched.host_path)
+        .follow_links(false)
+        .into_iter()
+        .count();
+    if !writable && on_disk == matched.entries.len() {
+        return Ok((matched.host_path.clone(), None));
+    }
     let dir = store.work_dir("bind-").map_err(|e| e.to_string())?;
-    copy_host_tree(source, &dir.path().join("out"))?;
-    Ok(dir)
+    let out = dir.path().join("out");
+    copy_host_entries(matched.entries.iter().map(|entry| {
+        let target = if entry.path.is_empty() {
+            out.clone()
+        } else {
+            out.join(&entry.path)
+        };
+        (context.root().join(matched.context_path_of(entry)), target)
+    }))?;
+    Ok((out, Some(dir)))
 }
 
 /// Copies a tree keeping modes, owners, symlinks and times.
 fn copy_host_tree(source: &Path, out: &Path) -> Result<(), String> {
-    let mut dirs = Vec::new();
+    let mut entries = Vec::new();
     for entry in walkdir::WalkDir::new(source).follow_links(false) {
         let entry = entry.map_err(|e| e.to_string())?;
         let relative = entry
@@ -1023,18 +1097,32 @@ fn copy_host_tree(source: &Path, out: &Path) -> Result<(), String> {
         } else {
             out.join(relative)
         };
-        let metadata = entry.metadata().map_err(|e| e.to_string())?;
-        let kind = entry.file_type();
+        entries.push((entry.path().to_path_buf(), target));
+    }
+    copy_host_entries(entries)
+}
+
+/// Copies `(host path, target)` pairs, parents before children, keeping modes, owners,
+/// symlinks and directory times.
+fn copy_host_entries(entries: impl IntoIterator<Item = (PathBuf, PathBuf)>) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut dirs = Vec::new();
+    for (host, target) in entries {
+        let metadata =
+            fs::symlink_metadata(&host).map_err(|e| format!("{}: {e}", host.display()))?;
+        let kind = metadata.file_type();
         if kind.is_dir() {
             fs::create_dir(&target).map_err(|e| format!("{}: {e}", target.display()))?;
             dirs.push((target.clone(), metadata.clone()));
         } else if kind.is_symlink() {
-            let link = fs::read_link(entry.path()).map_err(|e| e.to_string())?;
+            let link = fs::read_link(&host).map_err(|e| e.to_string())?;
             symlink(link, &target).map_err(|e| e.to_string())?;
+        } else if kind.is_file() {
+            fs::copy(&host, &target).map_err(|e| format!("{}: {e}", target.display()))?;
         } else {
-            fs::copy(entry.path(), &target).map_err(|e| format!("{}: {e}", target.display()))?;
+            // Sockets, fifos and devices are not copied into a mount.
+            continue;
         }
-        use std::os::unix::fs::MetadataExt;
         chown(
             &target,
             Owner {
@@ -1051,8 +1139,31 @@ fn copy_host_tree(source: &Path, out: &Path) -> Result<(), String> {
         }
     }
     for (dir, metadata) in dirs.into_iter().rev() {
-        use std::os::unix::fs::MetadataExt;
         set_times(&dir, metadata.atime(), metadata.mtime(), false)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_file_names_follow_go_path_base() {
+        assert_eq!(url_file_name("http://h/files/a.txt"), "a.txt");
+        assert_eq!(url_file_name("http://h/files/dir/"), "dir");
+        assert_eq!(url_file_name("http://h/a%20b.txt?x=1"), "a b.txt");
+        assert_eq!(url_file_name("http://h/"), "__unnamed__");
+        assert_eq!(url_file_name("http://h"), "__unnamed__");
+    }
+
+    #[test]
+    fn git_sources_are_told_from_urls_as_buildkit_does() {
+        assert!(is_git("https://example.com/repo.git#main:sub"));
+        assert!(is_git("git@github.com:moby/buildkit.git"));
+        assert!(is_git("git://example.com/repo"));
+        assert!(is_git("https://github.com/moby/buildkit"));
+        assert!(!is_git("https://example.com/file.tar.gz"));
+        assert!(!is_git("dir/file.git"));
+    }
 }

@@ -13,7 +13,7 @@ use crate::store::WorkDir;
 use std::collections::VecDeque;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Lines of output quoted when a step fails.
 const TAIL_LINES: usize = 10;
@@ -32,6 +32,7 @@ pub(super) fn execute(
         fs::create_dir(dir.join(sub)).map_err(|e| e.to_string())?;
     }
     let mut env = op.env.clone();
+    env.extend(op.proxy_env.iter().cloned());
     let mut mounts = Vec::new();
     // Held while the command runs: cache mount locks, copies of mounted stages.
     let mut guards: Vec<Box<dyn std::any::Any>> = Vec::new();
@@ -162,16 +163,19 @@ fn prepare_mount(
                     guards.push(Box::new(copy));
                     path
                 }
-                None => context_path(shared, &source)?,
-            };
-            let host = if mount.readonly {
-                host
-            } else {
-                // Writes to a read-write bind are discarded: give the command a copy.
-                let copy = super::fsop::copy_tree(shared.store, &host)?;
-                let path = copy.path().join("out");
-                guards.push(Box::new(copy));
-                path
+                // What .dockerignore leaves; a copy when writable (writes are discarded).
+                None => {
+                    let (path, copy) = super::fsop::context_bind_source(
+                        shared.store,
+                        shared.context,
+                        &source,
+                        !mount.readonly,
+                    )?;
+                    if let Some(copy) = copy {
+                        guards.push(Box::new(copy));
+                    }
+                    path
+                }
             };
             mounts.push(Mount {
                 destination: target,
@@ -304,17 +308,4 @@ fn prepare_mount(
         }
     }
     Ok(())
-}
-
-/// A bind mount's source in the build context, resolved inside it.
-fn context_path(shared: &Shared<'_>, source: &str) -> Result<PathBuf, String> {
-    let selection = shared
-        .context
-        .select(source, &Default::default())
-        .map_err(|e| e.to_string())?;
-    selection
-        .matches
-        .first()
-        .map(|m| m.host_path.clone())
-        .ok_or_else(|| format!("{source}: not found in the build context"))
 }

@@ -17,7 +17,7 @@ use crate::dockerfile::vars::{Platform, StageBase, Variables, VarsError};
 use crate::dockerfile::{InstructionKind, ParsedDockerfile, Span};
 use crate::image::{ContainerConfig, ImageConfig};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// An error in the Dockerfile found while planning, at the instruction's position.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +162,10 @@ pub struct RunOp {
     pub network: Option<NetworkMode>,
     /// Files the command needs (a `#!` heredoc script), bind-mounted read-only.
     pub files: Vec<InlineFile>,
+    /// `HTTP_PROXY=…` and friends from the predefined proxy build args, in both cases as
+    /// BuildKit sets them: in the step's environment, never in its cache key or the history.
+    #[serde(skip)]
+    pub proxy_env: Vec<String>,
 }
 
 /// A `RUN --mount` after expansion, with its `from` resolved.
@@ -233,6 +237,50 @@ pub fn plan(
             })?,
         None => outline.stages.len().saturating_sub(1),
     };
+    // ONBUILD triggers of a base image can read from stages nothing else needs (BuildKit
+    // resolves stages again when triggers add dependencies): plan again with those needed too.
+    let mut resolved: HashMap<String, ImageConfig> = HashMap::new();
+    let mut resolve_once = |reference: &str| -> Result<ImageConfig, String> {
+        if let Some(config) = resolved.get(reference) {
+            return Ok(config.clone());
+        }
+        let config = resolve(reference)?;
+        resolved.insert(reference.to_owned(), config.clone());
+        Ok(config)
+    };
+    let mut also_needed = BTreeSet::new();
+    loop {
+        let plan = plan_stages(
+            parsed,
+            options,
+            &outline,
+            target,
+            &also_needed,
+            &mut resolve_once,
+        )?;
+        let missing: BTreeSet<usize> = plan
+            .stages
+            .iter()
+            .filter(|s| s.needed)
+            .flat_map(|s| s.dependencies.iter().copied())
+            .filter(|d| plan.stages.get(*d).is_some_and(|s| !s.needed))
+            .collect();
+        if missing.is_empty() {
+            return Ok(plan);
+        }
+        also_needed.extend(missing);
+    }
+}
+
+/// One planning pass: the stages `target` and `also_needed` need are planned, others skipped.
+fn plan_stages(
+    parsed: &ParsedDockerfile,
+    options: &PlanOptions,
+    outline: &steps::Outline<'_>,
+    target: usize,
+    also_needed: &BTreeSet<usize>,
+    resolve: &mut Resolver<'_>,
+) -> Result<Plan, PlanError> {
     let target_name = outline.stages[target].name.clone().unwrap_or_default();
     let lexer = Lexer::new(parsed.directives.escape_char);
     let host = Platform::host();
@@ -247,8 +295,11 @@ pub fn plan(
         vars.arg(&declaration.0, declaration.1.as_deref())
             .map_err(|e| PlanError::at(declaration.2, e.to_string()))?;
     }
-    let bases = steps::bases(&outline, &vars, &lexer)?;
-    let needed = steps::needed_stages(&outline, &bases, target);
+    let bases = steps::bases(outline, &vars, &lexer)?;
+    let mut needed = steps::needed_stages(outline, &bases, target);
+    for extra in also_needed {
+        needed.extend(steps::needed_stages(outline, &bases, *extra));
+    }
     let mut stages: Vec<Stage> = Vec::with_capacity(outline.stages.len());
     for (index, outlined) in outline.stages.iter().enumerate() {
         let base = bases[index].clone();
@@ -293,10 +344,18 @@ pub fn plan(
                 &[]
             };
             steps::plan_stage(
-                &mut stage, outlined, &outline, start, &mut vars, lexer, labels,
+                &mut stage, outlined, outline, start, &mut vars, lexer, labels,
             )?;
         }
         stages.push(stage);
+    }
+    let proxy_env = proxy_env(&options.build_args);
+    for stage in &mut stages {
+        for step in &mut stage.steps {
+            if let Op::Run(run) = &mut step.op {
+                run.proxy_env = proxy_env.clone();
+            }
+        }
     }
     let unused_build_args = vars
         .unused_build_args()
@@ -367,6 +426,33 @@ pub fn config_changes(changes: &[String]) -> Result<ContainerConfig, PlanError> 
         }
     }
     Ok(config)
+}
+
+/// The environment BuildKit gives every RUN from the proxy build args (any case of
+/// http_proxy, https_proxy, ftp_proxy, no_proxy, all_proxy): upper and lower case both.
+fn proxy_env(build_args: &[(String, String)]) -> Vec<String> {
+    let mut sorted: Vec<&(String, String)> = build_args.iter().collect();
+    sorted.sort();
+    let mut env = Vec::new();
+    for name in [
+        "http_proxy",
+        "https_proxy",
+        "ftp_proxy",
+        "no_proxy",
+        "all_proxy",
+    ] {
+        // The last of the spellings in sorted order wins, as BuildKit's loop over sorted keys.
+        let value = sorted
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .next_back();
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            env.push(format!("{}={value}", name.to_ascii_uppercase()));
+            env.push(format!("{name}={value}"));
+        }
+    }
+    env
 }
 
 fn vars_error(span: Span, error: VarsError) -> PlanError {

@@ -390,10 +390,30 @@ impl StagePlanner<'_, '_, '_> {
         }
     }
 
-    fn add_source(&mut self, source: &Source) {
+    /// Records a `--from` stage as a dependency; only a stage defined before this one can be
+    /// read (a later one would wait for this stage forever).
+    fn add_source(&mut self, source: &Source, span: Span) -> Result<(), PlanError> {
         if let Source::Stage(index) = source {
+            if *index >= self.stage.index {
+                let name = |i: usize| {
+                    self.outline
+                        .stages
+                        .get(i)
+                        .and_then(|s| s.name.clone())
+                        .unwrap_or_else(|| format!("stage-{i}"))
+                };
+                return Err(PlanError::at(
+                    span,
+                    format!(
+                        "cannot read from stage {:?}: it needs to be defined before the current stage {:?}",
+                        name(*index),
+                        name(self.stage.index)
+                    ),
+                ));
+            }
             self.stage.dependencies.insert(*index);
         }
+        Ok(())
     }
 
     fn instruction(
@@ -463,13 +483,13 @@ impl StagePlanner<'_, '_, '_> {
                         let protocol = format!("{:?}", spec.protocol).to_ascii_lowercase();
                         for number in spec.start..=spec.end {
                             let key = format!("{number}/{protocol}");
-                            shown.push(format!("{key}:{{}}"));
+                            shown.push(key.clone());
                             config::add_to_set(&mut self.stage.config.exposed_ports, key);
                         }
                     }
                 }
-                shown.sort();
-                self.history(format!("EXPOSE map[{}]", shown.join(" ")), None);
+                // Current BuildKit lists the ports as written (`EXPOSE [80/tcp 53/udp]`).
+                self.history(format!("EXPOSE {}", config::go_list(&shown)), None);
             }
             InstructionKind::Volume(words) => {
                 let mut shown = Vec::new();
@@ -514,6 +534,8 @@ impl StagePlanner<'_, '_, '_> {
                 self.history(format!("CMD {}", config::go_quoted_list(&args)), None);
                 // An empty list is left out of the config (Go's omitempty), as BuildKit does.
                 self.stage.config.cmd = (!args.is_empty()).then_some(args);
+                // BuildKit marks every CMD so (a Windows-only hint, kept for equal configs).
+                self.stage.config.args_escaped = true;
                 self.config_cmd_set = true;
             }
             InstructionKind::Entrypoint(command) => {
@@ -572,7 +594,7 @@ impl StagePlanner<'_, '_, '_> {
                     .from
                     .as_ref()
                     .map_or(Source::Context, |w| source_of(self.outline, &w.text));
-                self.add_source(&from);
+                self.add_source(&from, span)?;
                 let (op, written_dest) = self.copy_op(
                     from,
                     &copy.paths,
@@ -585,6 +607,14 @@ impl StagePlanner<'_, '_, '_> {
                         add: None,
                     },
                 )?;
+                if op.from == Source::Context
+                    && op
+                        .sources
+                        .iter()
+                        .any(|s| s.starts_with("http://") || s.starts_with("https://"))
+                {
+                    return Err(PlanError::at(span, "source can't be a URL for COPY"));
+                }
                 let created_by = copy_history("COPY", &op, &written_dest);
                 let step = self.push_step(span, text, Op::Copy(op));
                 self.history(created_by, Some(step));
@@ -614,6 +644,14 @@ impl StagePlanner<'_, '_, '_> {
                         }),
                     },
                 )?;
+                let has_checksum = op.add.as_ref().is_some_and(|a| a.checksum.is_some());
+                let is_http = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+                if has_checksum && !op.sources.iter().all(is_http) {
+                    return Err(PlanError::at(
+                        span,
+                        "checksum can't be specified for non-HTTP(S) sources",
+                    ));
+                }
                 let created_by = copy_history("ADD", &op, &written_dest);
                 let step = self.push_step(span, text, Op::Copy(op));
                 self.history(created_by, Some(step));
@@ -675,7 +713,7 @@ impl StagePlanner<'_, '_, '_> {
             };
             let from = parsed.from.as_deref().map(|f| source_of(self.outline, f));
             if let Some(from) = &from {
-                self.add_source(from);
+                self.add_source(from, mount.raw.span)?;
             }
             mounts.push(RunMount {
                 mount: parsed,
@@ -706,6 +744,7 @@ impl StagePlanner<'_, '_, '_> {
             mounts,
             network,
             files,
+            proxy_env: Vec::new(),
         })
     }
 
