@@ -42,16 +42,35 @@ impl Fixture {
         fs::write(path, content).unwrap();
     }
 
-    /// `rbuild --root STORE build ARGS… CTX`.
-    fn build(&self, args: &[&str]) -> Output {
-        Command::new(RBUILD)
+    /// `rbuild --root STORE build ARGS… CONTEXT` (`-` reads the context from stdin).
+    fn command(&self, args: &[&str], context: &Path) -> Command {
+        let mut command = Command::new(RBUILD);
+        command
             .arg("--root")
             .arg(self.store())
             .arg("build")
             .args(args)
-            .arg(self.ctx())
-            .output()
-            .unwrap()
+            .arg(context);
+        command
+    }
+
+    /// A build of the fixture's context.
+    fn build(&self, args: &[&str]) -> Output {
+        self.command(args, &self.ctx()).output().unwrap()
+    }
+
+    /// A build given `stdin` (a Dockerfile with `-f -`, or a context with `-` as `context`).
+    fn build_with_stdin(&self, args: &[&str], context: &Path, stdin: &[u8]) -> Output {
+        let mut child = self
+            .command(args, context)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
     }
 
     fn build_ok(&self, args: &[&str]) -> (String, String) {
@@ -127,30 +146,11 @@ fn dockerfile_from_flag_from_stdin_and_missing() {
     ]);
     assert_eq!(f.run("f:1", &["cat", "/which"]).trim(), "other");
 
-    let mut child = Command::new(RBUILD)
-        .args([
-            "--root",
-            f.store().to_str().unwrap(),
-            "build",
-            "-f",
-            "-",
-            "-t",
-            "f:2",
-        ])
-        .arg(f.ctx())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"FROM busybox\nRUN echo stdin > /which\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = f.build_with_stdin(
+        &["-f", "-", "-t", "f:2"],
+        &f.ctx(),
+        b"FROM busybox\nRUN echo stdin > /which\n",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -177,23 +177,7 @@ fn context_from_a_tar_stream_on_stdin() {
         .output()
         .unwrap()
         .stdout;
-    let mut child = Command::new(RBUILD)
-        .args([
-            "--root",
-            f.store().to_str().unwrap(),
-            "build",
-            "-t",
-            "tarctx:1",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(&tar).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = f.build_with_stdin(&["-t", "tarctx:1"], Path::new("-"), &tar);
     assert!(
         out.status.success(),
         "{}",
@@ -564,17 +548,8 @@ fn interrupt_during_run(signal: nix::sys::signal::Signal) {
         "Dockerfile",
         &format!("FROM busybox\nRUN echo finished > /finished\nRUN echo started && {marker} && echo never\n"),
     );
-    let mut child = Command::new(RBUILD)
-        .args([
-            "--root",
-            f.store().to_str().unwrap(),
-            "build",
-            "--progress",
-            "plain",
-            "-t",
-            "i:1",
-        ])
-        .arg(f.ctx())
+    let mut child = f
+        .command(&["--progress", "plain", "-t", "i:1"], &f.ctx())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -655,16 +630,7 @@ fn two_builds_of_different_dockerfiles_share_one_store() {
         .iter()
         .enumerate()
         .map(|(i, ctx)| {
-            Command::new(RBUILD)
-                .args([
-                    "--root",
-                    f.store().to_str().unwrap(),
-                    "build",
-                    "-q",
-                    "-t",
-                    &format!("both:{i}"),
-                ])
-                .arg(ctx)
+            f.command(&["-q", "-t", &format!("both:{i}")], ctx)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -796,17 +762,8 @@ fn many_parallel_run_steps_never_hang() {
     }
     f.write("Dockerfile", &dockerfile);
     for round in 0..3 {
-        let mut child = Command::new(RBUILD)
-            .args([
-                "--root",
-                f.store().to_str().unwrap(),
-                "build",
-                "--no-cache",
-                "-q",
-                "-t",
-                "many:1",
-            ])
-            .arg(f.ctx())
+        let mut child = f
+            .command(&["--no-cache", "-q", "-t", "many:1"], &f.ctx())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -30,13 +30,14 @@ fn ok(output: Output, what: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-#[test]
-fn from_pulls_a_missing_base_and_push_sends_the_result() {
+/// A registry holding the busybox base as `HOST/base/busybox:1` (imported and pushed by a
+/// store of its own), a temp dir, and a HOME without credentials.
+fn registry_with_base() -> (Registry, tempfile::TempDir, std::path::PathBuf, String) {
     let registry = Registry::start(Auth::None);
     let dir = tempfile::tempdir().expect("temp dir");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
-    let (publisher, builder) = (dir.path().join("publisher"), dir.path().join("builder"));
+    let publisher = dir.path().join("publisher");
     let tar = registry_support::busybox_tar(dir.path());
     let base = format!("{}/base/busybox:1", registry.host);
     ok(
@@ -51,6 +52,13 @@ fn from_pulls_a_missing_base_and_push_sends_the_result() {
         rbuild(&home, &publisher, &["push", &base]),
         "push of the base",
     );
+    (registry, dir, home, base)
+}
+
+#[test]
+fn from_pulls_a_missing_base_and_push_sends_the_result() {
+    let (registry, dir, home, base) = registry_with_base();
+    let builder = dir.path().join("builder");
 
     let context = dir.path().join("ctx");
     std::fs::create_dir_all(&context).expect("ctx");
@@ -135,25 +143,7 @@ fn from_pulls_a_missing_base_and_push_sends_the_result() {
 
 #[test]
 fn cache_to_and_from_a_folder_and_a_registry() {
-    let registry = Registry::start(Auth::None);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).expect("home");
-    let tar = registry_support::busybox_tar(dir.path());
-    let base = format!("{}/base/busybox:1", registry.host);
-    let publisher = dir.path().join("publisher");
-    ok(
-        rbuild(
-            &home,
-            &publisher,
-            &["import", tar.to_str().expect("utf-8"), &base],
-        ),
-        "import",
-    );
-    ok(
-        rbuild(&home, &publisher, &["push", &base]),
-        "push of the base",
-    );
+    let (registry, dir, home, base) = registry_with_base();
     let context = dir.path().join("ctx");
     std::fs::create_dir_all(&context).expect("ctx");
     std::fs::write(

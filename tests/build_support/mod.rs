@@ -13,27 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+#[path = "../support/tools.rs"]
+mod tools;
+#[allow(unused_imports)] // each test binary uses a different part
+pub use tools::{require_root, require_tool};
+
 pub const RBUILD: &str = env!("CARGO_BIN_EXE_rbuild");
-
-/// Fails the test with a clear message unless it runs as root.
-pub fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (builds mount overlays and run sandboxed steps)"
-    );
-}
-
-/// Fails the test with a clear message when a tool it drives is missing.
-pub fn require_tool(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{tool} is not installed: run scripts/install-deps.sh (as root) first"
-    );
-}
 
 /// stdout and stderr of a finished command, as text.
 pub fn output_text(output: &Output) -> String {
@@ -44,28 +29,13 @@ pub fn output_text(output: &Output) -> String {
     )
 }
 
-/// The busybox root filesystem tarball (/work/shared/scripts/busybox-rootfs.sh), made once
-/// per test binary.
+/// The busybox root filesystem tarball, made once per test binary.
 pub fn busybox_tar() -> &'static Path {
     static TAR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, path) = TAR.get_or_init(|| {
-        require_tool("busybox");
         let dir = tempfile::tempdir().expect("temp dir");
-        let out = dir.path().join("busybox.tar");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/scripts/busybox-rootfs.sh");
-        let script = if script.exists() {
-            script
-        } else {
-            PathBuf::from("/work/shared/scripts/busybox-rootfs.sh")
-        };
-        let status = Command::new("bash")
-            .arg(&script)
-            .arg(&out)
-            .status()
-            .expect("run busybox-rootfs.sh");
-        assert!(status.success(), "busybox-rootfs.sh failed");
-        (dir, out)
+        let path = tools::busybox_tar(dir.path());
+        (dir, path)
     });
     path
 }

@@ -6,6 +6,8 @@
 
 pub mod proxy;
 
+#[path = "../support/tools.rs"]
+mod tools;
 use base64::Engine as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+pub use tools::busybox_tar;
 
 pub const USER: &str = "tester";
 pub const PASSWORD: &str = "s3cret-pass";
@@ -370,20 +373,6 @@ fn serve_token(stream: TcpStream, key: &Path, x5c: &str, issued: &AtomicUsize) {
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-}
-
-/// Writes the busybox root filesystem tar (the offline base image) into `dir`.
-pub fn busybox_tar(dir: &Path) -> PathBuf {
-    let out = dir.join("busybox.tar");
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/scripts/busybox-rootfs.sh");
-    let script = if script.exists() {
-        script
-    } else {
-        PathBuf::from("/work/shared/scripts/busybox-rootfs.sh")
-    };
-    run(Command::new("bash").arg(script).arg(&out));
-    out
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -2,29 +2,14 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+#[path = "../support/tools.rs"]
+mod tools;
+use std::path::Path;
 use std::process::{Command, Output};
+#[allow(unused_imports)] // each test binary uses a different part
+pub use tools::{busybox_tar, require_root, require_tool};
 
 pub const RBUILD: &str = env!("CARGO_BIN_EXE_rbuild");
-
-/// Fails the test with a clear message when a tool the test drives is missing.
-pub fn require_tool(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{tool} is not installed: run scripts/install-deps.sh (as root) first"
-    );
-}
-
-pub fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (it compares owners, and starts daemons)"
-    );
-}
 
 /// Runs rbuild on a store; panics with its output unless it succeeds.
 pub fn rbuild(root: &Path, args: &[&str]) -> String {
@@ -60,21 +45,6 @@ pub fn run(program: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The offline busybox root filesystem tarball, written into `dir`.
-pub fn busybox_tar(dir: &Path) -> PathBuf {
-    require_tool("busybox");
-    let out = dir.join("busybox.tar");
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/scripts/busybox-rootfs.sh");
-    let script = if script.exists() {
-        script
-    } else {
-        PathBuf::from("/work/shared/scripts/busybox-rootfs.sh")
-    };
-    run("bash", &[script.to_str().unwrap(), out.to_str().unwrap()]);
-    out
 }
 
 /// A tree's content as comparable lines: path, type, mode, owner, size, content hash or link.

@@ -4,3 +4,4 @@
 
 pub mod dockerd;
 pub mod saved_image;
+pub mod tools;
