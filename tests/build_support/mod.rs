@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+// Also loaded by tests/support in binaries that use both: one source, compiled twice.
+#[allow(clippy::duplicate_mod)]
 #[path = "../support/tools.rs"]
 mod tools;
 #[allow(unused_imports)] // each test binary uses a different part

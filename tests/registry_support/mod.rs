@@ -6,6 +6,8 @@
 
 pub mod proxy;
 
+// Also loaded by tests/support in binaries that use both: one source, compiled twice.
+#[allow(clippy::duplicate_mod)]
 #[path = "../support/tools.rs"]
 mod tools;
 use base64::Engine as _;
@@ -16,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+#[allow(unused_imports)] // each test binary uses a different part
 pub use tools::busybox_tar;
 
 pub const USER: &str = "tester";

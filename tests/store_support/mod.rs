@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+// Also loaded by tests/support in binaries that use both: one source, compiled twice.
+#[allow(clippy::duplicate_mod)]
 #[path = "../support/tools.rs"]
 mod tools;
 use std::path::Path;

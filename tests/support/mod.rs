@@ -4,4 +4,5 @@
 
 pub mod dockerd;
 pub mod saved_image;
+#[allow(clippy::duplicate_mod)]
 pub mod tools;
