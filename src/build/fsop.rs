@@ -604,6 +604,33 @@ impl Copier<'_> {
                     .map_err(|e| format!("{}: {e}", target.display()))?;
                 io::copy(&mut input, &mut output)
                     .map_err(|e| format!("{}: {e}", target.display()))?;
+                // Metadata through the open file: no more path lookups in the overlay, which
+                // cost more than the copy for small files. Owner before mode (chown clears
+                // set-id bits); a new file is root's already.
+                let failed = |e: std::io::Error| format!("{}: {e}", target.display());
+                let owner = self.owner_of(&stat);
+                if (owner.uid, owner.gid) != (0, 0) {
+                    std::os::unix::fs::fchown(&output, Some(owner.uid), Some(owner.gid))
+                        .map_err(failed)?;
+                }
+                output
+                    .set_permissions(fs::Permissions::from_mode(self.mode_of(&stat, false)))
+                    .map_err(failed)?;
+                let time = |secs: i64| {
+                    let offset = std::time::Duration::from_secs(secs.unsigned_abs());
+                    if secs < 0 {
+                        std::time::UNIX_EPOCH - offset
+                    } else {
+                        std::time::UNIX_EPOCH + offset
+                    }
+                };
+                return output
+                    .set_times(
+                        fs::FileTimes::new()
+                            .set_accessed(time(stat.st_atime))
+                            .set_modified(time(stat.st_mtime)),
+                    )
+                    .map_err(failed);
             }
             FileKind::Fifo | FileKind::CharDevice | FileKind::BlockDevice | FileKind::Socket => {
                 let kind = nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode & libc::S_IFMT);

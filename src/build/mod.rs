@@ -115,6 +115,9 @@ struct Shared<'a> {
     done: Condvar,
     /// Keys of the steps done so far.
     keys: Mutex<Vec<Digest>>,
+    /// Finished steps' work dirs go here to be removed off the critical path (removing
+    /// directories waits for the disk, e.g. ext4's `discard`).
+    trash: Mutex<Option<std::sync::mpsc::Sender<crate::store::WorkDir>>>,
 }
 
 /// The result of a build: the target's image config and layers, not yet stored as an image.
@@ -160,6 +163,8 @@ pub fn build(
             next += 1 + stage.steps.len();
         }
     }
+    let (trash, garbage) = std::sync::mpsc::channel::<crate::store::WorkDir>();
+    let remover = std::thread::spawn(move || garbage.into_iter().for_each(drop));
     let shared = Shared {
         store,
         context,
@@ -170,6 +175,7 @@ pub fn build(
         results: Mutex::new(vec![None; plan.stages.len()]),
         done: Condvar::new(),
         keys: Mutex::new(Vec::new()),
+        trash: Mutex::new(Some(trash)),
     };
     let mut first_error: Option<BuildError> = None;
     std::thread::scope(|scope| {
@@ -194,6 +200,11 @@ pub fn build(
         }
     });
     let _ = stat_cache.save();
+    // Closing the channel ends the remover once it has removed everything.
+    if let Ok(mut trash) = shared.trash.lock() {
+        trash.take();
+    }
+    let _ = remover.join();
     if let Some(error) = first_error {
         return Err(error);
     }
@@ -559,6 +570,12 @@ impl Shared<'_> {
                     }
                 };
                 let next = self.commit(fs, upper.path().join("upper"), &key)?;
+                if let Ok(trash) = self.trash.lock()
+                    && let Some(trash) = trash.as_ref()
+                {
+                    // Were the remover gone, the value would come back and drop here.
+                    let _ = trash.send(upper);
+                }
                 self.store.put_cache_record(
                     &key,
                     &CacheRecord {
