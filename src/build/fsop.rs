@@ -152,6 +152,10 @@ pub(super) fn short_paths(dirs: Vec<PathBuf>, links: &Path) -> Result<Vec<PathBu
         .enumerate()
         .map(|(index, dir)| {
             let link = links.join(format!("{index:x}"));
+            // A RUN work dir is used again: its links from an earlier step are replaced.
+            if fs::symlink_metadata(&link).is_ok() {
+                fs::remove_file(&link).map_err(|e| format!("{}: {e}", link.display()))?;
+            }
             symlink(dir, &link).map_err(|e| format!("{}: {e}", link.display()))?;
             Ok(link)
         })

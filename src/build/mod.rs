@@ -118,6 +118,9 @@ struct Shared<'a> {
     /// Finished steps' work dirs go here to be removed off the critical path (removing
     /// directories waits for the disk, e.g. ext4's `discard`).
     trash: Mutex<Option<std::sync::mpsc::Sender<crate::store::WorkDir>>>,
+    /// RUN steps' work dirs (with overlay's `work/`), used again by later RUN steps: a step
+    /// then creates only its upper dir, which becomes a snapshot, and removes nothing.
+    run_dirs: Mutex<Vec<crate::store::WorkDir>>,
 }
 
 /// The result of a build: the target's image config and layers, not yet stored as an image.
@@ -176,6 +179,7 @@ pub fn build(
         done: Condvar::new(),
         keys: Mutex::new(Vec::new()),
         trash: Mutex::new(Some(trash)),
+        run_dirs: Mutex::new(Vec::new()),
     };
     let mut first_error: Option<BuildError> = None;
     std::thread::scope(|scope| {
@@ -200,6 +204,14 @@ pub fn build(
         }
     });
     let _ = stat_cache.save();
+    if let Ok(mut run_dirs) = shared.run_dirs.lock()
+        && let Ok(trash) = shared.trash.lock()
+        && let Some(trash) = trash.as_ref()
+    {
+        for dir in run_dirs.drain(..) {
+            let _ = trash.send(dir);
+        }
+    }
     // Closing the channel ends the remover once it has removed everything.
     if let Ok(mut trash) = shared.trash.lock() {
         trash.take();
@@ -244,6 +256,25 @@ impl Shared<'_> {
                 None => return None,
             }
         }
+    }
+
+    /// A work dir for a RUN step: one a finished step left (its upper dir gone into the
+    /// snapshots, or removed here), or a new one with overlay's `work/`.
+    fn run_dir(&self) -> Result<crate::store::WorkDir, StoreError> {
+        let reused = self.run_dirs.lock().ok().and_then(|mut dirs| dirs.pop());
+        if let Some(dir) = reused {
+            // Left when the step changed nothing, or its snapshot existed already.
+            let upper = dir.path().join("upper");
+            if upper.exists() {
+                crate::snapshot::remove_tree(&upper)
+                    .map_err(|e| StoreError::Invalid(format!("{}: {e}", upper.display())))?;
+            }
+            return Ok(dir);
+        }
+        let dir = self.store.work_dir("run-")?;
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).map_err(|source| StoreError::Io { path: work, source })?;
+        Ok(dir)
     }
 
     /// The output of stage `index`, waiting for it: a stage reads another only when a step
@@ -570,7 +601,11 @@ impl Shared<'_> {
                     }
                 };
                 let next = self.commit(fs, upper.path().join("upper"), &key)?;
-                if let Ok(trash) = self.trash.lock()
+                if matches!(step.op, Op::Run(_)) {
+                    if let Ok(mut run_dirs) = self.run_dirs.lock() {
+                        run_dirs.push(upper);
+                    }
+                } else if let Ok(trash) = self.trash.lock()
                     && let Some(trash) = trash.as_ref()
                 {
                     // Were the remover gone, the value would come back and drop here.

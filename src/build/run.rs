@@ -13,7 +13,7 @@ use crate::store::WorkDir;
 use std::collections::VecDeque;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Lines of output quoted when a step fails.
 const TAIL_LINES: usize = 10;
@@ -26,11 +26,11 @@ pub(super) fn execute(
     sources: &[Option<FsState>],
     step: StepId,
 ) -> Result<WorkDir, String> {
-    let work = shared.store.work_dir("run-").map_err(|e| e.to_string())?;
+    let work = shared.run_dir().map_err(|e| e.to_string())?;
     let dir = work.path();
-    for sub in ["upper", "work", "files"] {
-        fs::create_dir(dir.join(sub)).map_err(|e| e.to_string())?;
-    }
+    fs::create_dir(dir.join("upper")).map_err(|e| e.to_string())?;
+    // Secrets, scripts and hosts files of this step only: made when needed, gone after it.
+    let files = FilesDir(dir.join("files"));
     let mut env = op.env.clone();
     env.extend(op.proxy_env.iter().cloned());
     let mut mounts = Vec::new();
@@ -53,7 +53,7 @@ pub(super) fn execute(
         )?;
     }
     for file in &op.files {
-        let host = dir.join("files").join(format!("inline-{}", mounts.len()));
+        let host = files.create()?.join(format!("inline-{}", mounts.len()));
         fs::write(&host, file.content.as_bytes()).map_err(|e| e.to_string())?;
         fs::set_permissions(&host, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
         mounts.push(Mount {
@@ -68,7 +68,7 @@ pub(super) fn execute(
         for entry in &shared.options.add_hosts {
             hosts.push_str(&format!("{}\t{}\n", entry.ip, entry.host));
         }
-        let host = dir.join("files/hosts");
+        let host = files.create()?.join("hosts");
         fs::write(&host, hosts).map_err(|e| e.to_string())?;
         mounts.push(Mount {
             destination: "/etc/hosts".into(),
@@ -137,6 +137,24 @@ pub(super) fn execute(
             shown()
         )),
         Err(error) => Err(format!("{error}{}", shown())),
+    }
+}
+
+/// A step's private files directory, removed when the step ends.
+struct FilesDir(PathBuf);
+
+impl FilesDir {
+    fn create(&self) -> Result<&Path, String> {
+        fs::create_dir_all(&self.0).map_err(|e| format!("{}: {e}", self.0.display()))?;
+        Ok(&self.0)
+    }
+}
+
+impl Drop for FilesDir {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = fs::remove_dir_all(&self.0);
+        }
     }
 }
 
