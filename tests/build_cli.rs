@@ -83,6 +83,16 @@ impl Fixture {
         )
     }
 
+    /// After a failed or interrupted build: the store passes fsck, and a build of
+    /// `dockerfile` (the first step as before, then a new one) completes and reuses that step.
+    fn assert_consistent_and_resumes(&self, dockerfile: &str) {
+        let fsck = rbuild(&self.store(), &["system", "fsck"]);
+        assert!(fsck.contains("0 problem"), "{fsck}");
+        self.write("Dockerfile", dockerfile);
+        let (_, stderr) = self.build_ok(&["--progress", "plain", "-t", "resumed:1"]);
+        assert_eq!(count(&stderr, "CACHED"), 1, "{stderr}");
+    }
+
     fn run(&self, image: &str, command: &[&str]) -> String {
         let mut args = vec!["run", "--rm", image];
         args.extend(command);
@@ -248,15 +258,8 @@ fn a_failing_run_names_the_step_exit_code_and_output_and_keeps_the_store_consist
             .code()
             != Some(0)
     );
-    let fsck = rbuild(&f.store(), &["system", "fsck"]);
-    assert!(fsck.contains("0 problem"), "{fsck}");
     // The step before the failure is cached.
-    f.write(
-        "Dockerfile",
-        "FROM busybox\nRUN echo first > /first\nRUN true\n",
-    );
-    let (_, stderr) = f.build_ok(&["--progress", "plain", "-t", "fail:2"]);
-    assert_eq!(count(&stderr, "CACHED"), 1, "{stderr}");
+    f.assert_consistent_and_resumes("FROM busybox\nRUN echo first > /first\nRUN true\n");
 }
 
 #[test]
@@ -583,15 +586,10 @@ fn interrupt_during_run(signal: nix::sys::signal::Signal) {
         "{:?}",
         mounts_under(f.dir.path())
     );
-    let fsck = rbuild(&f.store(), &["system", "fsck"]);
-    assert!(fsck.contains("0 problem"), "{fsck}");
     // The next build completes and reuses the finished step.
-    f.write(
-        "Dockerfile",
+    f.assert_consistent_and_resumes(
         "FROM busybox\nRUN echo finished > /finished\nRUN echo done > /done\n",
     );
-    let (_, stderr) = f.build_ok(&["--progress", "plain", "-t", "i:2"]);
-    assert_eq!(count(&stderr, "CACHED"), 1, "{stderr}");
     assert!(
         fs::read_dir(f.store().join("tmp"))
             .unwrap()
