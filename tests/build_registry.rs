@@ -6,18 +6,11 @@ mod registry_support;
 
 use registry_support::{Auth, Registry};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
+/// rbuild with its own HOME and store, nothing on stdin.
 fn rbuild(home: &Path, root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rbuild"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env("HOME", home)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("DOCKER_CONFIG")
-        .output()
-        .expect("running rbuild")
+    registry_support::rbuild(home, root, args, "")
 }
 
 fn ok(output: Output, what: &str) -> String {

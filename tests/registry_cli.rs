@@ -4,34 +4,10 @@
 mod registry_support;
 
 use registry_support::proxy::{Action, FaultProxy, Rule};
-use registry_support::{Auth, PASSWORD, Registry, USER, sha256_hex};
+use registry_support::{Auth, PASSWORD, Registry, USER, rbuild, sha256_hex};
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-/// Runs rbuild with its own HOME (for credentials) and store root.
-fn rbuild(home: &Path, root: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env("HOME", home)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("DOCKER_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running rbuild");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("stdin");
-    child.wait_with_output().expect("rbuild")
-}
+use std::process::Output;
 
 fn ok(output: Output, what: &str) -> String {
     let text = format!(

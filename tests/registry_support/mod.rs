@@ -445,3 +445,26 @@ pub fn tar_with_file(name: &str, content: &[u8]) -> Vec<u8> {
         .expect("tar entry");
     builder.into_inner().expect("tar")
 }
+
+/// Runs rbuild on store `root` with its own HOME (for credentials), `stdin` as its input.
+pub fn rbuild(home: &Path, root: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env("HOME", home)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("DOCKER_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running rbuild");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin");
+    child.wait_with_output().expect("rbuild")
+}
