@@ -217,12 +217,14 @@ pub(super) fn mkdir(
     Ok(dirs.dir)
 }
 
-/// COPY and ADD.
+/// COPY and ADD. `context_selections` are the context sources as the cache key selected them;
+/// a stage or image source (`source`) is selected here, once mounted.
 pub(super) fn copy(
     shared: &Shared<'_>,
     op: &CopyOp,
     fs: &FsState,
     source: Option<FsState>,
+    context_selections: Vec<Selection>,
 ) -> Result<WorkDir, String> {
     let dirs = StepDirs::create(shared.store, "copy-")?;
     let downloads = download_urls(op, &dirs.path("source"))?;
@@ -248,15 +250,15 @@ pub(super) fn copy(
             excludes: op.excludes.clone(),
             parents: op.parents,
         };
-        let mut selections: Vec<Selection> = Vec::new();
-        for source in op.sources.iter().filter(|s| !is_url(s)) {
-            selections.push(context.select(source, &options).map_err(|e| match e {
-                crate::context::ContextError::NotFound(path) => format!(
-                    "failed to compute cache key: \"{}\": not found",
-                    path.trim_start_matches('/')
-                ),
-                other => other.to_string(),
-            })?);
+        let mut selections = context_selections;
+        if !from_context {
+            for source in op.sources.iter().filter(|s| !is_url(s)) {
+                selections.push(
+                    context
+                        .select(source, &options)
+                        .map_err(super::context_error_message)?,
+                );
+            }
         }
         let mut repositories = Vec::new();
         for checkout in &checkouts {

@@ -500,6 +500,7 @@ impl Shared<'_> {
         // What the step reads besides its parent: sources and mounted stages.
         let mut sources = Vec::new();
         let mut source_states: Vec<Option<FsState>> = Vec::new();
+        let mut selections = Vec::new();
         match &step.op {
             Op::Copy(copy) => {
                 let state = self.source_fs(&copy.from)?;
@@ -518,6 +519,8 @@ impl Shared<'_> {
                         let hash = crate::context::hash_selection(&selection, self.stat_cache)
                             .map_err(|e| fail(e.to_string()))?;
                         sources.push(hash);
+                        // Kept for the copy on a miss: the context is walked once.
+                        selections.push(selection);
                     }
                     // Remote ADD sources are keyed by what they hold now.
                     for (source, identity) in fsop::remote_identities(copy).map_err(fail)? {
@@ -593,8 +596,8 @@ impl Shared<'_> {
                         run::execute(self, run, fs, &source_states, id).map_err(fail)?
                     }
                     Op::Copy(copy) => {
-                        fsop::copy(self, copy, fs, source_states.first().cloned().flatten())
-                            .map_err(fail)?
+                        let source = source_states.first().cloned().flatten();
+                        fsop::copy(self, copy, fs, source, selections).map_err(fail)?
                     }
                     Op::Mkdir { path, user } => {
                         fsop::mkdir(self.store, fs, path, user).map_err(fail)?
@@ -727,8 +730,8 @@ fn convert_network(mode: crate::dockerfile::values::NetworkMode) -> NetworkMode 
     }
 }
 
-/// BuildKit's wording for a source that is not in the context.
-fn context_error_message(error: ContextError) -> String {
+/// BuildKit's wording for a source that is not in the context (or the stage copied from).
+pub(super) fn context_error_message(error: ContextError) -> String {
     match error {
         ContextError::NotFound(path) => format!(
             "failed to compute cache key: \"{}\": not found",

@@ -11,7 +11,6 @@ use rbuild::context::Context;
 use rbuild::image::Reference;
 use rbuild::plan::{PlanError, PlanOptions};
 use rbuild::progress::{self, Mode};
-use rbuild::sandbox::Runtime;
 use rbuild::store::{ArchiveFormat, Image, SaveItem, Store};
 use std::fs;
 use std::io::{self, Read, Write};
@@ -224,10 +223,7 @@ fn build(root: Option<PathBuf>, args: BuildArgs) -> Result<(), CliError> {
         network: args.network,
         secrets,
         add_hosts: args.add_hosts.clone(),
-        runtime: Some(match args.runtime.as_str() {
-            "embedded" | "" => Runtime::Embedded,
-            other => Runtime::External(PathBuf::from(other)),
-        }),
+        runtime: Some(super::run::runtime(&args.runtime)),
         source_date_epoch,
         ssh_agent,
         position_prefix: format!("{}\0{dockerfile_name}", context.root().display()),

@@ -280,7 +280,8 @@ fn random_hostname() -> String {
     hex::encode(bytes)
 }
 
-fn runtime(name: &str) -> Runtime {
+/// `--runtime`: `embedded` (the default), or an OCI runtime by name (`runc`, `crun`) or path.
+pub(crate) fn runtime(name: &str) -> Runtime {
     match name {
         "embedded" | "" => Runtime::Embedded,
         other => Runtime::External(PathBuf::from(other)),

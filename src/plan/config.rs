@@ -157,22 +157,8 @@ pub(super) fn absolute(cwd: &str, path: &str) -> String {
     } else {
         format!("{}/{path}", if cwd.is_empty() { "/" } else { cwd })
     };
-    clean(&joined)
-}
-
-/// Go's `path.Clean` for absolute paths.
-pub(super) fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    // `joined` is absolute, so Go's Clean gives an absolute path.
+    crate::context::pattern::clean(&joined)
 }
 
 #[cfg(test)]
@@ -185,7 +171,7 @@ mod tests {
         assert_eq!(absolute("/app", "/etc/../usr"), "/usr");
         assert_eq!(absolute("", "x/./y/"), "/x/y");
         assert_eq!(absolute("/a/b", ".."), "/a");
-        assert_eq!(clean("/../.."), "/");
+        assert_eq!(absolute("/", "/../.."), "/");
     }
 
     #[test]
