@@ -783,3 +783,34 @@ fn many_parallel_run_steps_never_hang() {
     }
     assert_eq!(f.run("many:1", &["cat", "/from-s3"]).trim(), "3-4");
 }
+
+#[test]
+fn deep_images_stack_through_short_links_and_too_deep_ones_fail_clearly() {
+    let f = Fixture::new();
+    // 40 layers: more than the snapshot paths fit in overlayfs's mount options as they are.
+    let mut dockerfile = String::from("FROM busybox\n");
+    for i in 0..40 {
+        dockerfile.push_str(&format!("RUN echo {i} > /f{i}\n"));
+    }
+    dockerfile.push_str("COPY Dockerfile /last\n");
+    f.write("Dockerfile", &dockerfile);
+    f.build_ok(&["-t", "deep:1"]);
+    assert_eq!(f.run("deep:1", &["cat", "/f0", "/f39"]), "0\n39\n");
+    assert_eq!(
+        f.inspect("deep:1")["RootFS"]["Layers"]
+            .as_array()
+            .map(Vec::len),
+        Some(42)
+    );
+    // Past what one page of mount options holds: a clear error at the step, not EINVAL.
+    let mut dockerfile = String::from("FROM busybox\n");
+    for i in 0..150 {
+        dockerfile.push_str(&format!("RUN echo {i} > /f{i}\n"));
+    }
+    f.write("Dockerfile", &dockerfile);
+    let out = f.build(&["-t", "deep:2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("more than overlayfs can stack"), "{stderr}");
+    assert!(stderr.contains("Dockerfile:"), "{stderr}");
+}

@@ -107,7 +107,7 @@ fn mount_layers(
         }
         _ => {}
     }
-    let lowers = short_paths(lowers, links)?;
+    let lowers = crate::sandbox::stackable_lowerdirs(lowers, links).map_err(|e| e.to_string())?;
     let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
     let mut options = format!("lowerdir={}", lowerdir.join(":"));
     if let Some((upper, work)) = writable {
@@ -130,36 +130,6 @@ fn mount_layers(
         Some(options.as_str()),
     )
     .map_err(failed)
-}
-
-/// `dirs` as they are, or, when together they are too long for overlayfs's mount options
-/// (one page), as short symlinks in `links` that lead to them (as Docker's overlay2 `l/`).
-pub(super) fn short_paths(dirs: Vec<PathBuf>, links: &Path) -> Result<Vec<PathBuf>, String> {
-    let total: usize = dirs.iter().map(|l| l.as_os_str().len() + 1).sum();
-    if total <= 3000 {
-        return Ok(dirs);
-    }
-    let per_layer = links.as_os_str().len() + 3;
-    if per_layer * dirs.len() > 3800 {
-        return Err(format!(
-            "{} layers are more than overlayfs can stack from this store (about {}): combine RUN, COPY and WORKDIR steps",
-            dirs.len(),
-            3800 / per_layer
-        ));
-    }
-    fs::create_dir_all(links).map_err(|e| format!("{}: {e}", links.display()))?;
-    dirs.iter()
-        .enumerate()
-        .map(|(index, dir)| {
-            let link = links.join(format!("{index:x}"));
-            // A RUN work dir is used again: its links from an earlier step are replaced.
-            if fs::symlink_metadata(&link).is_ok() {
-                fs::remove_file(&link).map_err(|e| format!("{}: {e}", link.display()))?;
-            }
-            symlink(dir, &link).map_err(|e| format!("{}: {e}", link.display()))?;
-            Ok(link)
-        })
-        .collect()
 }
 
 /// A step's work directory: `upper` (the changes), `work` (overlay's), `root` (the mount).

@@ -86,7 +86,7 @@ pub(super) fn execute(
     };
     let request = Request {
         rootfs: Rootfs::Overlay {
-            lowerdirs: super::fsop::short_paths(fs_state.dirs(), &dir.join("l"))?,
+            lowerdirs: fs_state.dirs(),
             upper: dir.join("upper"),
             work: dir.join("work"),
         },

@@ -273,7 +273,8 @@ impl Bundle {
         if let Some(init) = &self.init_layer {
             lower.push(check(init)?);
         }
-        for dir in lowerdirs.iter().rev() {
+        let stackable = super::stackable_lowerdirs(lowerdirs.clone(), &self.path().join("l"))?;
+        for dir in stackable.iter().rev() {
             lower.push(check(dir)?);
         }
         // volatile: no syncfs on unmount, which costs more than the rest of a run; the upper

@@ -185,6 +185,10 @@ pub enum Error {
     NeedsRoot(&'static str),
     #[error("OCI runtime spec: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
+    #[error(
+        "{layers} layers are more than overlayfs can stack here (about {most}): combine RUN, COPY and WORKDIR steps"
+    )]
+    TooManyLayers { layers: usize, most: usize },
     #[error("OCI runtime {runtime}: {reason}")]
     Runtime { runtime: String, reason: String },
 }
@@ -224,6 +228,43 @@ pub fn scratch_dir() -> PathBuf {
         }
     })
     .clone()
+}
+
+/// Page-size bound on overlayfs's lowerdir list, leaving room for the other mount options.
+const LOWERDIRS_LIMIT: usize = 3800;
+
+/// `dirs` as they are, or, when together they are too long for overlayfs's mount options (one
+/// page), as short symlinks in `links` that lead to them, as Docker's overlay2 `l/` does.
+/// Existing links of the same names are replaced (a work dir used again).
+pub fn stackable_lowerdirs(
+    dirs: Vec<PathBuf>,
+    links: &std::path::Path,
+) -> Result<Vec<PathBuf>, Error> {
+    let total: usize = dirs.iter().map(|l| l.as_os_str().len() + 1).sum();
+    if total <= LOWERDIRS_LIMIT {
+        return Ok(dirs);
+    }
+    let per_layer = links.as_os_str().len() + 4;
+    if per_layer * dirs.len() > LOWERDIRS_LIMIT {
+        return Err(Error::TooManyLayers {
+            layers: dirs.len(),
+            most: LOWERDIRS_LIMIT / per_layer,
+        });
+    }
+    std::fs::create_dir_all(links).map_err(Error::io(format!("creating {}", links.display())))?;
+    dirs.iter()
+        .enumerate()
+        .map(|(index, dir)| {
+            let link = links.join(format!("{index:x}"));
+            if std::fs::symlink_metadata(&link).is_ok() {
+                std::fs::remove_file(&link)
+                    .map_err(Error::io(format!("replacing {}", link.display())))?;
+            }
+            std::os::unix::fs::symlink(dir, &link)
+                .map_err(Error::io(format!("linking {}", link.display())))?;
+            Ok(link)
+        })
+        .collect()
 }
 
 /// Runs the request to completion. In [`Stdio::Lines`] mode each line of output (without its
