@@ -3,13 +3,14 @@
 //! on the lower tree gives exactly the merged tree.
 
 mod layers_support;
+#[path = "support/tools.rs"]
+mod tools;
 
 use layers_support::{list_tar, require_root, set_xattr, snapshot};
 use rbuild::snapshot::{ExtractOptions, WriteOptions, extract_layer, write_layer};
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Unmounts the overlay when dropped, so a failing test leaves no mount behind.
 struct Mounted(PathBuf);
@@ -45,21 +46,9 @@ impl Drop for Mounted {
 /// security.capability granting cap_net_bind_service (VFS_CAP_REVISION_2, effective).
 const NET_BIND_CAPABILITY: [u8; 20] = [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
-fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let tar = dir.join("busybox.tar");
-    let status = Command::new("/work/shared/scripts/busybox-rootfs.sh")
-        .arg(&tar)
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "busybox-rootfs.sh failed: it needs busybox-static (scripts/install-deps.sh installs it)"
-    );
-    tar
-}
-
 /// The lower tree: busybox plus the files the changes act on.
 fn make_lower(base: &Path, lower: &Path) {
-    let busybox = fs::File::open(busybox_rootfs(base)).unwrap();
+    let busybox = fs::File::open(tools::busybox_tar(base)).unwrap();
     extract_layer(busybox, lower, &ExtractOptions::default()).unwrap();
     fs::create_dir_all(lower.join("data/dir-to-delete/sub")).unwrap();
     fs::create_dir_all(lower.join("dir-to-file")).unwrap();

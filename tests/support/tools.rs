@@ -30,13 +30,18 @@ pub fn require_tool(tool: &str) {
 pub fn busybox_tar(dir: &Path) -> PathBuf {
     require_tool("busybox");
     let out = dir.join("busybox.tar");
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/scripts/busybox-rootfs.sh");
-    let script = if script.exists() {
-        script
-    } else {
-        PathBuf::from("/work/shared/scripts/busybox-rootfs.sh")
-    };
+    // ../shared beside the checkout (or beside a worktree's parent).
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = ["../shared", "../../shared"]
+        .iter()
+        .map(|shared| here.join(shared).join("scripts/busybox-rootfs.sh"))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "../shared/scripts/busybox-rootfs.sh not found beside {}",
+                here.display()
+            )
+        });
     let output = Command::new("bash")
         .arg(&script)
         .arg(&out)
