@@ -17,6 +17,7 @@
 mod archive;
 mod blob;
 mod buildcache;
+mod direct;
 mod fsck;
 mod gc;
 mod images;
