@@ -628,12 +628,19 @@ fn copy_after_a_change_starts_from_the_last_result_and_gives_the_same_layer() {
     // The unchanged file is the last result's own inode; the edited one is new.
     let shared = snapshot_inodes(&store, "app/b.txt");
     assert_eq!(shared.len(), 2, "two COPY snapshots hold app/b.txt");
-    assert_eq!(shared[0], shared[1], "app/b.txt linked from the last result");
+    assert_eq!(
+        shared[0], shared[1],
+        "app/b.txt linked from the last result"
+    );
     let edited = snapshot_inodes(&store, "app/a.txt");
     assert_ne!(edited[0], edited[1], "app/a.txt written anew");
     // The first image is untouched by the second build.
     assert_eq!(store.cat("incremental:1", "/app/a.txt"), "first\n");
-    assert!(!store.run("incremental:1", &["ls", "/app/sub"]).contains("d.txt"));
+    assert!(
+        !store
+            .run("incremental:1", &["ls", "/app/sub"])
+            .contains("d.txt")
+    );
 
     // A full copy of the same context makes the same layers.
     let mut no_cache = vec!["--no-cache"];

@@ -1117,21 +1117,34 @@ pub(super) fn context_bind_source(
 
 /// Copies a tree keeping modes, owners, symlinks and times.
 fn copy_host_tree(source: &Path, out: &Path) -> Result<(), String> {
-    let mut entries = Vec::new();
-    for entry in walkdir::WalkDir::new(source).follow_links(false) {
-        let entry = entry.map_err(|e| e.to_string())?;
-        let relative = entry
-            .path()
-            .strip_prefix(source)
-            .map_err(|e| e.to_string())?;
-        let target = if relative.as_os_str().is_empty() {
-            out.to_path_buf()
-        } else {
-            out.join(relative)
-        };
-        entries.push((entry.path().to_path_buf(), target));
-    }
+    let entries = entries_under(source, out)
+        .map(|entry| entry.map(|(entry, target)| (entry.into_path(), target)))
+        .collect::<Result<Vec<_>, String>>()?;
     copy_host_entries(entries)
+}
+
+/// Every entry under `source` (itself first, parents before children) with its place under
+/// `out`.
+fn entries_under<'a>(
+    source: &'a Path,
+    out: &'a Path,
+) -> impl Iterator<Item = Result<(walkdir::DirEntry, PathBuf), String>> + 'a {
+    walkdir::WalkDir::new(source)
+        .follow_links(false)
+        .into_iter()
+        .map(move |entry| {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let relative = entry
+                .path()
+                .strip_prefix(source)
+                .map_err(|e| e.to_string())?;
+            let target = if relative.as_os_str().is_empty() {
+                out.to_path_buf()
+            } else {
+                out.join(relative)
+            };
+            Ok((entry, target))
+        })
 }
 
 /// Fills the empty dir `upper` with `snapshot`'s tree: directories made anew with their
@@ -1144,13 +1157,8 @@ fn link_snapshot(snapshot: &Path, upper: &Path) -> Result<bool, String> {
     use rayon::prelude::*;
     let mut dirs = Vec::new();
     let mut links = Vec::new();
-    for entry in walkdir::WalkDir::new(snapshot).follow_links(false) {
-        let entry = entry.map_err(|e| e.to_string())?;
-        let relative = entry
-            .path()
-            .strip_prefix(snapshot)
-            .map_err(|e| e.to_string())?;
-        let target = upper.join(relative);
+    for entry in entries_under(snapshot, upper) {
+        let (entry, target) = entry?;
         let kind = entry.file_type();
         if kind.is_file() || kind.is_symlink() {
             links.push((entry.into_path(), target));
