@@ -188,7 +188,10 @@ impl StatCache {
         let read_start = SystemTime::now();
         let mut file = std::fs::File::open(path).map_err(io_error(path))?;
         let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 256 * 1024];
+        // Sized to the file: a fixed 256 KiB buffer is an mmap, page faults and a munmap for
+        // each of a context's many small files.
+        let length = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
+        let mut buffer = vec![0u8; length.saturating_add(1).clamp(4096, 256 * 1024)];
         let mut total = 0u64;
         loop {
             let n = file.read(&mut buffer).map_err(io_error(path))?;
