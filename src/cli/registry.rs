@@ -194,7 +194,11 @@ pub fn pull(root: Option<PathBuf>, args: PullArgs) -> ExitCode {
             .map_err(|e| e.to_string())?;
         if !args.quiet {
             println!("Digest: {}", pulled.digest);
-            println!("Status: Downloaded image for {}", reference.familiar());
+            let status = match pulled.fetched {
+                true => "Downloaded newer image",
+                false => "Image is up to date",
+            };
+            println!("Status: {status} for {}", reference.familiar());
         }
         println!("{reference}");
         Ok(())

@@ -56,15 +56,27 @@ pub(crate) fn client_for(reference: &Reference, tls_verify: bool) -> Result<Clie
 pub struct Pulled {
     pub image: Image,
     pub digest: Digest,
+    /// False when a `repo@sha256:…` reference named an image the store has: nothing moved.
+    pub fetched: bool,
 }
 
-/// Pulls `reference` into `store` and names it there. Layers the store has are not fetched.
+/// Pulls `reference` into `store` and names it there, recording its RepoDigest. Layers the
+/// store has are not fetched, and a digest reference the store has needs no network at all.
 pub async fn pull(
     store: &Store,
     reference: &Reference,
     tls_verify: bool,
     progress: &dyn Progress,
 ) -> Result<Pulled, Error> {
+    if let Some(digest) = reference.digest()
+        && let Some(manifest) = store.lookup_ref(reference)?
+    {
+        return Ok(Pulled {
+            image: store.load_image(&manifest)?,
+            digest: digest.clone(),
+            fetched: false,
+        });
+    }
     let client = client_for(reference, tls_verify)?;
     let repository = reference.path();
     let wanted = match (reference.digest(), reference.tag()) {
@@ -113,9 +125,11 @@ pub async fn pull(
             .await?;
     let image = store.put_image(&config_bytes, &layers)?;
     store.tag(reference, &image.manifest_descriptor)?;
+    store.add_repo_digest(reference, &registry_digest, &image.manifest_descriptor)?;
     Ok(Pulled {
         image,
         digest: registry_digest,
+        fetched: true,
     })
 }
 

@@ -18,7 +18,8 @@ pub struct Pushed {
     pub size: u64,
 }
 
-/// Pushes `image` from `store` to `target` (tag `latest` when it names none).
+/// Pushes `image` from `store` to `target` (tag `latest` when it names none) and records the
+/// pushed manifest's digest as a RepoDigest of the image.
 pub async fn push(
     store: &Store,
     image: &Image,
@@ -69,6 +70,7 @@ pub async fn push(
             &bytes,
         )
         .await?;
+    store.add_repo_digest(target, &digest, &image.manifest_descriptor)?;
     Ok(Pushed {
         digest,
         size: bytes.len() as u64,
