@@ -2,7 +2,6 @@
 //! push compresses them — gzip as independent members in parallel over all cores, or
 //! multithreaded zstd — and pull decompresses while downloading.
 
-use super::BlobSink;
 use oci_spec::image::Digest;
 use sha2::Digest as _;
 use std::fs::File;
@@ -172,7 +171,8 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
-enum Decoder<W: Write> {
+/// Decompresses what is written into it (a layer as downloaded) into `W`.
+pub(crate) enum Decoder<W: Write> {
     Plain(W),
     // Boxed: the gzip state is large and the variants move together.
     Gzip(Box<flate2::write::MultiGzDecoder<W>>),
@@ -180,7 +180,7 @@ enum Decoder<W: Write> {
 }
 
 impl<W: Write> Decoder<W> {
-    fn new(out: W, compression: Option<Compression>) -> io::Result<Self> {
+    pub(crate) fn new(out: W, compression: Option<Compression>) -> io::Result<Self> {
         Ok(match compression {
             None => Decoder::Plain(out),
             Some(Compression::Gzip) => {
@@ -190,7 +190,7 @@ impl<W: Write> Decoder<W> {
         })
     }
 
-    fn writer(&mut self) -> &mut dyn Write {
+    pub(crate) fn writer(&mut self) -> &mut dyn Write {
         match self {
             Decoder::Plain(w) => w,
             Decoder::Gzip(w) => w,
@@ -198,7 +198,8 @@ impl<W: Write> Decoder<W> {
         }
     }
 
-    fn finish(self) -> io::Result<W> {
+    /// Ends the stream (a truncated compressed stream is an error) and returns the writer.
+    pub(crate) fn finish(self) -> io::Result<W> {
         let mut out = match self {
             Decoder::Plain(w) => w,
             Decoder::Gzip(w) => w.finish()?,
@@ -209,63 +210,6 @@ impl<W: Write> Decoder<W> {
         };
         out.flush()?;
         Ok(out)
-    }
-}
-
-/// Opens (again, after a restart) the writer a [`LayerSink`] decompresses into.
-pub type OpenOutput<W> = Box<dyn FnMut() -> io::Result<W> + Send>;
-
-/// A download sink for a layer: hashes the compressed bytes (the blob digest) and writes the
-/// decompressed tar to `W` (the store's blob writer, which checks the DiffID), so pull
-/// decompresses as it downloads.
-pub struct LayerSink<W: Write> {
-    open: OpenOutput<W>,
-    compression: Option<Compression>,
-    compressed: sha2::Sha256,
-    written: u64,
-    decoder: Decoder<W>,
-}
-
-impl<W: Write + Send> LayerSink<W> {
-    /// Decompresses into the writer `open` gives (called again if the download restarts).
-    pub fn new(mut open: OpenOutput<W>, compression: Option<Compression>) -> io::Result<Self> {
-        let decoder = Decoder::new(open()?, compression)?;
-        Ok(LayerSink {
-            open,
-            compression,
-            compressed: sha2::Sha256::new(),
-            written: 0,
-            decoder,
-        })
-    }
-
-    /// Ends the stream (a truncated compressed stream is an error) and returns the writer.
-    pub fn finish(self) -> io::Result<W> {
-        self.decoder.finish()
-    }
-}
-
-impl<W: Write + Send> BlobSink for LayerSink<W> {
-    fn written(&self) -> u64 {
-        self.written
-    }
-
-    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.decoder.writer().write_all(chunk)?;
-        self.compressed.update(chunk);
-        self.written += chunk.len() as u64;
-        Ok(())
-    }
-
-    fn restart(&mut self) -> io::Result<()> {
-        self.decoder = Decoder::new((self.open)()?, self.compression)?;
-        self.compressed = sha2::Sha256::new();
-        self.written = 0;
-        Ok(())
-    }
-
-    fn digest(&self) -> Digest {
-        crate::image::digest_from_hash(&self.compressed.clone().finalize())
     }
 }
 
@@ -285,15 +229,13 @@ mod tests {
         let bytes = std::fs::read(&packed).unwrap();
         assert_eq!(info.size, bytes.len() as u64);
         assert_eq!(info.digest, crate::image::sha256_digest(&bytes));
-        let target = unpacked.clone();
-        let open: OpenOutput<File> = Box::new(move || File::create(&target));
-        let mut sink = LayerSink::new(open, Some(compression)).unwrap();
+        let mut decoder =
+            Decoder::new(File::create(&unpacked).unwrap(), Some(compression)).unwrap();
         // Feed in odd-sized pieces, as the network does.
         for piece in bytes.chunks(7919) {
-            sink.write(piece).unwrap();
+            decoder.writer().write_all(piece).unwrap();
         }
-        assert_eq!(sink.digest(), info.digest);
-        sink.finish().unwrap().sync_all().unwrap();
+        decoder.finish().unwrap().sync_all().unwrap();
         assert_eq!(std::fs::read(&unpacked).unwrap(), data);
     }
 

@@ -29,6 +29,7 @@ pub mod auth;
 mod client;
 pub mod compress;
 pub mod credentials;
+mod download;
 pub mod name;
 mod pull;
 mod push;

@@ -2,8 +2,9 @@
 //! decompressed into the store as they arrive; each is checked twice, the compressed bytes
 //! against the manifest and the tar against the config's DiffID, and nothing unchecked is kept.
 
-use super::compress::{Compression, LayerSink, OpenOutput};
+use super::compress::Compression;
 use super::credentials::CredentialFile;
+use super::download::LayerDownload;
 use super::name::endpoint_host;
 use super::{Client, ClientOptions, Error};
 use crate::image::{ImageConfig, Reference};
@@ -157,31 +158,34 @@ async fn pull_layer(
         });
     }
     progress.status(&id, "Pulling fs layer");
-    let open: OpenOutput<crate::store::BlobWriter> = {
-        let (store, diff_id) = (store.clone(), diff_id.clone());
-        Box::new(move || {
-            store
-                .blob_writer(Some(&diff_id))
-                .map_err(std::io::Error::other)
-        })
-    };
-    let mut sink = LayerSink::new(open, compression)
-        .map_err(|e| Error::io(format!("starting layer {diff_id}"), e))?;
+    let mut download = LayerDownload::open(store, descriptor, diff_id, compression)?;
     let total = descriptor.size();
-    client
-        .get_blob(
-            repository,
-            descriptor.digest(),
-            Some(total),
-            &mut sink,
-            &mut |done| progress.bytes(&id, done, total),
-        )
-        .await?;
-    let writer = sink
-        .finish()
-        .map_err(|e| Error::io(format!("decompressing layer {}", descriptor.digest()), e))?;
+    let fetched = loop {
+        let fetched = client
+            .get_blob(
+                repository,
+                descriptor.digest(),
+                Some(total),
+                &mut download,
+                &mut |done| progress.bytes(&id, done, total),
+            )
+            .await;
+        if !(fetched.as_ref().is_err_and(is_mismatch) && download.resumed_from() > 0) {
+            break fetched;
+        }
+        // The bytes an earlier run left were not a prefix of this blob: fetch it whole.
+        download.start_over()?;
+    };
+    if let Err(error) = fetched {
+        // Bytes that do not hash right are no use to the next attempt; any other failure
+        // leaves the partial file for the next pull to resume.
+        if is_mismatch(&error) {
+            download.discard()?;
+        }
+        return Err(error);
+    }
     // The store checks the tar against the DiffID the config promised, and keeps it only then.
-    let blob = writer.commit()?;
+    let blob = download.finish()?;
     if let Some(compressed) = &compressed {
         store.record_compressed(diff_id, compressed)?;
     }
@@ -191,4 +195,12 @@ async fn pull_layer(
         size: blob.size,
         compressed,
     })
+}
+
+/// A download whose bytes did not match the manifest's digest or size.
+fn is_mismatch(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::DigestMismatch { .. } | Error::SizeMismatch { .. }
+    )
 }
