@@ -63,21 +63,54 @@ pub fn compress_file(
     output: &Path,
     compression: Compression,
 ) -> io::Result<BlobInfo> {
+    compress_file_feeding(input, output, compression, &mut |_| {})
+}
+
+/// [`compress_file`], handing each compressed piece to `feed` as it is written, so an upload
+/// can run beside the compression. The file is not fsynced: it is a temporary the upload
+/// reads again only after a fault, and removes when done.
+pub fn compress_file_feeding(
+    input: &Path,
+    output: &Path,
+    compression: Compression,
+    feed: &mut dyn FnMut(&[u8]),
+) -> io::Result<BlobInfo> {
     let mut reader = File::open(input)?;
     let mut writer = HashWriter::new(BufWriter::with_capacity(1 << 20, File::create(output)?));
+    let mut feeding = Feeding {
+        inner: &mut writer,
+        feed,
+    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     match compression {
-        Compression::Gzip => gzip_parallel(&mut reader, &mut writer, threads)?,
+        Compression::Gzip => gzip_parallel(&mut reader, &mut feeding, threads)?,
         Compression::Zstd => {
-            let mut encoder = zstd::stream::write::Encoder::new(&mut writer, ZSTD_LEVEL)?;
+            let mut encoder = zstd::stream::write::Encoder::new(&mut feeding, ZSTD_LEVEL)?;
             encoder.multithread(u32::try_from(threads).unwrap_or(1))?;
             io::copy(&mut reader, &mut encoder)?;
             encoder.finish()?;
         }
     }
     let (inner, info) = writer.finish();
-    inner.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    inner.into_inner().map_err(|e| e.into_error())?;
     Ok(info)
+}
+
+/// A writer that also hands what it writes to a callback.
+struct Feeding<'a, W> {
+    inner: W,
+    feed: &'a mut dyn FnMut(&[u8]),
+}
+
+impl<W: Write> Write for Feeding<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        (self.feed)(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Gzip as a series of independent members (RFC 1952 §2.2 allows concatenation; gunzip, Go's
