@@ -53,9 +53,21 @@ pub struct BlobInfo {
 /// Input per gzip member: large enough that the lost dictionary at member boundaries costs
 /// well under 1%, small enough to keep every core busy on small layers.
 const GZIP_BLOCK: usize = 2 << 20;
-/// Deflate level 6, what `gzip` and Go's `DefaultCompression` use.
-const GZIP_LEVEL: u32 = 6;
+/// libdeflate's level 2: about the size zlib's and Go's default level 6 give (what Docker
+/// and BuildKit push; within 1% on a tree of /usr/lib, and 3% smaller than skopeo's pgzip
+/// default) for less than half zlib-rs's CPU time at level 6.
+const GZIP_LEVEL: i32 = 2;
 const ZSTD_LEVEL: i32 = 3;
+
+impl Compression {
+    /// The levels `--compression-level` accepts: libdeflate's for gzip, zstd's own.
+    pub fn levels(self) -> std::ops::RangeInclusive<i32> {
+        match self {
+            Compression::Gzip => 0..=12,
+            Compression::Zstd => 1..=22,
+        }
+    }
+}
 
 /// Compresses the file `input` into `output` and returns the compressed blob's digest and size.
 pub fn compress_file(
@@ -63,18 +75,30 @@ pub fn compress_file(
     output: &Path,
     compression: Compression,
 ) -> io::Result<BlobInfo> {
-    compress_file_feeding(input, output, compression, &mut |_| {})
+    compress_file_feeding(input, output, compression, None, &mut |_| {})
 }
 
-/// [`compress_file`], handing each compressed piece to `feed` as it is written, so an upload
-/// can run beside the compression. The file is not fsynced: it is a temporary the upload
-/// reads again only after a fault, and removes when done.
+/// [`compress_file`] at `level` (the default when `None`; see [`Compression::levels`]),
+/// handing each compressed piece to `feed` as it is written, so an upload can run beside the
+/// compression. The file is not fsynced: it is a temporary the upload reads again only after
+/// a fault, and removes when done.
 pub fn compress_file_feeding(
     input: &Path,
     output: &Path,
     compression: Compression,
+    level: Option<i32>,
     feed: &mut dyn FnMut(&[u8]),
 ) -> io::Result<BlobInfo> {
+    if let Some(level) = level.filter(|level| !compression.levels().contains(level)) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} has no compression level {level} (levels {:?})",
+                compression.name(),
+                compression.levels()
+            ),
+        ));
+    }
     let mut reader = File::open(input)?;
     let mut writer = HashWriter::new(BufWriter::with_capacity(1 << 20, File::create(output)?));
     let mut feeding = Feeding {
@@ -83,9 +107,15 @@ pub fn compress_file_feeding(
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     match compression {
-        Compression::Gzip => gzip_parallel(&mut reader, &mut feeding, threads)?,
+        Compression::Gzip => gzip_parallel(
+            &mut reader,
+            &mut feeding,
+            threads,
+            level.unwrap_or(GZIP_LEVEL),
+        )?,
         Compression::Zstd => {
-            let mut encoder = zstd::stream::write::Encoder::new(&mut feeding, ZSTD_LEVEL)?;
+            let level = level.unwrap_or(ZSTD_LEVEL);
+            let mut encoder = zstd::stream::write::Encoder::new(&mut feeding, level)?;
             encoder.multithread(u32::try_from(threads).unwrap_or(1))?;
             io::copy(&mut reader, &mut encoder)?;
             encoder.finish()?;
@@ -119,6 +149,7 @@ fn gzip_parallel(
     reader: &mut impl Read,
     writer: &mut impl Write,
     threads: usize,
+    level: i32,
 ) -> io::Result<()> {
     let mut any = false;
     loop {
@@ -139,7 +170,7 @@ fn gzip_parallel(
         let members: Vec<io::Result<Vec<u8>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = blocks
                 .iter()
-                .map(|block| scope.spawn(move || gzip_member(block)))
+                .map(|block| scope.spawn(move || gzip_member(block, level)))
                 .collect();
             handles
                 .into_iter()
@@ -158,13 +189,18 @@ fn gzip_parallel(
     }
 }
 
-fn gzip_member(block: &[u8]) -> io::Result<Vec<u8>> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(block.len() / 2),
-        flate2::Compression::new(GZIP_LEVEL),
-    );
-    encoder.write_all(block)?;
-    encoder.finish()
+/// One gzip member, compressed whole by libdeflate (faster than any streaming deflate at the
+/// same ratio; members are independent anyway).
+fn gzip_member(block: &[u8], level: i32) -> io::Result<Vec<u8>> {
+    let level = libdeflater::CompressionLvl::new(level)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "invalid gzip level"))?;
+    let mut compressor = libdeflater::Compressor::new(level);
+    let mut member = vec![0u8; compressor.gzip_compress_bound(block.len())];
+    let size = compressor
+        .gzip_compress(block, &mut member)
+        .map_err(io::Error::other)?;
+    member.truncate(size);
+    Ok(member)
 }
 
 /// A writer that hashes and counts what passes through.
@@ -251,6 +287,11 @@ mod tests {
     use super::*;
 
     fn roundtrip(compression: Compression, data: &[u8]) {
+        roundtrip_at(compression, None, data);
+    }
+
+    /// Returns the compressed size.
+    fn roundtrip_at(compression: Compression, level: Option<i32>, data: &[u8]) -> u64 {
         let dir = tempfile::tempdir().unwrap();
         let (input, packed, unpacked) = (
             dir.path().join("in"),
@@ -258,8 +299,13 @@ mod tests {
             dir.path().join("out"),
         );
         std::fs::write(&input, data).unwrap();
-        let info = compress_file(&input, &packed, compression).unwrap();
+        let mut fed = Vec::new();
+        let info = compress_file_feeding(&input, &packed, compression, level, &mut |piece| {
+            fed.extend_from_slice(piece)
+        })
+        .unwrap();
         let bytes = std::fs::read(&packed).unwrap();
+        assert_eq!(fed, bytes, "the upload is fed exactly the file's bytes");
         assert_eq!(info.size, bytes.len() as u64);
         assert_eq!(info.digest, crate::image::sha256_digest(&bytes));
         let mut decoder =
@@ -270,6 +316,33 @@ mod tests {
         }
         decoder.finish().unwrap().sync_all().unwrap();
         assert_eq!(std::fs::read(&unpacked).unwrap(), data);
+        info.size
+    }
+
+    #[test]
+    fn levels_trade_size_and_bad_levels_are_refused() {
+        let text: Vec<u8> = (0..GZIP_BLOCK + 999)
+            .flat_map(|i| format!("line {} of a layer\n", i % 7919).into_bytes())
+            .collect();
+        let fastest = roundtrip_at(Compression::Gzip, Some(1), &text);
+        let best = roundtrip_at(Compression::Gzip, Some(12), &text);
+        assert!(best < fastest, "level 12 {best} vs level 1 {fastest}");
+        roundtrip_at(Compression::Zstd, Some(19), &text);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in"), b"x").unwrap();
+        for (compression, level) in [(Compression::Gzip, 13), (Compression::Zstd, 0)] {
+            let refused = compress_file_feeding(
+                &dir.path().join("in"),
+                &dir.path().join("out"),
+                compression,
+                Some(level),
+                &mut |_| {},
+            );
+            assert_eq!(
+                refused.map_err(|e| e.kind()).err(),
+                Some(io::ErrorKind::InvalidInput)
+            );
+        }
     }
 
     #[test]

@@ -37,7 +37,7 @@ mod sink;
 
 pub use client::{BlobPush, Client, ClientOptions, MANIFEST_ACCEPT, Manifest};
 pub use pull::{NoProgress, Progress, Pulled, pull};
-pub use push::{Pushed, push};
+pub use push::{Pushed, push, push_at_level};
 pub use sink::{BlobSink, FileSink};
 
 use oci_spec::image::Digest;

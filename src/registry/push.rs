@@ -31,10 +31,40 @@ pub async fn push(
     tls_verify: bool,
     progress: &dyn Progress,
 ) -> Result<Pushed, Error> {
+    push_at_level(
+        store,
+        image,
+        target,
+        (compression, None),
+        tls_verify,
+        progress,
+    )
+    .await
+}
+
+/// [`push`], compressing at a chosen level (`None`: the default; see
+/// [`Compression::levels`]).
+pub async fn push_at_level(
+    store: &Store,
+    image: &Image,
+    target: &Reference,
+    (compression, level): (Compression, Option<i32>),
+    tls_verify: bool,
+    progress: &dyn Progress,
+) -> Result<Pushed, Error> {
     let client = client_for(target, tls_verify)?;
     let repository = target.path();
     let layers: Vec<Descriptor> = futures_util::stream::iter(image.manifest.layers().iter())
-        .map(|layer| push_layer(&client, store, repository, layer, compression, progress))
+        .map(|layer| {
+            push_layer(
+                &client,
+                store,
+                repository,
+                layer,
+                (compression, level),
+                progress,
+            )
+        })
         .buffered(PARALLEL_LAYERS)
         .try_collect()
         .await?;
@@ -86,7 +116,7 @@ async fn push_layer(
     store: &Store,
     repository: &str,
     layer: &Descriptor,
-    compression: Compression,
+    (compression, level): (Compression, Option<i32>),
     progress: &dyn Progress,
 ) -> Result<Descriptor, Error> {
     let diff_id = layer.digest();
@@ -118,7 +148,7 @@ async fn push_layer(
         let (source, packed) = (source.clone(), packed.clone());
         tokio::task::spawn_blocking(move || {
             let mut pieces = Some(pieces);
-            compress_file_feeding(&source, &packed, compression, &mut |piece| {
+            compress_file_feeding(&source, &packed, compression, level, &mut |piece| {
                 // A failed upload stops taking pieces; the file is finished regardless.
                 if let Some(sender) = &pieces
                     && sender.blocking_send(Ok(piece.to_vec())).is_err()
