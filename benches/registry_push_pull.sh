@@ -72,3 +72,11 @@ timed "push rbuild (zstd)" "$rbuild" --root "$work/store" push -q --compression 
 timed "push skopeo (zstd)" fresh_skopeo copy -q --dest-tls-verify=false --dest-compress-format zstd \
   "oci:$work/store:bench:1" "docker://$host/bench/skopeo-zstd:1"
 timed "re-push rbuild (no change)" "$rbuild" --root "$work/store" push -q bench:1 "$host/bench/rbuild:1"
+
+# What each push sent: the layer's compressed size (the last size in the manifest).
+accept="application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json"
+for repo in rbuild skopeo zstd skopeo-zstd; do
+  size=$(curl -fsS -H "Accept: $accept" "http://$host/v2/bench/$repo/manifests/1" |
+    grep -o '"size": *[0-9]*' | tail -1 | grep -o '[0-9]*$')
+  awk -v r="$repo" -v s="$size" 'BEGIN { printf "layer pushed to bench/%-12s %7.1f MiB\n", r, s / 1048576 }'
+done

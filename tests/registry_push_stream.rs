@@ -82,9 +82,25 @@ fn push_streams_layers_while_compressing_and_recovers_a_cut_stream() {
         ),
         "import",
     );
+    let refused = rbuild(
+        &home,
+        &fresh,
+        &["push", "--compression-level", "13", "bb:2", &target],
+        "",
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("--compression-level 13"),
+        "{stderr}"
+    );
     let before = heads(&proxy, "PATCH", "/stream/whole/").len();
     ok(
-        rbuild(&home, &fresh, &["push", "bb:2", &target], ""),
+        rbuild(
+            &home,
+            &fresh,
+            &["push", "--compression-level", "9", "bb:2", &target],
+            "",
+        ),
         "push",
     );
     let patches = heads(&proxy, "PATCH", "/stream/whole/");
