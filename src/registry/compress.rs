@@ -282,15 +282,6 @@ impl<W: Write> Decoder<W> {
     }
 }
 
-impl<W: Write> Write for Decoder<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer().write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.writer().flush()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,14 +8,12 @@ use super::compress::{Compression, Decoder};
 use super::{BlobSink, Error};
 use crate::store::{BlobWriter, CommittedBlob, Store};
 use oci_spec::image::{Descriptor, Digest};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-/// Chunks in flight to a writing thread.
+/// Chunks in flight between the download and the decompressing thread.
 const QUEUED_CHUNKS: usize = 64;
-/// The decompressed tar goes to its hashing and writing thread in pieces this large.
-const HANDOFF: usize = 1 << 20;
 const REPLAY_BUFFER: usize = 1 << 20;
 
 /// A layer being downloaded: its partial compressed file and the tar being decompressed.
@@ -73,8 +71,7 @@ impl LayerDownload {
 
     fn new_decoder(&self) -> Result<DecoderThread, Error> {
         let out = self.store.blob_writer(Some(&self.diff_id))?;
-        DecoderThread::spawn(out, self.compression)
-            .map_err(|e| Error::io(format!("decompressing layer {}", self.blob), e))
+        Ok(DecoderThread::spawn(out, self.compression))
     }
 
     /// Feeds the partial file's bytes to the decompressor.
@@ -169,91 +166,59 @@ impl BlobSink for LayerDownload {
     }
 }
 
-/// The tar's way into the store: inflated on one thread, hashed and written on another, so
-/// a download keeps three cores busy (receiving and keeping the compressed bytes is the third).
-struct DecoderThread(WriterThread<Decoder<BufWriter<WriterThread<BlobWriter>>>>);
+/// Decompresses on a thread of its own. Dropped unfinished, it stops the thread, whose
+/// blob writer then removes its file.
+struct DecoderThread {
+    chunks: Option<SyncSender<Vec<u8>>>,
+    thread: Option<JoinHandle<io::Result<BlobWriter>>>,
+}
 
 impl DecoderThread {
-    fn spawn(out: BlobWriter, compression: Option<Compression>) -> io::Result<Self> {
-        let stored = BufWriter::with_capacity(HANDOFF, WriterThread::spawn(out));
-        Ok(DecoderThread(WriterThread::spawn(Decoder::new(
-            stored,
-            compression,
-        )?)))
-    }
-
-    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.0.write_all(chunk)
-    }
-
-    fn finish(self) -> io::Result<BlobWriter> {
-        let stored = self.0.finish()?.finish()?;
-        stored.into_inner().map_err(|e| e.into_error())?.finish()
-    }
-}
-
-/// A writer on a thread of its own, fed through a bounded queue. Dropped unfinished, it
-/// stops the thread and drops the writer there.
-struct WriterThread<W> {
-    chunks: Option<SyncSender<Vec<u8>>>,
-    thread: Option<JoinHandle<io::Result<W>>>,
-}
-
-impl<W: Write + Send + 'static> WriterThread<W> {
-    fn spawn(mut out: W) -> Self {
+    fn spawn(out: BlobWriter, compression: Option<Compression>) -> Self {
         let (chunks, received) = sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
         let thread = std::thread::spawn(move || {
+            let mut decoder = Decoder::new(out, compression)?;
             for chunk in received {
-                out.write_all(&chunk)?;
+                decoder.writer().write_all(&chunk)?;
             }
-            Ok(out)
+            decoder.finish()
         });
-        WriterThread {
+        DecoderThread {
             chunks: Some(chunks),
             thread: Some(thread),
         }
     }
 
-    /// Waits for everything queued to be written and returns the writer.
-    fn finish(mut self) -> io::Result<W> {
-        self.join()
-    }
-}
-
-impl<W> WriterThread<W> {
-    fn join(&mut self) -> io::Result<W> {
-        self.chunks = None;
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("a writing thread panicked")),
-            None => Err(io::Error::other("writing already ended")),
-        }
-    }
-}
-
-impl<W> Write for WriterThread<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         let sent = self
             .chunks
             .as_ref()
-            .is_some_and(|chunks| chunks.send(buf.to_vec()).is_ok());
+            .is_some_and(|chunks| chunks.send(chunk.to_vec()).is_ok());
         match sent {
-            true => Ok(buf.len()),
+            true => Ok(()),
             // The thread stopped: its result says why.
             false => Err(self
                 .join()
                 .err()
-                .unwrap_or_else(|| io::Error::other("writing ended early"))),
+                .unwrap_or_else(|| io::Error::other("decompression ended early"))),
         }
     }
 
-    /// Errors show at the next write or at [`WriterThread::finish`].
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    fn join(&mut self) -> io::Result<BlobWriter> {
+        self.chunks = None;
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the decompressing thread panicked")),
+            None => Err(io::Error::other("decompression already ended")),
+        }
+    }
+
+    fn finish(mut self) -> io::Result<BlobWriter> {
+        self.join()
     }
 }
 
-impl<W> Drop for WriterThread<W> {
+impl Drop for DecoderThread {
     fn drop(&mut self) {
         if self.thread.is_some() {
             let _ = self.join();
