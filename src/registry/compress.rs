@@ -4,9 +4,11 @@
 
 use oci_spec::image::Digest;
 use sha2::Digest as _;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
+use std::thread::JoinHandle;
 
 /// How layers travel to a registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -144,49 +146,52 @@ impl<W: Write> Write for Feeding<'_, W> {
 }
 
 /// Gzip as a series of independent members (RFC 1952 §2.2 allows concatenation; gunzip, Go's
-/// gzip reader and every registry client read it as one stream), compressed in parallel.
+/// gzip reader and every registry client read it as one stream), compressed in parallel: a
+/// rolling window of one more block than there are cores is in flight, while this thread
+/// reads the next block and writes out the oldest member, so no core waits for a round.
 fn gzip_parallel(
     reader: &mut impl Read,
     writer: &mut impl Write,
     threads: usize,
     level: i32,
 ) -> io::Result<()> {
+    let mut in_flight: VecDeque<JoinHandle<io::Result<Vec<u8>>>> = VecDeque::new();
     let mut any = false;
     loop {
-        let mut blocks = Vec::with_capacity(threads);
-        let mut at_end = false;
-        while blocks.len() < threads && !at_end {
-            let mut block = Vec::with_capacity(GZIP_BLOCK);
-            reader
-                .by_ref()
-                .take(GZIP_BLOCK as u64)
-                .read_to_end(&mut block)?;
-            at_end = block.len() < GZIP_BLOCK;
-            if !block.is_empty() || !any {
-                blocks.push(block);
-                any = true;
+        let mut block = Vec::with_capacity(GZIP_BLOCK);
+        reader
+            .by_ref()
+            .take(GZIP_BLOCK as u64)
+            .read_to_end(&mut block)?;
+        let at_end = block.len() < GZIP_BLOCK;
+        // An empty layer is still one (empty) member.
+        if !block.is_empty() || !any {
+            any = true;
+            if in_flight.len() > threads
+                && let Some(oldest) = in_flight.pop_front()
+            {
+                write_member(oldest, writer)?;
             }
-        }
-        let members: Vec<io::Result<Vec<u8>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = blocks
-                .iter()
-                .map(|block| scope.spawn(move || gzip_member(block, level)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(io::Error::other("gzip worker panicked")))
-                })
-                .collect()
-        });
-        for member in members {
-            writer.write_all(&member?)?;
+            in_flight.push_back(std::thread::spawn(move || gzip_member(&block, level)));
         }
         if at_end {
-            return Ok(());
+            break;
         }
     }
+    while let Some(oldest) = in_flight.pop_front() {
+        write_member(oldest, writer)?;
+    }
+    Ok(())
+}
+
+fn write_member(
+    member: JoinHandle<io::Result<Vec<u8>>>,
+    writer: &mut impl Write,
+) -> io::Result<()> {
+    let member = member
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("gzip worker panicked")))?;
+    writer.write_all(&member)
 }
 
 /// One gzip member, compressed whole by libdeflate (faster than any streaming deflate at the
