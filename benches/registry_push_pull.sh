@@ -3,7 +3,8 @@
 #
 # The image is one layer of real files (the first 512 MiB of /usr/lib, sorted), stored
 # uncompressed in an rbuild store. Both tools gzip it on push (rbuild: parallel gzip members;
-# skopeo: pgzip), and both pull the same pushed image back. Prints seconds and MiB/s.
+# skopeo: pgzip), and both pull the same pushed image back. Prints wall seconds, MiB/s of the
+# uncompressed image, and CPU seconds (user + system), which the load of other processes skews less.
 #
 # Usage: benches/registry_push_pull.sh [path/to/rbuild]   (default: target/release/rbuild)
 # Needs: docker-registry, skopeo (scripts/install-deps.sh).
@@ -50,12 +51,14 @@ fresh_skopeo() {
 }
 
 timed() { # label, command...
-  local start end
+  local start end cpu
   start=$(date +%s.%N)
-  "${@:2}" >/dev/null
+  # `times` in the subshell: user and system CPU of the command's processes (the second line).
+  cpu=$( { "${@:2}" >/dev/null; times; } | awk 'NR == 2 {
+    split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
   end=$(date +%s.%N)
-  awk -v l="$1" -v s="$start" -v e="$end" -v b="$bytes" \
-    'BEGIN { t = e - s; printf "%-28s %7.2f s  %8.1f MiB/s\n", l, t, b / 1048576 / t }'
+  awk -v l="$1" -v s="$start" -v e="$end" -v b="$bytes" -v c="$cpu" \
+    'BEGIN { t = e - s; printf "%-28s %7.2f s  %8.1f MiB/s  %6.2f s CPU\n", l, t, b / 1048576 / t, c }'
 }
 
 echo "image: $(awk -v b="$bytes" 'BEGIN{printf "%.0f", b/1048576}') MiB uncompressed, $(nproc) cores" >&2
@@ -69,3 +72,11 @@ timed "push rbuild (zstd)" "$rbuild" --root "$work/store" push -q --compression 
 timed "push skopeo (zstd)" fresh_skopeo copy -q --dest-tls-verify=false --dest-compress-format zstd \
   "oci:$work/store:bench:1" "docker://$host/bench/skopeo-zstd:1"
 timed "re-push rbuild (no change)" "$rbuild" --root "$work/store" push -q bench:1 "$host/bench/rbuild:1"
+
+# What each push sent: the layer's compressed size (the last size in the manifest).
+accept="application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json"
+for repo in rbuild skopeo zstd skopeo-zstd; do
+  size=$(curl -fsS -H "Accept: $accept" "http://$host/v2/bench/$repo/manifests/1" |
+    grep -o '"size": *[0-9]*' | tail -1 | grep -o '[0-9]*$')
+  awk -v r="$repo" -v s="$size" 'BEGIN { printf "layer pushed to bench/%-12s %7.1f MiB\n", r, s / 1048576 }'
+done

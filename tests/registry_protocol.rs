@@ -5,7 +5,7 @@ mod registry_support;
 
 use oci_spec::image::Digest;
 use rbuild::registry::auth::Credential;
-use rbuild::registry::compress::{Compression, LayerSink, OpenOutput, compress_file};
+use rbuild::registry::compress::{Compression, compress_file};
 use rbuild::registry::{BlobPush, Client, ClientOptions};
 use registry_support::{Auth, PASSWORD, Registry, USER};
 use std::path::Path;
@@ -268,28 +268,25 @@ async fn skopeo_push_is_pulled_by_client(auth: Auth) {
     };
     let config: serde_json::Value = serde_json::from_slice(&config_bytes).expect("config json");
     for (i, layer) in image.layers().iter().enumerate() {
-        let out = dir.path().join(format!("pulled{i}.tar"));
-        let target = out.clone();
-        let open: OpenOutput<std::fs::File> = Box::new(move || std::fs::File::create(&target));
-        let compression = Compression::from_media_type(layer.media_type().as_ref());
-        let mut sink = LayerSink::new(open, compression).expect("sink");
+        let mut blob = Vec::new();
         client
             .get_blob(
                 "library/bb",
                 layer.digest(),
                 Some(layer.size()),
-                &mut sink,
+                &mut blob,
                 &mut |_| {},
             )
             .await
             .expect("layer");
-        sink.finish().expect("finish").sync_all().expect("sync");
-        let tar = std::fs::read(&out).expect("pulled tar");
+        let (_, mut reader) = rbuild::snapshot::decompress(blob.as_slice()).expect("compressed");
+        let mut tar = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut tar).expect("decompressing");
         assert_eq!(
             config["rootfs"]["diff_ids"][i],
             format!("sha256:{}", registry_support::sha256_hex(&tar))
         );
-        assert_eq!(std::fs::read(&out).expect("pulled tar"), tars[i]);
+        assert_eq!(tar, tars[i]);
     }
 
     // Pinned by digest, the manifest is checked against it.

@@ -496,6 +496,7 @@ fn list(store: &Store, args: ListArgs) -> CliResult {
     let mut rows: Vec<(i64, Value)> = Vec::new();
     for entry in store.images()? {
         let image = store.load_image(&entry.manifest)?;
+        let repo_digests = store.repo_digests(entry.manifest.digest())?;
         let dangling = entry.names.is_empty();
         if dangling_filter.is_some_and(|want| want != dangling) {
             continue;
@@ -534,7 +535,7 @@ fn list(store: &Store, args: ListArgs) -> CliResult {
                     "Containers": "N/A",
                     "CreatedAt": go_time(created),
                     "CreatedSince": since(created),
-                    "Digest": name.as_ref().and_then(|r| r.digest()).map_or("<none>".to_string(), |d| d.to_string()),
+                    "Digest": row_digest(name.as_ref(), &repo_digests),
                     "ID": short_id(image.id(), args.no_trunc),
                     "Repository": repository,
                     "SharedSize": "N/A",
@@ -573,8 +574,25 @@ fn list(store: &Store, args: ListArgs) -> CliResult {
     print_rows(args.format.as_deref(), default, &rows, &headers)
 }
 
+/// The DIGEST of an `images` row, as Docker shows it: the digest in the name, else the
+/// image's RepoDigest in the row's repository.
+fn row_digest(name: Option<&Reference>, repo_digests: &[String]) -> String {
+    let Some(name) = name else {
+        return "<none>".to_string();
+    };
+    if let Some(digest) = name.digest() {
+        return digest.to_string();
+    }
+    repo_digests
+        .iter()
+        .filter_map(|entry| Reference::parse(entry).ok())
+        .find(|entry| entry.name() == name.name())
+        .and_then(|entry| entry.digest().map(ToString::to_string))
+        .unwrap_or_else(|| "<none>".to_string())
+}
+
 /// `docker image inspect`'s shape for an image.
-fn inspect_value(image: &Image, names: &[String]) -> Value {
+fn inspect_value(image: &Image, names: &[String], repo_digests: &[String]) -> Value {
     let config = &image.config;
     let repo_tags: Vec<String> = names
         .iter()
@@ -586,7 +604,7 @@ fn inspect_value(image: &Image, names: &[String]) -> Value {
     json!({
         "Id": image.id().to_string(),
         "RepoTags": repo_tags,
-        "RepoDigests": [],
+        "RepoDigests": repo_digests,
         "Parent": "",
         "Comment": comment,
         "Created": config.created.clone().unwrap_or_default(),
@@ -631,7 +649,11 @@ fn inspect(store: &Store, args: InspectArgs) -> CliResult {
     let mut missing = Vec::new();
     for text in &args.images {
         match store.find_image(text) {
-            Ok(image) => values.push(inspect_value(&image, &names_of(store, &image)?)),
+            Ok(image) => values.push(inspect_value(
+                &image,
+                &names_of(store, &image)?,
+                &store.repo_digests(image.manifest_descriptor.digest())?,
+            )),
             Err(StoreError::ImageNotFound(_)) => missing.push(text.clone()),
             Err(e) => return Err(e.into()),
         }

@@ -438,7 +438,10 @@ impl Client {
         }
         let mut faults = 0;
         loop {
-            let mut location = match self.start_upload(repository, digest, mount_from).await? {
+            let mut location = match self
+                .start_upload(repository, mount_from.map(|from| (digest, from)))
+                .await?
+            {
                 None => {
                     progress(size);
                     return Ok(BlobPush::Mounted);
@@ -463,17 +466,17 @@ impl Client {
         }
     }
 
-    /// `POST …/blobs/uploads/`, with a mount request when a source repository is known.
-    /// `None` when the mount succeeded, else the upload session's URL.
+    /// `POST …/blobs/uploads/`, with a request to mount the blob `digest` from another
+    /// repository when one is given. `None` when the mount succeeded, else the upload
+    /// session's URL.
     async fn start_upload(
         &self,
         repository: &str,
-        digest: &Digest,
-        mount_from: Option<&str>,
+        mount: Option<(&Digest, &str)>,
     ) -> Result<Option<Url>, Error> {
         let mut url = self.url(&format!("{repository}/blobs/uploads/"))?;
         let mut scopes = vec![Self::push_scope(repository)];
-        if let Some(from) = mount_from.filter(|from| *from != repository) {
+        if let Some((digest, from)) = mount.filter(|(_, from)| *from != repository) {
             url.query_pairs_mut()
                 .append_pair("mount", digest.as_ref())
                 .append_pair("from", from);
@@ -584,6 +587,57 @@ impl Client {
                 Err(error) => return Err(error),
             }
         }
+        self.finish_upload(repository, location, digest).await
+    }
+
+    /// Opens an upload session and streams a blob whose digest is not known yet into it in
+    /// one PATCH (chunked transfer encoding), as Docker does while it compresses a layer.
+    /// Returns the session's URL for [`Client::finish_upload`]. Nothing is retried: the
+    /// caller holds the bytes to upload again ([`Client::push_blob`]).
+    pub async fn upload_streamed(
+        &self,
+        repository: &str,
+        body: reqwest::Body,
+    ) -> Result<Url, Error> {
+        let Some(url) = self.start_upload(repository, None).await? else {
+            return Err(Error::InvalidImage {
+                reference: repository.to_string(),
+                reason: "the registry answered a plain upload request as a mount".into(),
+            });
+        };
+        let scopes = [Self::push_scope(repository)];
+        // The body streams once: a second attempt (after an auth challenge) has none.
+        let body = std::sync::Mutex::new(Some(body));
+        let response = self
+            .send_expecting(
+                Method::PATCH,
+                &url,
+                &scopes,
+                Retry::Never,
+                |r| {
+                    let body = body.lock().ok().and_then(|mut b| b.take()).ok_or_else(|| {
+                        Error::io(
+                            "streaming a blob",
+                            std::io::Error::other("body already sent"),
+                        )
+                    })?;
+                    Ok(r.header(header::CONTENT_TYPE, "application/octet-stream")
+                        .body(body))
+                },
+                &[StatusCode::ACCEPTED],
+            )
+            .await?;
+        location(&url, response.headers())
+    }
+
+    /// Closes an upload session with the blob's digest (an empty PUT); the registry checks it.
+    pub async fn finish_upload(
+        &self,
+        repository: &str,
+        location: &Url,
+        digest: &Digest,
+    ) -> Result<(), Error> {
+        let scopes = [Self::push_scope(repository)];
         let mut url = location.clone();
         url.query_pairs_mut().append_pair("digest", digest.as_ref());
         let response = self

@@ -29,6 +29,7 @@ pub mod auth;
 mod client;
 pub mod compress;
 pub mod credentials;
+mod download;
 pub mod name;
 mod pull;
 mod push;
@@ -36,7 +37,7 @@ mod sink;
 
 pub use client::{BlobPush, Client, ClientOptions, MANIFEST_ACCEPT, Manifest};
 pub use pull::{NoProgress, Progress, Pulled, pull};
-pub use push::{Pushed, push};
+pub use push::{Pushed, push, push_at_level};
 pub use sink::{BlobSink, FileSink};
 
 use oci_spec::image::Digest;

@@ -2,8 +2,9 @@
 //! decompressed into the store as they arrive; each is checked twice, the compressed bytes
 //! against the manifest and the tar against the config's DiffID, and nothing unchecked is kept.
 
-use super::compress::{Compression, LayerSink, OpenOutput};
+use super::compress::Compression;
 use super::credentials::CredentialFile;
+use super::download::LayerDownload;
 use super::name::endpoint_host;
 use super::{Client, ClientOptions, Error};
 use crate::image::{ImageConfig, Reference};
@@ -56,15 +57,27 @@ pub(crate) fn client_for(reference: &Reference, tls_verify: bool) -> Result<Clie
 pub struct Pulled {
     pub image: Image,
     pub digest: Digest,
+    /// False when a `repo@sha256:…` reference named an image the store has: nothing moved.
+    pub fetched: bool,
 }
 
-/// Pulls `reference` into `store` and names it there. Layers the store has are not fetched.
+/// Pulls `reference` into `store` and names it there, recording its RepoDigest. Layers the
+/// store has are not fetched, and a digest reference the store has needs no network at all.
 pub async fn pull(
     store: &Store,
     reference: &Reference,
     tls_verify: bool,
     progress: &dyn Progress,
 ) -> Result<Pulled, Error> {
+    if let Some(digest) = reference.digest()
+        && let Some(manifest) = store.lookup_ref(reference)?
+    {
+        return Ok(Pulled {
+            image: store.load_image(&manifest)?,
+            digest: digest.clone(),
+            fetched: false,
+        });
+    }
     let client = client_for(reference, tls_verify)?;
     let repository = reference.path();
     let wanted = match (reference.digest(), reference.tag()) {
@@ -113,9 +126,11 @@ pub async fn pull(
             .await?;
     let image = store.put_image(&config_bytes, &layers)?;
     store.tag(reference, &image.manifest_descriptor)?;
+    store.add_repo_digest(reference, &registry_digest, &image.manifest_descriptor)?;
     Ok(Pulled {
         image,
         digest: registry_digest,
+        fetched: true,
     })
 }
 
@@ -143,31 +158,34 @@ async fn pull_layer(
         });
     }
     progress.status(&id, "Pulling fs layer");
-    let open: OpenOutput<crate::store::BlobWriter> = {
-        let (store, diff_id) = (store.clone(), diff_id.clone());
-        Box::new(move || {
-            store
-                .blob_writer(Some(&diff_id))
-                .map_err(std::io::Error::other)
-        })
-    };
-    let mut sink = LayerSink::new(open, compression)
-        .map_err(|e| Error::io(format!("starting layer {diff_id}"), e))?;
+    let mut download = LayerDownload::open(store, descriptor, diff_id, compression)?;
     let total = descriptor.size();
-    client
-        .get_blob(
-            repository,
-            descriptor.digest(),
-            Some(total),
-            &mut sink,
-            &mut |done| progress.bytes(&id, done, total),
-        )
-        .await?;
-    let writer = sink
-        .finish()
-        .map_err(|e| Error::io(format!("decompressing layer {}", descriptor.digest()), e))?;
+    let fetched = loop {
+        let fetched = client
+            .get_blob(
+                repository,
+                descriptor.digest(),
+                Some(total),
+                &mut download,
+                &mut |done| progress.bytes(&id, done, total),
+            )
+            .await;
+        if !(fetched.as_ref().is_err_and(is_mismatch) && download.resumed_from() > 0) {
+            break fetched;
+        }
+        // The bytes an earlier run left were not a prefix of this blob: fetch it whole.
+        download.start_over()?;
+    };
+    if let Err(error) = fetched {
+        // Bytes that do not hash right are no use to the next attempt; any other failure
+        // leaves the partial file for the next pull to resume.
+        if is_mismatch(&error) {
+            download.discard()?;
+        }
+        return Err(error);
+    }
     // The store checks the tar against the DiffID the config promised, and keeps it only then.
-    let blob = writer.commit()?;
+    let blob = download.finish()?;
     if let Some(compressed) = &compressed {
         store.record_compressed(diff_id, compressed)?;
     }
@@ -177,4 +195,12 @@ async fn pull_layer(
         size: blob.size,
         compressed,
     })
+}
+
+/// A download whose bytes did not match the manifest's digest or size.
+fn is_mismatch(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::DigestMismatch { .. } | Error::SizeMismatch { .. }
+    )
 }

@@ -1,8 +1,9 @@
 //! Push: an image from the store to a registry. Layers are compressed (gzip in parallel, or
-//! zstd) unless a compressed form the store remembers is on the registry already; blobs go
-//! first, in parallel, and the manifest last, so a registry never names a missing blob.
+//! zstd) unless a compressed form the store remembers is on the registry already, and
+//! uploaded while they compress; blobs go first, in parallel, and the manifest last, so a
+//! registry never names a missing blob.
 
-use super::compress::{Compression, compress_file};
+use super::compress::{Compression, compress_file_feeding};
 use super::pull::{Progress, client_for, short_id};
 use super::{BlobPush, Client, Error};
 use crate::image::{Reference, canonical_json};
@@ -11,6 +12,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use oci_spec::image::{Descriptor, Digest, ImageManifestBuilder, MediaType};
 
 const PARALLEL_LAYERS: usize = 3;
+/// Compressed pieces (gzip members of about 1 MiB) queued for the upload.
+const PIECES_IN_FLIGHT: usize = 8;
 
 /// The manifest as pushed: its digest and size, as `docker push` prints them.
 pub struct Pushed {
@@ -18,7 +21,8 @@ pub struct Pushed {
     pub size: u64,
 }
 
-/// Pushes `image` from `store` to `target` (tag `latest` when it names none).
+/// Pushes `image` from `store` to `target` (tag `latest` when it names none) and records the
+/// pushed manifest's digest as a RepoDigest of the image.
 pub async fn push(
     store: &Store,
     image: &Image,
@@ -27,10 +31,40 @@ pub async fn push(
     tls_verify: bool,
     progress: &dyn Progress,
 ) -> Result<Pushed, Error> {
+    push_at_level(
+        store,
+        image,
+        target,
+        (compression, None),
+        tls_verify,
+        progress,
+    )
+    .await
+}
+
+/// [`push`], compressing at a chosen level (`None`: the default; see
+/// [`Compression::levels`]).
+pub async fn push_at_level(
+    store: &Store,
+    image: &Image,
+    target: &Reference,
+    (compression, level): (Compression, Option<i32>),
+    tls_verify: bool,
+    progress: &dyn Progress,
+) -> Result<Pushed, Error> {
     let client = client_for(target, tls_verify)?;
     let repository = target.path();
     let layers: Vec<Descriptor> = futures_util::stream::iter(image.manifest.layers().iter())
-        .map(|layer| push_layer(&client, store, repository, layer, compression, progress))
+        .map(|layer| {
+            push_layer(
+                &client,
+                store,
+                repository,
+                layer,
+                (compression, level),
+                progress,
+            )
+        })
         .buffered(PARALLEL_LAYERS)
         .try_collect()
         .await?;
@@ -69,6 +103,7 @@ pub async fn push(
             &bytes,
         )
         .await?;
+    store.add_repo_digest(target, &digest, &image.manifest_descriptor)?;
     Ok(Pushed {
         digest,
         size: bytes.len() as u64,
@@ -81,7 +116,7 @@ async fn push_layer(
     store: &Store,
     repository: &str,
     layer: &Descriptor,
-    compression: Compression,
+    (compression, level): (Compression, Option<i32>),
     progress: &dyn Progress,
 ) -> Result<Descriptor, Error> {
     let diff_id = layer.digest();
@@ -105,36 +140,71 @@ async fn push_layer(
         .tempfile_in(store.root().join("tmp"))
         .map_err(|e| Error::io("creating a file in the store's tmp/", e))?;
     let packed = packed_file.path().to_path_buf();
-    let info = {
+    // The upload streams the compressed pieces as they come; the file keeps them for a
+    // retry after a fault, and the digest, known at the end, closes the upload.
+    let (pieces, received) =
+        tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(PIECES_IN_FLIGHT);
+    let compressing = {
         let (source, packed) = (source.clone(), packed.clone());
-        tokio::task::spawn_blocking(move || compress_file(&source, &packed, compression))
-            .await
-            .map_err(|e| Error::io("compressing a layer", std::io::Error::other(e)))?
-            .map_err(|e| Error::io(format!("compressing layer {diff_id}"), e))?
+        tokio::task::spawn_blocking(move || {
+            let mut pieces = Some(pieces);
+            compress_file_feeding(&source, &packed, compression, level, &mut |piece| {
+                // A failed upload stops taking pieces; the file is finished regardless.
+                if let Some(sender) = &pieces
+                    && sender.blocking_send(Ok(piece.to_vec())).is_err()
+                {
+                    pieces = None;
+                }
+            })
+        })
     };
+    let id = short_id(diff_id);
+    progress.status(&id, "Pushing");
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(
+        received,
+        |mut received| async move { received.recv().await.map(|piece| (piece, received)) },
+    ));
+    let streamed = client.upload_streamed(repository, body).await;
+    let info = compressing
+        .await
+        .map_err(|e| Error::io("compressing a layer", std::io::Error::other(e)))?
+        .map_err(|e| Error::io(format!("compressing layer {diff_id}"), e))?;
     let descriptor = match compression {
         Compression::Gzip => Descriptor::new(MediaType::ImageLayerGzip, info.size, info.digest),
         Compression::Zstd => Descriptor::new(MediaType::ImageLayerZstd, info.size, info.digest),
     };
-    let id = short_id(descriptor.digest());
-    progress.status(&id, "Pushing");
     let total = descriptor.size();
-    let pushed = client
-        .push_blob(
-            repository,
-            descriptor.digest(),
-            total,
-            &packed,
-            None,
-            &mut |done| progress.bytes(&id, done, total),
-        )
-        .await;
-    drop(packed_file);
-    let status = match pushed? {
-        BlobPush::Existed => "Layer already exists",
-        BlobPush::Mounted => "Mounted",
-        BlobPush::Uploaded => "Pushed",
+    let finished = match streamed {
+        Ok(location) => {
+            client
+                .finish_upload(repository, &location, descriptor.digest())
+                .await
+        }
+        Err(error) => Err(error),
     };
+    let status = match finished {
+        Ok(()) => {
+            progress.bytes(&id, total, total);
+            "Pushed"
+        }
+        // Again from the file, with the retries and resumable chunks of a known blob.
+        Err(_) => match client
+            .push_blob(
+                repository,
+                descriptor.digest(),
+                total,
+                &packed,
+                None,
+                &mut |done| progress.bytes(&id, done, total),
+            )
+            .await?
+        {
+            BlobPush::Existed => "Layer already exists",
+            BlobPush::Mounted => "Mounted",
+            BlobPush::Uploaded => "Pushed",
+        },
+    };
+    drop(packed_file);
     store.record_compressed(diff_id, &descriptor)?;
     progress.status(&id, status);
     Ok(descriptor)

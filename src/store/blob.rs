@@ -11,6 +11,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 const WRITE_BUFFER: usize = 1 << 20;
+/// Names of resumable partial downloads in tmp/, followed by the hex of the blob's digest.
+pub(super) const PARTIAL_PREFIX: &str = "partial-sha256-";
 
 /// A blob that reached `blobs/`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +65,7 @@ impl BlobWriter {
     pub(super) fn resume(store: Store, expected: Digest) -> Result<BlobWriter> {
         let tmp_path = store
             .tmp_dir()
-            .join(format!("partial-sha256-{}", sha256_hex(&expected)?));
+            .join(format!("{PARTIAL_PREFIX}{}", sha256_hex(&expected)?));
         // Lock, then check the name still leads to the locked file: the previous holder
         // may have committed (renamed) it while we waited.
         let (file, lock) = loop {
@@ -109,6 +111,24 @@ impl BlobWriter {
 
     pub(super) fn tmp_path(&self) -> &Path {
         &self.tmp_path
+    }
+
+    /// sha256 of every byte written so far, including a resumed prefix.
+    pub fn digest_so_far(&self) -> Digest {
+        digest_from_hash(&self.hasher.clone().finalize())
+    }
+
+    /// The bytes written so far, read from the start (a resumed download replays its prefix
+    /// into a decompressor this way).
+    pub fn read_back(&mut self) -> Result<File> {
+        self.out.flush().at(&self.tmp_path)?;
+        File::open(&self.tmp_path).at(&self.tmp_path)
+    }
+
+    /// Removes the file, resumable or not (its bytes are known bad, or no longer needed).
+    pub fn discard(mut self) -> Result<()> {
+        self.done = true;
+        fs::remove_file(&self.tmp_path).at(&self.tmp_path)
     }
 
     /// Makes the blob durable under its digest name and returns the digest and size.

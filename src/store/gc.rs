@@ -2,6 +2,7 @@
 //! references. Roots are index.json (named and dangling images), pins, and the leases of
 //! live processes; abandoned temporary files are those nobody holds locked.
 
+use super::blob::PARTIAL_PREFIX;
 use super::lock::{FileLock, LockMode};
 use super::refs::ref_name;
 use super::{IoContext, Result, Store, StoreError};
@@ -68,12 +69,17 @@ impl Store {
     }
 
     /// Removes what processes that ended (or were killed) left in tmp/: entries no live
-    /// process holds locked. Returns how many, and their size.
+    /// process holds locked, except partial downloads younger than [`PARTIAL_KEPT_FOR`]
+    /// (the next pull resumes them). Returns how many, and their size.
     pub fn remove_stale_temporaries(&self) -> Result<(usize, u64)> {
         let (mut count, mut bytes) = (0, 0);
         let tmp = self.tmp_dir();
         for entry in fs::read_dir(&tmp).at(&tmp)? {
-            let path = entry.at(&tmp)?.path();
+            let entry = entry.at(&tmp)?;
+            let path = entry.path();
+            if is_resumable_partial(&entry) {
+                continue;
+            }
             // Held locked by a live writer: not ours to remove.
             let Some(_held) = FileLock::try_exclusive(&path)? else {
                 continue;
@@ -244,4 +250,19 @@ pub(crate) fn remove_any(path: &Path) -> Result<()> {
         }),
         _ => Ok(()),
     }
+}
+
+/// How long an interrupted download stays resumable in tmp/.
+const PARTIAL_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// A partial download ([`Store::resume_blob_writer`]) written to within [`PARTIAL_KEPT_FOR`].
+fn is_resumable_partial(entry: &fs::DirEntry) -> bool {
+    entry
+        .file_name()
+        .to_string_lossy()
+        .starts_with(PARTIAL_PREFIX)
+        && entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age < PARTIAL_KEPT_FOR))
 }

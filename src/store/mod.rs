@@ -9,6 +9,7 @@
 //! locks/index  locks/gc                          flock(2) locks shared by rbuild processes
 //! leases/<pid>-<n>                               what running processes wrote but not yet tagged
 //! pins/<name>                                    manifests containers and build cache need
+//! repo-digests.json                              `repo@sha256:…` as on a registry → stored manifest
 //! ```
 //! Every blob reaches `blobs/` by rename after fsync and a digest check, so a crash never
 //! leaves a wrong blob under a digest name. A process holds its lease file locked while it
@@ -24,6 +25,7 @@ mod images;
 mod lock;
 mod pins;
 mod refs;
+mod repo_digests;
 mod snapshots;
 
 pub use archive::{ArchiveFormat, ImportOptions, LoadReport, SaveItem};

@@ -53,7 +53,7 @@ impl Store {
     }
 
     /// The manifest descriptor a reference names, if any. A digest reference also matches
-    /// a stored manifest with that digest.
+    /// a recorded RepoDigest, or a stored manifest with that digest.
     pub fn lookup_ref(&self, reference: &Reference) -> Result<Option<Descriptor>> {
         let index = self.index()?;
         let named = index.manifests().iter().find(|d| {
@@ -63,6 +63,9 @@ impl Store {
         });
         if let Some(found) = named {
             return Ok(Some(without_annotations(found)));
+        }
+        if let Some(found) = self.lookup_repo_digest(reference)? {
+            return Ok(Some(found));
         }
         if let (None, Some(digest)) = (reference.tag(), reference.digest()) {
             let by_digest = index.manifests().iter().find(|d| d.digest() == digest);

@@ -84,6 +84,30 @@ fn resumed_writer_continues_a_partial_blob() {
     assert_eq!(store.resume_blob_writer(&other).unwrap().offset(), 0);
 }
 
+#[test]
+fn stale_temporaries_spare_recent_partial_downloads_only() {
+    let (_dir, store) = store();
+    let (recent, old) = (sha256_digest(b"recent"), sha256_digest(b"old"));
+    for digest in [&recent, &old] {
+        let mut w = store.resume_blob_writer(digest).unwrap();
+        w.write_all(b"part").unwrap();
+        drop(w);
+    }
+    let old_path = store
+        .tmp_dir()
+        .join(format!("partial-sha256-{}", old.digest()));
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86400);
+    std::fs::File::options()
+        .write(true)
+        .open(&old_path)
+        .unwrap()
+        .set_modified(two_days_ago)
+        .unwrap();
+    assert_eq!(store.remove_stale_temporaries().unwrap().0, 1);
+    assert!(!old_path.exists());
+    assert_eq!(store.resume_blob_writer(&recent).unwrap().offset(), 4);
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(data).unwrap();

@@ -21,6 +21,9 @@ pub enum Action {
     CutRequest { after: usize },
     /// Relay the response with its first body byte changed.
     Corrupt,
+    /// Relay only this many bytes of the response body, then send nothing more until the
+    /// client goes away (a client killed mid-download).
+    Stall { after: usize },
 }
 
 /// Applies `action` to the next `times` requests whose method is `method`, whose path
@@ -58,6 +61,8 @@ impl Rule {
 pub struct FaultProxy {
     pub host: String,
     pub rules: Arc<Mutex<Vec<Arc<Rule>>>>,
+    /// The head of every request received, in order.
+    pub requests: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -74,16 +79,23 @@ impl FaultProxy {
             rules.into_iter().map(Arc::new).collect::<Vec<_>>(),
         ));
         let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(Mutex::new(Vec::new()));
         let thread = {
-            let (rules, stop, upstream) = (rules.clone(), stop.clone(), upstream.to_string());
+            let (rules, stop, upstream, requests) = (
+                rules.clone(),
+                stop.clone(),
+                upstream.to_string(),
+                requests.clone(),
+            );
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((client, _)) => {
-                            let (rules, upstream) = (rules.clone(), upstream.clone());
+                            let (rules, upstream, requests) =
+                                (rules.clone(), upstream.clone(), requests.clone());
                             std::thread::spawn(move || {
                                 let _ = client.set_nonblocking(false);
-                                let _ = handle(client, &upstream, &rules);
+                                let _ = handle(client, &upstream, &rules, &requests);
                             });
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -94,6 +106,7 @@ impl FaultProxy {
         FaultProxy {
             host,
             rules,
+            requests,
             stop,
             thread: Some(thread),
         }
@@ -167,8 +180,16 @@ fn copy_limited(from: &mut TcpStream, to: &mut TcpStream, limit: Option<usize>) 
     Ok(())
 }
 
-fn handle(mut client: TcpStream, upstream: &str, rules: &Mutex<Vec<Arc<Rule>>>) -> io::Result<()> {
+fn handle(
+    mut client: TcpStream,
+    upstream: &str,
+    rules: &Mutex<Vec<Arc<Rule>>>,
+    requests: &Mutex<Vec<String>>,
+) -> io::Result<()> {
     let head = read_head(&mut client)?;
+    if let Ok(mut requests) = requests.lock() {
+        requests.push(String::from_utf8_lossy(&head).into_owned());
+    }
     let request_line = String::from_utf8_lossy(&head)
         .lines()
         .next()
@@ -241,6 +262,11 @@ fn handle(mut client: TcpStream, upstream: &str, rules: &Mutex<Vec<Arc<Rule>>>) 
             Some(Action::CutResponse { after }) => {
                 copy_limited(&mut server, &mut client, Some(*after))?;
                 let _ = client.shutdown(Shutdown::Both);
+            }
+            Some(Action::Stall { after }) => {
+                copy_limited(&mut server, &mut client, Some(*after))?;
+                // Until the client closes its end.
+                let _ = io::copy(&mut client.try_clone()?, &mut io::sink());
             }
             Some(Action::Corrupt) => {
                 let mut first = [0u8; 1];
