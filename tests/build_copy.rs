@@ -658,3 +658,33 @@ fn copy_after_a_change_starts_from_the_last_result_and_gives_the_same_layer() {
     assert_eq!(third.read("/app/a.txt"), "second\n");
     store.fsck();
 }
+
+#[test]
+fn copy_of_many_files_keeps_every_file_mode_and_hard_link() {
+    use std::os::unix::fs::MetadataExt;
+    let store = TestStore::with_busybox();
+    let mut context = Context::new("FROM busybox\nCOPY many /many\n");
+    for index in 0..300 {
+        let mode = if index % 3 == 0 { 0o755 } else { 0o640 };
+        context = context.bytes(
+            &format!("many/d{}/f{index}", index % 7),
+            format!("content {index}\n").as_bytes(),
+            mode,
+        );
+    }
+    std::fs::hard_link(
+        context.path().join("many/d0/f0"),
+        context.path().join("many/d1/linked"),
+    )
+    .unwrap();
+    let built = store.build(&context, "many", &[]);
+    for index in 0..300 {
+        let path = format!("/many/d{}/f{index}", index % 7);
+        assert_eq!(built.read(&path), format!("content {index}\n"));
+        let mode = if index % 3 == 0 { 0o755 } else { 0o640 };
+        assert_eq!(built.owner_mode(&path), (mode, 0, 0), "{path}");
+    }
+    let first = std::fs::metadata(built.path("/many/d0/f0")).unwrap();
+    let linked = std::fs::metadata(built.path("/many/d1/linked")).unwrap();
+    assert_eq!(first.ino(), linked.ino(), "hard link kept");
+}

@@ -494,6 +494,7 @@ impl Copier<'_> {
 
     /// Copies a directory match's contents into `dest`.
     fn copy_dir(&mut self, root: &OwnedFd, matched: &Match, dest: &Path) -> Result<(), String> {
+        let mut files = Vec::new();
         for entry in &matched.entries {
             let relative = matched.context_path_of(entry);
             if entry.kind != FileKind::Dir && self.unchanged.contains(&relative) {
@@ -504,9 +505,82 @@ impl Copier<'_> {
             } else {
                 dest.join(&entry.path)
             };
-            self.copy_entry(root, &relative, entry.kind, &target, entry.path.is_empty())?;
+            if entry.kind == FileKind::File && !entry.path.is_empty() {
+                files.push((relative, target));
+            } else {
+                self.copy_entry(root, &relative, entry.kind, &target, entry.path.is_empty())?;
+            }
+        }
+        self.copy_files(root, &files)
+    }
+
+    /// Copies regular files into directories that exist by now, on every core: most of a
+    /// large COPY is creating files through the overlay. (The threads share this thread's
+    /// mount namespace and root.) A file with several links waits for the sequential pass,
+    /// which links it to the first copy.
+    fn copy_files(&mut self, root: &OwnedFd, files: &[(String, PathBuf)]) -> Result<(), String> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(files.len().div_ceil(PARALLEL_FILES_MIN));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failure = std::sync::Mutex::new(None);
+        let linked = std::sync::Mutex::new(Vec::new());
+        let this = &*self;
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((relative, target)) = files.get(index) else {
+                            return;
+                        };
+                        match this.copy_single_file(root, relative, target) {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                linked.lock().unwrap_or_else(|e| e.into_inner()).push(index)
+                            }
+                            Err(message) => {
+                                failure
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .get_or_insert(message);
+                                next.store(files.len(), std::sync::atomic::Ordering::Relaxed);
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(message) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(message);
+        }
+        let mut linked = linked.into_inner().unwrap_or_else(|e| e.into_inner());
+        linked.sort_unstable();
+        for index in linked {
+            if let Some((relative, target)) = files.get(index) {
+                self.copy_entry(root, relative, FileKind::File, target, false)?;
+            }
         }
         Ok(())
+    }
+
+    /// Copies a regular file with one link; returns false, copying nothing, for one with
+    /// several (for [`Copier::copy_entry`], which keeps them linked).
+    fn copy_single_file(
+        &self,
+        root: &OwnedFd,
+        relative: &str,
+        target: &Path,
+    ) -> Result<bool, String> {
+        let stat = fstatat(root.as_fd(), relative, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| format!("{relative}: {e}"))?;
+        if stat.st_nlink > 1 {
+            return Ok(false);
+        }
+        clear_file_target(target)?;
+        self.copy_file_content(root, relative, target, &stat)?;
+        Ok(true)
     }
 
     fn owner_of(&self, stat: &FileStat) -> Owner {
@@ -540,7 +614,6 @@ impl Copier<'_> {
         let source = if relative.is_empty() { "." } else { relative };
         let stat = fstatat(root.as_fd(), source, AtFlags::AT_SYMLINK_NOFOLLOW)
             .map_err(|e| format!("{relative}: {e}"))?;
-        let existing = fs::symlink_metadata(target).ok();
         match kind {
             FileKind::Dir => {
                 let exists_as_dir = fs::metadata(target).is_ok_and(|m| m.is_dir());
@@ -548,7 +621,7 @@ impl Copier<'_> {
                     return Ok(());
                 }
                 if !exists_as_dir {
-                    if existing.is_some() {
+                    if fs::symlink_metadata(target).is_ok() {
                         remove(target)?;
                     }
                     fs::create_dir(target)
@@ -563,17 +636,7 @@ impl Copier<'_> {
                 self.dir_times.push((target.to_path_buf(), stat));
                 return Ok(());
             }
-            _ => {
-                if let Some(existing) = existing {
-                    if existing.is_dir() {
-                        return Err(format!(
-                            "cannot replace directory {} with a file",
-                            target.display()
-                        ));
-                    }
-                    remove(target)?;
-                }
-            }
+            _ => clear_file_target(target)?,
         }
         if stat.st_nlink > 1 && kind == FileKind::File {
             let id = (stat.st_dev, stat.st_ino);
@@ -592,51 +655,7 @@ impl Copier<'_> {
                 set_times(target, stat.st_atime, stat.st_mtime, true)?;
                 return Ok(());
             }
-            FileKind::File => {
-                let fd = openat(
-                    root.as_fd(),
-                    source,
-                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| format!("{relative}: {e}"))?;
-                let mut input = fs::File::from(fd);
-                let mut output = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(target)
-                    .map_err(|e| format!("{}: {e}", target.display()))?;
-                io::copy(&mut input, &mut output)
-                    .map_err(|e| format!("{}: {e}", target.display()))?;
-                // Metadata through the open file: no more path lookups in the overlay, which
-                // cost more than the copy for small files. Owner before mode (chown clears
-                // set-id bits); a new file is root's already.
-                let failed = |e: std::io::Error| format!("{}: {e}", target.display());
-                let owner = self.owner_of(&stat);
-                if (owner.uid, owner.gid) != (0, 0) {
-                    std::os::unix::fs::fchown(&output, Some(owner.uid), Some(owner.gid))
-                        .map_err(failed)?;
-                }
-                output
-                    .set_permissions(fs::Permissions::from_mode(self.mode_of(&stat, false)))
-                    .map_err(failed)?;
-                let time = |secs: i64| {
-                    let offset = std::time::Duration::from_secs(secs.unsigned_abs());
-                    if secs < 0 {
-                        std::time::UNIX_EPOCH - offset
-                    } else {
-                        std::time::UNIX_EPOCH + offset
-                    }
-                };
-                return output
-                    .set_times(
-                        fs::FileTimes::new()
-                            .set_accessed(time(stat.st_atime))
-                            .set_modified(time(stat.st_mtime)),
-                    )
-                    .map_err(failed);
-            }
+            FileKind::File => return self.copy_file_content(root, relative, target, &stat),
             FileKind::Fifo | FileKind::CharDevice | FileKind::BlockDevice | FileKind::Socket => {
                 let kind = nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode & libc::S_IFMT);
                 nix::sys::stat::mknod(target, kind, Mode::from_bits_truncate(0o600), stat.st_rdev)
@@ -651,6 +670,58 @@ impl Copier<'_> {
         )
         .map_err(|e| e.to_string())?;
         set_times(target, stat.st_atime, stat.st_mtime, false)
+    }
+
+    /// Writes a new file at `target` (which must not exist) with the content of `relative`
+    /// and its owner, mode and times as COPY gives them.
+    fn copy_file_content(
+        &self,
+        root: &OwnedFd,
+        relative: &str,
+        target: &Path,
+        stat: &FileStat,
+    ) -> Result<(), String> {
+        let fd = openat(
+            root.as_fd(),
+            relative,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("{relative}: {e}"))?;
+        let mut input = fs::File::from(fd);
+        let mut output = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(target)
+            .map_err(|e| format!("{}: {e}", target.display()))?;
+        io::copy(&mut input, &mut output).map_err(|e| format!("{}: {e}", target.display()))?;
+        // Metadata through the open file: no more path lookups in the overlay, which
+        // cost more than the copy for small files. Owner before mode (chown clears
+        // set-id bits); a new file is root's already.
+        let failed = |e: std::io::Error| format!("{}: {e}", target.display());
+        let owner = self.owner_of(stat);
+        if (owner.uid, owner.gid) != (0, 0) {
+            std::os::unix::fs::fchown(&output, Some(owner.uid), Some(owner.gid)).map_err(failed)?;
+        }
+        output
+            .set_permissions(fs::Permissions::from_mode(self.mode_of(stat, false)))
+            .map_err(failed)?;
+        let time = |secs: i64| {
+            let offset = std::time::Duration::from_secs(secs.unsigned_abs());
+            if secs < 0 {
+                std::time::UNIX_EPOCH - offset
+            } else {
+                std::time::UNIX_EPOCH + offset
+            }
+        };
+        output
+            .set_times(
+                fs::FileTimes::new()
+                    .set_accessed(time(stat.st_atime))
+                    .set_modified(time(stat.st_mtime)),
+            )
+            .map_err(failed)
     }
 
     fn write_inline(&mut self, file: &InlineFile, target: &Path) -> Result<(), String> {
@@ -742,6 +813,21 @@ fn follow_in_root(path: &Path) -> PathBuf {
         };
     }
     current
+}
+
+/// Below this many files a COPY copies on one thread.
+const PARALLEL_FILES_MIN: usize = 64;
+
+/// Makes way for a file at `target`: whatever non-directory is there is removed.
+fn clear_file_target(target: &Path) -> Result<(), String> {
+    match fs::symlink_metadata(target) {
+        Ok(existing) if existing.is_dir() => Err(format!(
+            "cannot replace directory {} with a file",
+            target.display()
+        )),
+        Ok(_) => remove(target),
+        Err(_) => Ok(()),
+    }
 }
 
 fn remove(path: &Path) -> Result<(), String> {
