@@ -9,6 +9,7 @@
 //! locks/index  locks/gc                          flock(2) locks shared by rbuild processes
 //! leases/<pid>-<n>                               what running processes wrote but not yet tagged
 //! pins/<name>                                    manifests containers and build cache need
+//! containers/<id>                                locked by each running container's process
 //! ```
 //! Every blob reaches `blobs/` by rename after fsync and a digest check, so a crash never
 //! leaves a wrong blob under a digest name. A process holds its lease file locked while it
@@ -31,6 +32,7 @@ pub use buildcache::{CacheMountLock, CacheRecord, WorkDir};
 pub use fsck::FsckReport;
 pub use gc::{GcReport, PrunedImage};
 pub use images::{Image, Layer};
+pub use pins::ContainerPin;
 pub use refs::ImageEntry;
 
 use crate::image::ImageError;
@@ -137,6 +139,7 @@ impl Store {
             root.join("locks"),
             root.join("leases"),
             root.join("pins"),
+            root.join("containers"),
         ] {
             fs::create_dir_all(&dir).at(&dir)?;
         }
