@@ -1,7 +1,9 @@
 //! Import + extract throughput: a 1 GiB layer (RBUILD_BENCH_LAYER_MIB to change) is imported
-//! into a fresh store (hashed, written, fsynced, renamed) and unpacked as a snapshot (hashed
-//! again, extracted, synced), reported in bytes per second of layer. At the end the peak
-//! resident memory of the whole process is printed (getrusage), which bounds the import's.
+//! into a fresh store as `rbuild import` does it (written as a blob and, from the same bytes on
+//! a second thread, hashed and unpacked as the snapshot; both synced, checked, renamed), the
+//! image stored and its layer directories asked for, reported in bytes per second of layer.
+//! At the end the peak resident memory of the whole process is printed (getrusage), which
+//! bounds the import's.
 //!
 //!   cargo bench --bench import
 
@@ -65,7 +67,7 @@ fn import_and_extract(c: &mut Criterion) {
             },
             |(root, store)| {
                 let file = std::fs::File::open(&layer).expect("open layer");
-                let imported = store.import_layer(file).expect("import");
+                let imported = store.import_base_layer(file).expect("import");
                 let mut config = ImageConfig {
                     architecture: "amd64".into(),
                     os: "linux".into(),
