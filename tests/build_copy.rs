@@ -586,3 +586,75 @@ fn reading_from_a_stage_not_yet_defined_fails_instead_of_waiting_forever() {
     let log = store.build_fails(&mount, &[]);
     assert!(log.contains("Dockerfile:2"), "{log}");
 }
+
+/// The inode of `name` under every snapshot of the store that holds `relative`.
+fn snapshot_inodes(store: &TestStore, relative: &str) -> Vec<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut inodes: Vec<u64> = std::fs::read_dir(store.root().join("snapshots"))
+        .expect("snapshots dir")
+        .filter_map(|entry| std::fs::symlink_metadata(entry.ok()?.path().join(relative)).ok())
+        .map(|meta| meta.ino())
+        .collect();
+    inodes.sort_unstable();
+    inodes
+}
+
+#[test]
+fn copy_after_a_change_starts_from_the_last_result_and_gives_the_same_layer() {
+    let store = TestStore::with_busybox();
+    let context = Context::new("FROM busybox\nCOPY app /app\nRUN cat /app/a.txt > /seen\n")
+        .file("app/a.txt", "first\n")
+        .file("app/b.txt", "unchanged\n")
+        .file("app/sub/c.txt", "deep\n");
+    std::os::unix::fs::symlink("a.txt", context.path().join("app/link")).unwrap();
+    let epoch = ["--build-arg", "SOURCE_DATE_EPOCH=1700000000"];
+    let first = store.build(&context, "incremental:1", &epoch);
+    assert_eq!(first.read("/seen"), "first\n");
+
+    // One file edited, one added: the COPY re-runs and says why.
+    std::fs::write(context.path().join("app/a.txt"), "second\n").unwrap();
+    std::fs::write(context.path().join("app/sub/d.txt"), "new\n").unwrap();
+    let second = store.build(&context, "incremental:2", &epoch);
+    assert!(
+        second.log.contains("file app/a.txt changed"),
+        "{}",
+        second.log
+    );
+    assert_eq!(second.read("/app/a.txt"), "second\n");
+    assert_eq!(second.read("/app/sub/d.txt"), "new\n");
+    assert_eq!(second.read("/app/b.txt"), "unchanged\n");
+    assert_eq!(second.read("/app/link"), "second\n");
+    assert_eq!(second.read("/seen"), "second\n");
+    // The unchanged file is the last result's own inode; the edited one is new.
+    let shared = snapshot_inodes(&store, "app/b.txt");
+    assert_eq!(shared.len(), 2, "two COPY snapshots hold app/b.txt");
+    assert_eq!(
+        shared[0], shared[1],
+        "app/b.txt linked from the last result"
+    );
+    let edited = snapshot_inodes(&store, "app/a.txt");
+    assert_ne!(edited[0], edited[1], "app/a.txt written anew");
+    // The first image is untouched by the second build.
+    assert_eq!(store.cat("incremental:1", "/app/a.txt"), "first\n");
+    assert!(
+        !store
+            .run("incremental:1", &["ls", "/app/sub"])
+            .contains("d.txt")
+    );
+
+    // A full copy of the same context makes the same layers.
+    let mut no_cache = vec!["--no-cache"];
+    no_cache.extend_from_slice(&epoch);
+    store.build(&context, "incremental:full", &no_cache);
+    assert_eq!(
+        store.inspect("incremental:2")["RootFS"]["Layers"],
+        store.inspect("incremental:full")["RootFS"]["Layers"]
+    );
+
+    // A removed file sends the COPY the whole way: nothing of the last result survives.
+    std::fs::remove_file(context.path().join("app/b.txt")).unwrap();
+    let third = store.build(&context, "incremental:3", &epoch);
+    assert!(!third.exists("/app/b.txt"));
+    assert_eq!(third.read("/app/a.txt"), "second\n");
+    store.fsck();
+}

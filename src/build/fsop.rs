@@ -15,11 +15,11 @@ use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::stat::{FileStat, Mode, fstatat};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 /// Whether an ADD source is remote (an http(s) URL or a git repository), not a context path.
@@ -189,14 +189,37 @@ pub(super) fn mkdir(
 
 /// COPY and ADD. `context_selections` are the context sources as the cache key selected them;
 /// a stage or image source (`source`) is selected here, once mounted.
+/// The last result of a COPY from the context, to start this one from: its snapshot (the
+/// step's upper dir then), and the context paths whose entries are unchanged since.
+pub(super) struct CopyBase {
+    pub snapshot: PathBuf,
+    pub unchanged: HashSet<String>,
+}
+
 pub(super) fn copy(
     shared: &Shared<'_>,
     op: &CopyOp,
     fs: &FsState,
     source: Option<FsState>,
     context_selections: Vec<Selection>,
+    base: Option<CopyBase>,
 ) -> Result<WorkDir, String> {
     let dirs = StepDirs::create(shared.store, "copy-")?;
+    // Unchanged files are hard links to the last result (snapshots are never written to; a
+    // changed file is unlinked and written anew), so one edited file in a large context
+    // costs one file's copy, not the context's.
+    let unchanged = match base {
+        Some(base) => match link_snapshot(&base.snapshot, &dirs.path("upper")) {
+            Ok(true) => base.unchanged,
+            Ok(false) | Err(_) => {
+                let upper = dirs.path("upper");
+                crate::snapshot::remove_tree(&upper).map_err(|e| e.to_string())?;
+                fs::create_dir(&upper).map_err(|e| e.to_string())?;
+                HashSet::new()
+            }
+        },
+        None => HashSet::new(),
+    };
     let downloads = download_urls(op, &dirs.path("source"))?;
     let checkouts = clone_repositories(op, &dirs.path("source"))?;
     in_private_namespace(|| {
@@ -248,6 +271,7 @@ pub(super) fn copy(
             from_context,
             hardlinks: HashMap::new(),
             dir_times: Vec::new(),
+            unchanged,
         };
         copier.run(&root_fd, &selections, &downloads_fd, &downloads)?;
         // A repository's tree goes into the destination as a directory source does.
@@ -367,6 +391,8 @@ struct Copier<'a> {
     hardlinks: HashMap<(u64, u64), PathBuf>,
     /// Directories whose times are set after their contents are copied.
     dir_times: Vec<(PathBuf, FileStat)>,
+    /// Context paths already in the upper dir, linked from the last result ([`CopyBase`]).
+    unchanged: HashSet<String>,
 }
 
 impl Copier<'_> {
@@ -470,6 +496,9 @@ impl Copier<'_> {
     fn copy_dir(&mut self, root: &OwnedFd, matched: &Match, dest: &Path) -> Result<(), String> {
         for entry in &matched.entries {
             let relative = matched.context_path_of(entry);
+            if entry.kind != FileKind::Dir && self.unchanged.contains(&relative) {
+                continue;
+            }
             let target = if entry.path.is_empty() {
                 dest.to_path_buf()
             } else {
@@ -1088,27 +1117,101 @@ pub(super) fn context_bind_source(
 
 /// Copies a tree keeping modes, owners, symlinks and times.
 fn copy_host_tree(source: &Path, out: &Path) -> Result<(), String> {
-    let mut entries = Vec::new();
-    for entry in walkdir::WalkDir::new(source).follow_links(false) {
-        let entry = entry.map_err(|e| e.to_string())?;
-        let relative = entry
-            .path()
-            .strip_prefix(source)
-            .map_err(|e| e.to_string())?;
-        let target = if relative.as_os_str().is_empty() {
-            out.to_path_buf()
-        } else {
-            out.join(relative)
-        };
-        entries.push((entry.path().to_path_buf(), target));
-    }
+    let entries = entries_under(source, out)
+        .map(|entry| entry.map(|(entry, target)| (entry.into_path(), target)))
+        .collect::<Result<Vec<_>, String>>()?;
     copy_host_entries(entries)
+}
+
+/// Every entry under `source` (itself first, parents before children) with its place under
+/// `out`.
+fn entries_under<'a>(
+    source: &'a Path,
+    out: &'a Path,
+) -> impl Iterator<Item = Result<(walkdir::DirEntry, PathBuf), String>> + 'a {
+    walkdir::WalkDir::new(source)
+        .follow_links(false)
+        .into_iter()
+        .map(move |entry| {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let relative = entry
+                .path()
+                .strip_prefix(source)
+                .map_err(|e| e.to_string())?;
+            let target = if relative.as_os_str().is_empty() {
+                out.to_path_buf()
+            } else {
+                out.join(relative)
+            };
+            Ok((entry, target))
+        })
+}
+
+/// Fills the empty dir `upper` with `snapshot`'s tree: directories made anew with their
+/// metadata, files and symlinks hard-linked (on every core: a link costs a path lookup or
+/// two, and a large context has tens of thousands). Returns false, doing nothing, for a
+/// snapshot with what a link cannot carry or overlay reads specially: whiteouts and other
+/// devices, fifos, sockets, directories with extended attributes other than overlay's
+/// bookkeeping (an opaque marker, or one a layer would carry).
+fn link_snapshot(snapshot: &Path, upper: &Path) -> Result<bool, String> {
+    use rayon::prelude::*;
+    let mut dirs = Vec::new();
+    let mut links = Vec::new();
+    for entry in entries_under(snapshot, upper) {
+        let (entry, target) = entry?;
+        let kind = entry.file_type();
+        if kind.is_file() || kind.is_symlink() {
+            links.push((entry.into_path(), target));
+        } else if kind.is_dir()
+            && crate::snapshot::list_xattrs(entry.path().as_os_str().as_encoded_bytes())
+                .map_err(|e| e.to_string())?
+                .iter()
+                .all(|(name, _)| {
+                    crate::snapshot::is_overlay_xattr(name) && !name.ends_with(b".opaque")
+                })
+        {
+            dirs.push((entry.into_path(), target));
+        } else {
+            return Ok(false);
+        }
+    }
+    // Parents before children; `upper` (the first) exists already.
+    let mut times = Vec::with_capacity(dirs.len());
+    for (index, (dir, target)) in dirs.iter().enumerate() {
+        let metadata = fs::symlink_metadata(dir).map_err(|e| e.to_string())?;
+        if index > 0 {
+            fs::create_dir(target).map_err(|e| format!("{}: {e}", target.display()))?;
+        }
+        set_owner_mode(target, &metadata)?;
+        times.push((target, metadata));
+    }
+    links.par_iter().try_for_each(|(from, to)| {
+        fs::hard_link(from, to).map_err(|e| format!("{}: {e}", to.display()))
+    })?;
+    for (dir, metadata) in times.into_iter().rev() {
+        set_times(dir, metadata.atime(), metadata.mtime(), false)?;
+    }
+    Ok(true)
+}
+
+fn set_owner_mode(target: &Path, metadata: &fs::Metadata) -> Result<(), String> {
+    chown(
+        target,
+        Owner {
+            uid: metadata.uid(),
+            gid: metadata.gid(),
+        },
+    )?;
+    if !metadata.file_type().is_symlink() {
+        fs::set_permissions(target, fs::Permissions::from_mode(metadata.mode() & 0o7777))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Copies `(host path, target)` pairs, parents before children, keeping modes, owners,
 /// symlinks and directory times.
 fn copy_host_entries(entries: impl IntoIterator<Item = (PathBuf, PathBuf)>) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
     let mut dirs = Vec::new();
     for (host, target) in entries {
         let metadata =
@@ -1126,20 +1229,7 @@ fn copy_host_entries(entries: impl IntoIterator<Item = (PathBuf, PathBuf)>) -> R
             // Sockets, fifos and devices are not copied into a mount.
             continue;
         }
-        chown(
-            &target,
-            Owner {
-                uid: metadata.uid(),
-                gid: metadata.gid(),
-            },
-        )?;
-        if !kind.is_symlink() {
-            fs::set_permissions(
-                &target,
-                fs::Permissions::from_mode(metadata.mode() & 0o7777),
-            )
-            .map_err(|e| e.to_string())?;
-        }
+        set_owner_mode(&target, &metadata)?;
     }
     for (dir, metadata) in dirs.into_iter().rev() {
         set_times(&dir, metadata.atime(), metadata.mtime(), false)?;

@@ -13,7 +13,7 @@ pub mod options;
 mod reasons;
 mod run;
 
-use crate::context::{Context, ContextError, StatCache};
+use crate::context::{Context, ContextError, FileKind, StatCache};
 use crate::image::{History, ImageConfig, RootFs, chain_ids, host_platform, sha256_digest};
 use crate::plan::{Base, Op, Plan, Source, Stage, Step};
 use crate::progress::{Event, StepId};
@@ -585,10 +585,18 @@ impl Shared<'_> {
             None => {
                 let mut inputs_json = inputs_json;
                 inputs_json["source_entries"] = serde_json::json!(&sources);
+                let earlier = previous
+                    .as_ref()
+                    .filter(|_| !no_cache)
+                    .and_then(|key| reasons::earlier(self.store, key));
                 let reason = if no_cache {
                     "--no-cache".to_owned()
                 } else {
-                    reasons::explain(self.store, previous.as_ref(), &inputs_json)
+                    reasons::explain(
+                        previous.as_ref(),
+                        earlier.as_ref().map(|(_, inputs)| inputs),
+                        &inputs_json,
+                    )
                 };
                 self.emit(Event::CacheMiss { step: id, reason });
                 let upper = match &step.op {
@@ -597,7 +605,13 @@ impl Shared<'_> {
                     }
                     Op::Copy(copy) => {
                         let source = source_states.first().cloned().flatten();
-                        fsop::copy(self, copy, fs, source, selections).map_err(fail)?
+                        let base = earlier
+                            .as_ref()
+                            .filter(|_| copy.from == Source::Context)
+                            .and_then(|(record, before)| {
+                                self.copy_base(record, before, &inputs_json, &sources, &selections)
+                            });
+                        fsop::copy(self, copy, fs, source, selections, base).map_err(fail)?
                     }
                     Op::Mkdir { path, user } => {
                         fsop::mkdir(self.store, fs, path, user).map_err(fail)?
@@ -623,7 +637,8 @@ impl Shared<'_> {
                         size: next.layers.last().map_or(0, |l| l.layer.size),
                         chain_id: next.chain_id().cloned(),
                         created: next.created.clone(),
-                        inputs: inputs_json,
+                        inputs: serde_json::value::to_raw_value(&inputs_json)
+                            .map_err(|e| BuildError::Other(format!("cache record: {e}")))?,
                     },
                 )?;
                 next
@@ -639,6 +654,69 @@ impl Shared<'_> {
             self.emit(Event::done(id, started.elapsed()));
         }
         Ok(next)
+    }
+
+    /// The last result of this COPY step to start from, when all that changed since is some
+    /// of its context files: same parent, instruction and options, every source a directory,
+    /// no entry removed or of another kind. `None` sends it the whole way.
+    fn copy_base(
+        &self,
+        record: &CacheRecord,
+        before: &serde_json::Value,
+        now: &serde_json::Value,
+        sources: &[crate::context::SourceHash],
+        selections: &[crate::context::Selection],
+    ) -> Option<fsop::CopyBase> {
+        // A step that changed nothing names its parent's snapshot, not a result of its own.
+        record.diff_id.as_ref()?;
+        if ["parent", "instruction", "op", "network", "from"]
+            .iter()
+            .any(|field| before[field] != now[field])
+        {
+            return None;
+        }
+        if selections
+            .iter()
+            .any(|s| s.matches.iter().any(|m| m.kind != FileKind::Dir))
+        {
+            return None;
+        }
+        let earlier = <Vec<crate::context::SourceHash> as serde::Deserialize>::deserialize(
+            &before["source_entries"],
+        )
+        .ok()?;
+        if earlier.len() != sources.len() {
+            return None;
+        }
+        let mut unchanged = std::collections::HashSet::new();
+        for (was, is) in earlier.iter().zip(sources) {
+            if was.source != is.source {
+                return None;
+            }
+            let then: std::collections::HashMap<&str, &crate::context::EntryDigest> =
+                was.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+            let mut kept = 0;
+            for entry in &is.entries {
+                let Some(old) = then.get(entry.path.as_str()) else {
+                    continue;
+                };
+                if old.kind != entry.kind {
+                    return None;
+                }
+                kept += 1;
+                if old.digest == entry.digest {
+                    unchanged.insert(entry.path.clone());
+                }
+            }
+            if kept != was.entries.len() {
+                return None;
+            }
+        }
+        let snapshot = self.store.snapshot_path(record.chain_id.as_ref()?).ok()?;
+        snapshot.is_dir().then_some(fsop::CopyBase {
+            snapshot,
+            unchanged,
+        })
     }
 
     /// The state after a step found in the cache, when its layer is still in the store.

@@ -2,19 +2,26 @@
 //! at its last build. No other builder tells its users this.
 
 use crate::context::SourceHash;
-use crate::store::Store;
+use crate::store::{CacheRecord, Store};
 use oci_spec::image::Digest;
 use serde_json::Value;
 
-/// One sentence naming what changed.
-pub(super) fn explain(store: &Store, previous: Option<&Digest>, now: &Value) -> String {
-    let Some(previous) = previous else {
+/// The record of the step position's last build and its inputs, when still in the cache.
+pub(super) fn earlier(store: &Store, previous: &Digest) -> Option<(CacheRecord, Value)> {
+    let record = store.cache_record(previous).ok()??;
+    let inputs = serde_json::from_str(record.inputs.get()).ok()?;
+    Some((record, inputs))
+}
+
+/// One sentence naming what changed since the last build (`previous`, whose inputs were
+/// `before` when still known).
+pub(super) fn explain(previous: Option<&Digest>, before: Option<&Value>, now: &Value) -> String {
+    if previous.is_none() {
         return "no earlier build of this step".to_owned();
-    };
-    let Ok(Some(record)) = store.cache_record(previous) else {
+    }
+    let Some(before) = before else {
         return "the earlier build of this step is no longer in the cache".to_owned();
     };
-    let before = &record.inputs;
     if before["instruction"] != now["instruction"] {
         return "the instruction changed".to_owned();
     }
@@ -71,7 +78,7 @@ fn changed_env(before: &Value, now: &Value) -> Option<String> {
 
 /// `file path/in/context changed` from the content hashes of the sources.
 fn changed_sources(before: &Value, now: &Value) -> Option<String> {
-    let parse = |v: &Value| serde_json::from_value::<Vec<SourceHash>>(v.clone()).ok();
+    let parse = |v: &Value| <Vec<SourceHash> as serde::Deserialize>::deserialize(v).ok();
     let (old, new) = (parse(before)?, parse(now)?);
     if old == new {
         return None;

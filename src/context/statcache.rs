@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const MAGIC: &[u8; 8] = b"RBSTAT1\n";
@@ -78,6 +78,8 @@ pub struct HashStats {
 pub struct StatCache {
     file: Option<PathBuf>,
     entries: Mutex<HashMap<FileId, (Validity, [u8; 32])>>,
+    /// The file is read on first use: most builds copy nothing from the context.
+    loaded: Once,
     dirty: AtomicBool,
     files_read: AtomicU64,
     bytes_read: AtomicU64,
@@ -90,6 +92,7 @@ impl StatCache {
         StatCache {
             file: None,
             entries: Mutex::new(HashMap::new()),
+            loaded: Once::new(),
             dirty: AtomicBool::new(false),
             files_read: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
@@ -97,24 +100,34 @@ impl StatCache {
         }
     }
 
-    /// Loads the cache kept in `cache_dir` (created if missing); [`StatCache::save`] writes it
-    /// back.
+    /// The cache kept in `cache_dir` (created if missing), read when first asked;
+    /// [`StatCache::save`] writes it back.
     pub fn open(cache_dir: &Path) -> Result<StatCache, ContextError> {
         std::fs::create_dir_all(cache_dir).map_err(io_error(cache_dir))?;
-        let file = cache_dir.join(FILE_NAME);
         let mut cache = StatCache::in_memory();
-        if let Ok(bytes) = std::fs::read(&file)
-            && let Some(records) = bytes.strip_prefix(MAGIC.as_slice())
-            && records.len() % RECORD_LEN == 0
-        {
-            let entries = cache.entries.get_mut().unwrap_or_else(|e| e.into_inner());
-            for record in records.chunks_exact(RECORD_LEN) {
-                let (id, validity, digest) = decode(record);
-                entries.insert(id, (validity, digest));
-            }
-        }
-        cache.file = Some(file);
+        cache.file = Some(cache_dir.join(FILE_NAME));
         Ok(cache)
+    }
+
+    /// The entries, read from the file the first time.
+    fn entries(&self) -> MutexGuard<'_, HashMap<FileId, (Validity, [u8; 32])>> {
+        self.loaded.call_once(|| {
+            let Some(file) = &self.file else {
+                return;
+            };
+            if let Ok(bytes) = std::fs::read(file)
+                && let Some(records) = bytes.strip_prefix(MAGIC.as_slice())
+                && records.len() % RECORD_LEN == 0
+            {
+                let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+                entries.reserve(records.len() / RECORD_LEN);
+                for record in records.chunks_exact(RECORD_LEN) {
+                    let (id, validity, digest) = decode(record);
+                    entries.insert(id, (validity, digest));
+                }
+            }
+        });
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Writes the cache back atomically when it changed.
@@ -127,7 +140,7 @@ impl StatCache {
         }
         let mut bytes = Vec::new();
         {
-            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            let entries = self.entries();
             bytes.reserve(MAGIC.len() + entries.len() * RECORD_LEN);
             bytes.extend_from_slice(MAGIC);
             for (id, (validity, digest)) in entries.iter() {
@@ -164,7 +177,7 @@ impl StatCache {
         };
         let validity = Validity::of(metadata);
         {
-            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            let entries = self.entries();
             if let Some((cached, digest)) = entries.get(&id)
                 && *cached == validity
             {
@@ -175,7 +188,10 @@ impl StatCache {
         let read_start = SystemTime::now();
         let mut file = std::fs::File::open(path).map_err(io_error(path))?;
         let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 256 * 1024];
+        // Sized to the file: a fixed 256 KiB buffer is an mmap, page faults and a munmap for
+        // each of a context's many small files.
+        let length = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
+        let mut buffer = vec![0u8; length.saturating_add(1).clamp(4096, 256 * 1024)];
         let mut total = 0u64;
         loop {
             let n = file.read(&mut buffer).map_err(io_error(path))?;
@@ -191,8 +207,7 @@ impl StatCache {
         let after = file.metadata().map_err(io_error(path))?;
         let unchanged = Validity::of(&after) == validity && after.ino() == id.inode;
         if unchanged && !validity.is_racy(read_start) {
-            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            entries.insert(id, (validity, digest));
+            self.entries().insert(id, (validity, digest));
             self.dirty.store(true, Ordering::Release);
         }
         Ok(digest)

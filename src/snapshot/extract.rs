@@ -840,7 +840,7 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
             let record = record?;
             let key = record.key_bytes();
             if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                if !name.starts_with(b"trusted.overlay.") && !name.starts_with(b"user.overlay.") {
+                if !super::is_overlay_xattr(name) {
                     meta.xattrs
                         .push((name.to_vec(), record.value_bytes().to_vec()));
                 }

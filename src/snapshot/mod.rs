@@ -13,6 +13,7 @@ pub use compression::{Compression, decoder, decompress, sniff};
 pub use extract::{
     ExtractOptions, ExtractSummary, MAX_WARNINGS, OverlayXattrs, WhiteoutHandling, extract_layer,
 };
+pub(crate) use fsat::list_xattrs;
 pub use fsat::remove_tree;
 pub use write::{LayerDigest, WriteOptions, write_layer};
 
@@ -23,6 +24,12 @@ use std::path::PathBuf;
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 /// Name of the entry that marks its directory opaque: the layers below contribute nothing to it.
 pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+
+/// Whether an xattr is in a namespace overlayfs uses for its own bookkeeping (opaque markers,
+/// uuids, origins): never part of a layer as such.
+pub(crate) fn is_overlay_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
+}
 
 /// Everything that can go wrong writing or extracting a layer.
 #[derive(Debug, thiserror::Error)]

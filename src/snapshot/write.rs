@@ -34,8 +34,6 @@ const NAME_FIELD: usize = 100;
 /// Largest value the 12-byte octal size field holds; larger files carry a PAX `size` record.
 const MAX_OCTAL_SIZE: u64 = 0o77_777_777_777;
 const PAX_XATTR: &str = "SCHILY.xattr.";
-/// xattr namespaces overlayfs uses for its own bookkeeping; never part of a layer.
-const OVERLAY_XATTR_PREFIXES: [&[u8]; 2] = [b"trusted.overlay.", b"user.overlay."];
 
 /// Writes the tree under `root` (not `root` itself) as a layer tar to `out`: entries in path
 /// order (each directory's names sorted bytewise, a directory before its content), numeric
@@ -119,7 +117,7 @@ impl<W: Write> LayerWriter<'_, W> {
         let xattrs = fsat::list_xattrs(path.as_os_str().as_bytes()).map_err(io_err)?;
         let mut opaque = false;
         for (key, value) in xattrs {
-            if OVERLAY_XATTR_PREFIXES.iter().any(|p| key.starts_with(p)) {
+            if super::is_overlay_xattr(&key) {
                 opaque |= key.ends_with(b".overlay.opaque") && value == b"y";
                 continue;
             }

@@ -1,12 +1,13 @@
 //! Writing blobs: hashed while written into tmp/, fsynced, checked, renamed into blobs/.
 
+use super::direct::BlobFile;
 use super::lock::{FileLock, LockMode, same_file};
 use super::{IoContext, Result, Store, StoreError, sha256_hex, sync_parent};
 use crate::image::digest_from_hash;
 use oci_spec::image::Digest;
 use sha2::{Digest as _, Sha256};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 const WRITE_BUFFER: usize = 1 << 20;
@@ -25,7 +26,7 @@ pub struct CommittedBlob {
 /// [`commit`]: BlobWriter::commit
 pub struct BlobWriter {
     store: Store,
-    out: BufWriter<File>,
+    out: BlobFile,
     /// Held on a duplicate descriptor while writing, so collectors and other resumers wait.
     _lock: FileLock,
     tmp_path: PathBuf,
@@ -47,7 +48,7 @@ impl BlobWriter {
         let (lock, file, tmp_path) = FileLock::create_locked(&store.tmp_dir(), "blob-")?;
         Ok(BlobWriter {
             store,
-            out: BufWriter::with_capacity(WRITE_BUFFER, file),
+            out: BlobFile::new(file, true),
             _lock: lock,
             tmp_path,
             hasher: Sha256::new(),
@@ -88,7 +89,8 @@ impl BlobWriter {
         io::Seek::seek(&mut file, io::SeekFrom::End(0)).at(&tmp_path)?;
         Ok(BlobWriter {
             store,
-            out: BufWriter::with_capacity(WRITE_BUFFER, file),
+            // Resumed at the end of what an earlier attempt wrote: not block-aligned.
+            out: BlobFile::new(file, false),
             _lock: lock,
             tmp_path,
             hasher,
@@ -156,7 +158,7 @@ impl BlobWriter {
 
     fn sync_and_check(&mut self) -> Result<Digest> {
         self.out.flush().at(&self.tmp_path)?;
-        self.out.get_ref().sync_data().at(&self.tmp_path)?;
+        self.out.file().sync_data().at(&self.tmp_path)?;
         if !self.hashing {
             return self.expected.clone().ok_or_else(|| {
                 StoreError::Invalid("a layer writer was committed without its digest".into())

@@ -21,7 +21,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The outcome of one build step, found again by its cache key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CacheRecord {
     /// The layer the step made; `None` when it changed nothing.
     pub diff_id: Option<Digest>,
@@ -32,8 +32,9 @@ pub struct CacheRecord {
     /// it gives the same image ID.
     #[serde(default)]
     pub created: Option<String>,
-    /// What went into the key, kept to explain a later miss.
-    pub inputs: serde_json::Value,
+    /// What went into the key, kept to explain a later miss: left unparsed until then (with a
+    /// large context it is most of the record, and a hit does not read it).
+    pub inputs: Box<serde_json::value::RawValue>,
 }
 
 /// A directory under tmp/, held locked so a collector leaves it alone, removed on drop.

@@ -18,6 +18,7 @@
 mod archive;
 mod blob;
 mod buildcache;
+mod direct;
 mod fsck;
 mod gc;
 mod images;

@@ -1,0 +1,207 @@
+//! The file behind a blob being written. Full chunks go to disk on a thread of their own, with
+//! O_DIRECT where the filesystem takes it; the tail goes through the page cache.
+//!
+//! Why: layers are the store's big writes (a build step's layer, an import, a pull). Through
+//! the page cache every byte was copied once more, then waited for writeback behind every
+//! other dirty page before the fdatasync that commits the blob could return. On this
+//! machine's disk, 768 MiB took 2–4 s buffered + fdatasync and 0.6–0.7 s direct while other
+//! work wrote. The thread lets the producer tar and hash the next chunk while the last one
+//! is written.
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+/// Bytes handed to the writer thread at once: a multiple of [`ALIGN`].
+const CHUNK: usize = 4 << 20;
+/// O_DIRECT's alignment of memory, length and file offset (a logical block is at most this).
+const ALIGN: usize = 4096;
+/// Chunks in flight: one filling while one is written.
+const CHUNKS: usize = 2;
+
+/// A buffer whose data starts on an [`ALIGN`] boundary.
+struct Chunk {
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Chunk {
+    fn new() -> Chunk {
+        let storage = vec![0u8; CHUNK + ALIGN];
+        let address = storage.as_ptr() as usize;
+        Chunk {
+            storage,
+            start: (ALIGN - address % ALIGN) % ALIGN,
+            len: 0,
+        }
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.len]
+    }
+
+    /// Copies as much of `bytes` as fits; returns how much.
+    fn fill(&mut self, bytes: &[u8]) -> usize {
+        let n = bytes.len().min(CHUNK - self.len);
+        let at = self.start + self.len;
+        self.storage[at..at + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+        n
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == CHUNK
+    }
+}
+
+/// The writer thread and the channels that carry chunks to it and back.
+struct WriteBehind {
+    full: SyncSender<Chunk>,
+    empty: Receiver<Chunk>,
+    thread: JoinHandle<io::Result<()>>,
+}
+
+/// Sequential writes to a file, chunked and written behind.
+pub(super) struct BlobFile {
+    file: File,
+    chunk: Chunk,
+    behind: Option<WriteBehind>,
+    allocated: usize,
+    /// Whether the file offset is still a multiple of [`ALIGN`] (nothing but whole chunks
+    /// written from an aligned start), the condition for O_DIRECT.
+    aligned: bool,
+    /// Whether the file is open with O_DIRECT.
+    direct: bool,
+}
+
+impl BlobFile {
+    /// Writes to `file` from its current offset; `aligned` says that offset is a multiple of
+    /// the block size (a new file), so whole chunks may bypass the page cache.
+    pub(super) fn new(file: File, aligned: bool) -> BlobFile {
+        BlobFile {
+            file,
+            chunk: Chunk::new(),
+            behind: None,
+            allocated: 1,
+            aligned,
+            direct: false,
+        }
+    }
+
+    pub(super) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Hands the full chunk to the writer thread (started on first use) and takes an empty one.
+    fn ship(&mut self) -> io::Result<()> {
+        if self.behind.is_none() {
+            self.behind = Some(self.start_behind()?);
+        }
+        let Some(behind) = &self.behind else {
+            return Ok(());
+        };
+        let next = match behind.empty.try_recv() {
+            Ok(chunk) => chunk,
+            Err(_) if self.allocated < CHUNKS => {
+                self.allocated += 1;
+                Chunk::new()
+            }
+            Err(_) => match behind.empty.recv() {
+                Ok(chunk) => chunk,
+                Err(_) => return self.stop(),
+            },
+        };
+        let full = std::mem::replace(&mut self.chunk, next);
+        if behind.full.send(full).is_err() {
+            // The thread ended on an error: report it.
+            return self.stop();
+        }
+        Ok(())
+    }
+
+    fn start_behind(&mut self) -> io::Result<WriteBehind> {
+        if self.aligned && !self.direct {
+            // A filesystem without direct I/O refuses the flag: then the page cache it is.
+            self.direct = set_direct(&self.file, true).is_ok();
+        }
+        let file = self.file.try_clone()?;
+        let (full, full_chunks) = sync_channel::<Chunk>(1);
+        let (empty_chunks, empty) = sync_channel::<Chunk>(CHUNKS);
+        let thread = std::thread::Builder::new()
+            .name("blob-writer".into())
+            .spawn(move || {
+                for mut chunk in full_chunks {
+                    (&file).write_all(chunk.data())?;
+                    chunk.len = 0;
+                    let _ = empty_chunks.send(chunk);
+                }
+                Ok(())
+            })?;
+        Ok(WriteBehind {
+            full,
+            empty,
+            thread,
+        })
+    }
+
+    /// Waits for the chunks in flight; returns the thread's error, if it had one.
+    fn stop(&mut self) -> io::Result<()> {
+        let Some(WriteBehind {
+            full,
+            empty,
+            thread,
+        }) = self.behind.take()
+        else {
+            return Ok(());
+        };
+        drop(full);
+        let result = thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the blob writer thread panicked")));
+        // The chunks it held are gone with it.
+        drop(empty);
+        self.allocated = 1;
+        result
+    }
+}
+
+impl Write for BlobFile {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let n = self.chunk.fill(bytes);
+        if self.chunk.is_full() {
+            self.ship()?;
+        }
+        Ok(n)
+    }
+
+    /// Writes everything out: the chunks in flight, then the tail through the page cache
+    /// (a tail shorter than a block cannot be written direct), after which the offset is no
+    /// longer aligned.
+    fn flush(&mut self) -> io::Result<()> {
+        self.stop()?;
+        if self.chunk.len > 0 {
+            if self.direct {
+                set_direct(&self.file, false)?;
+                self.direct = false;
+            }
+            self.aligned = false;
+            (&self.file).write_all(self.chunk.data())?;
+            self.chunk.len = 0;
+        }
+        Ok(())
+    }
+}
+
+fn set_direct(file: &File, on: bool) -> io::Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(file, FcntlArg::F_GETFL)?);
+    let flags = if on {
+        flags | OFlag::O_DIRECT
+    } else {
+        flags - OFlag::O_DIRECT
+    };
+    fcntl(file, FcntlArg::F_SETFL(flags))?;
+    Ok(())
+}
