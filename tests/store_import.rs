@@ -65,6 +65,11 @@ fn imported_busybox_is_read_by_skopeo_and_umoci_and_equals_the_tarball() {
         tree_listing(&bundle.join("rootfs")),
         tree_listing(&expected)
     );
+    // Unpacked on the way in, as the snapshot of its ChainID (its DiffID, a base layer).
+    let snapshot = root
+        .join("snapshots")
+        .join(&expected_diff_id["sha256:".len()..]);
+    assert_eq!(tree_listing(&snapshot), tree_listing(&expected));
 
     let images = rbuild(&root, &["images"]);
     let mut lines = images.lines();

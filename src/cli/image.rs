@@ -776,7 +776,8 @@ fn remove_one(store: &Store, text: &str, force: bool) -> CliResult<bool> {
         .pins()?
         .into_iter()
         .find(|(_, pinned)| pinned.contains(image.manifest_descriptor.digest()))
-        .map(|(name, _)| name);
+        // Container IDs shown truncated, as Docker's TruncateID.
+        .map(|(name, _)| name.chars().take(12).collect::<String>());
     if let (true, Some(user), false) = (last_name, &user, force) {
         return Err(CliError::Usage(format!(
             "conflict: unable to remove repository reference {text:?} (must force) - container {user} is using its referenced image {}",

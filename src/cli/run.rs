@@ -4,7 +4,6 @@
 use clap::Args;
 use rbuild::sandbox::{self, Limits, Mount, MountKind, Network, Request, Rootfs, Runtime, Stdio};
 use rbuild::store::Store;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -267,19 +266,6 @@ pub fn command_line(
     entrypoint.into_iter().chain(cmd).collect()
 }
 
-fn random_hostname() -> String {
-    let mut bytes = [0u8; 6];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if read.is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        bytes.copy_from_slice(&nanos.to_le_bytes()[..6]);
-    }
-    hex::encode(bytes)
-}
-
 /// `--runtime`: `embedded` (the default), or an OCI runtime by name (`runc`, `crun`) or path.
 pub(crate) fn runtime(name: &str) -> Runtime {
     match name {
@@ -322,6 +308,8 @@ fn execute(root: Option<PathBuf>, args: RunArgs) -> Result<u8, RunError> {
 
     let store = Store::open(root.unwrap_or_else(Store::default_root))?;
     let image = store.find_image(&args.image)?;
+    // Held until the container exits (dropped on return): rmi refuses the image meanwhile.
+    let pin = store.pin_container(image.manifest_descriptor.digest())?;
     let config = image.config.config.clone().unwrap_or_default();
     let command = command_line(
         config.entrypoint.as_deref().unwrap_or_default(),
@@ -332,7 +320,11 @@ fn execute(root: Option<PathBuf>, args: RunArgs) -> Result<u8, RunError> {
     if command.is_empty() {
         return Err(RunError::NoCommand);
     }
-    let hostname = args.hostname.clone().unwrap_or_else(random_hostname);
+    // Docker's default host name: the container ID's first 12 digits.
+    let hostname = args
+        .hostname
+        .clone()
+        .unwrap_or_else(|| pin.id().chars().take(12).collect());
     let lowerdirs = store.layer_dirs(&image)?;
     // --rm: the upper dir is thrown away, so it goes on tmpfs where there is one.
     let scratch_parent = sandbox::scratch_dir();
@@ -393,7 +385,9 @@ fn execute(root: Option<PathBuf>, args: RunArgs) -> Result<u8, RunError> {
         forward_signals: true,
     };
     let status = sandbox::run(&request, &mut |_, _| {})?;
-    // The container's upper dir goes with `scratch` (--rm).
+    // The container has exited: its image is free again. Its upper dir goes with `scratch`
+    // (--rm).
+    drop(pin);
     Ok(status.code().clamp(0, 255) as u8)
 }
 

@@ -39,7 +39,17 @@ impl Compression {
 
 /// Detects the compression of `input` by its first bytes and returns a streaming reader of the
 /// decompressed bytes.
-pub fn decompress<'a, R: Read + 'a>(mut input: R) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+pub fn decompress<'a, R: Read + 'a>(input: R) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    let (compression, whole) = sniff(input)?;
+    Ok((compression, decoder(compression, whole)?))
+}
+
+/// A stream with its first bytes, read to recognise it, put back in front.
+pub type Sniffed<R> = io::Chain<Cursor<Vec<u8>>, R>;
+
+/// Detects the compression of `input` by its first bytes; returns it and the whole stream,
+/// still compressed, for [`decoder`].
+pub fn sniff<R: Read>(mut input: R) -> io::Result<(Compression, Sniffed<R>)> {
     let mut prefix = [0u8; ZSTD_MAGIC.len()];
     let mut filled = 0;
     while filled < prefix.len() {
@@ -51,14 +61,20 @@ pub fn decompress<'a, R: Read + 'a>(mut input: R) -> io::Result<(Compression, Bo
         }
     }
     let head = prefix.get(..filled).unwrap_or_default().to_vec();
-    let compression = Compression::detect(&head);
-    let whole = BufReader::with_capacity(STREAM_BUFFER, Cursor::new(head).chain(input));
-    let reader: Box<dyn Read + 'a> = match compression {
-        Compression::Uncompressed => Box::new(whole),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(whole)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(whole)?),
-    };
-    Ok((compression, reader))
+    Ok((Compression::detect(&head), Cursor::new(head).chain(input)))
+}
+
+/// A streaming reader of `input` decompressed as `compression` says.
+pub fn decoder<'a, R: Read + 'a>(
+    compression: Compression,
+    input: R,
+) -> io::Result<Box<dyn Read + 'a>> {
+    let buffered = BufReader::with_capacity(STREAM_BUFFER, input);
+    Ok(match compression {
+        Compression::Uncompressed => Box::new(buffered),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?),
+    })
 }
 
 #[cfg(test)]

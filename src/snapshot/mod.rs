@@ -9,7 +9,7 @@ mod extract;
 mod fsat;
 mod write;
 
-pub use compression::{Compression, decompress};
+pub use compression::{Compression, decoder, decompress, sniff};
 pub use extract::{
     ExtractOptions, ExtractSummary, MAX_WARNINGS, OverlayXattrs, WhiteoutHandling, extract_layer,
 };

@@ -27,9 +27,10 @@ pub struct ImportOptions {
 }
 
 impl Store {
-    /// Makes a one-layer image from a root filesystem tarball (plain, gzip or zstd).
+    /// Makes a one-layer image from a root filesystem tarball (plain, gzip or zstd), unpacked
+    /// as its snapshot on the way in.
     pub fn import_rootfs(&self, tarball: impl Read, options: &ImportOptions) -> Result<Image> {
-        let layer = self.import_layer(tarball)?;
+        let layer = self.import_base_layer(tarball)?;
         let (mut os, mut architecture, mut variant) = crate::image::host_platform();
         if let Some(platform) = &options.platform {
             let mut parts = platform.split('/');

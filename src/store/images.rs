@@ -2,9 +2,9 @@
 //! a name or an ID back to them.
 
 use super::blob::HashingReader;
-use super::{IoContext, Result, Store, StoreError, sha256_hex};
+use super::{Result, Store, StoreError, sha256_hex};
 use crate::image::{ImageConfig, Reference, canonical_json};
-use crate::snapshot::{Compression, decompress};
+use crate::snapshot::{Compression, decoder, sniff};
 use oci_spec::image::{Descriptor, Digest, ImageManifest, ImageManifestBuilder, MediaType};
 use std::fs;
 use std::io::{self, Read};
@@ -51,19 +51,21 @@ impl Store {
     /// Stores a layer from a tar stream (plain, gzip or zstd, detected by content). The
     /// layer is kept uncompressed; the compressed digest, when there was one, is recorded.
     pub fn import_layer(&self, reader: impl Read) -> Result<Layer> {
-        let mut raw = HashingReader::new(reader);
         let mut writer = self.blob_writer(None)?;
-        let tmp = writer.tmp_path().to_path_buf();
-        let compression = {
-            let read_error = |e: io::Error| StoreError::Invalid(format!("reading layer: {e}"));
-            let (compression, mut tar) = decompress(&mut raw).map_err(read_error)?;
-            io::copy(&mut tar, &mut writer).map_err(read_error)?;
-            compression
-        };
-        let (compressed_digest, compressed_size) = raw.finish().at(&tmp)?;
+        let compressed = decompressed_into(reader, |tar| {
+            io::copy(tar, &mut writer).map_err(read_error)?;
+            Ok(())
+        })?;
         let blob = writer.commit()?;
-        let compressed = compressed_media_type(compression)
-            .map(|media_type| Descriptor::new(media_type, compressed_size, compressed_digest));
+        self.layer_stored(blob, compressed)
+    }
+
+    /// The layer of a stored blob, recording the compressed form it arrived in.
+    pub(super) fn layer_stored(
+        &self,
+        blob: super::CommittedBlob,
+        compressed: Option<Descriptor>,
+    ) -> Result<Layer> {
         if let Some(compressed) = &compressed {
             self.record_compressed(&blob.digest, compressed)?;
         }
@@ -233,6 +235,27 @@ impl Store {
             config,
         })
     }
+}
+
+pub(super) fn read_error(e: io::Error) -> StoreError {
+    StoreError::Invalid(format!("reading layer: {e}"))
+}
+
+/// Hands `store` the layer stream decompressed; returns the descriptor of the compressed
+/// stream, when it was compressed (its bytes are hashed then, and only then).
+pub(super) fn decompressed_into(
+    reader: impl Read,
+    store: impl FnOnce(&mut dyn Read) -> Result<()>,
+) -> Result<Option<Descriptor>> {
+    let (compression, whole) = sniff(reader).map_err(read_error)?;
+    let Some(media_type) = compressed_media_type(compression) else {
+        store(&mut decoder(compression, whole).map_err(read_error)?)?;
+        return Ok(None);
+    };
+    let mut raw = HashingReader::new(whole);
+    store(&mut decoder(compression, &mut raw).map_err(read_error)?)?;
+    let (digest, size) = raw.finish().map_err(read_error)?;
+    Ok(Some(Descriptor::new(media_type, size, digest)))
 }
 
 /// The OCI media type of a compressed layer; `None` for a plain tar.

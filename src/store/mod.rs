@@ -10,6 +10,7 @@
 //! leases/<pid>-<n>                               what running processes wrote but not yet tagged
 //! pins/<name>                                    manifests containers and build cache need
 //! repo-digests.json                              `repo@sha256:…` as on a registry → stored manifest
+//! containers/<id>                                locked by each running container's process
 //! ```
 //! Every blob reaches `blobs/` by rename after fsync and a digest check, so a crash never
 //! leaves a wrong blob under a digest name. A process holds its lease file locked while it
@@ -34,6 +35,7 @@ pub use buildcache::{CacheMountLock, CacheRecord, WorkDir};
 pub use fsck::FsckReport;
 pub use gc::{GcReport, PrunedImage};
 pub use images::{Image, Layer};
+pub use pins::ContainerPin;
 pub use refs::ImageEntry;
 
 use crate::image::ImageError;
@@ -140,6 +142,7 @@ impl Store {
             root.join("locks"),
             root.join("leases"),
             root.join("pins"),
+            root.join("containers"),
         ] {
             fs::create_dir_all(&dir).at(&dir)?;
         }

@@ -383,3 +383,51 @@ fn a_corrupt_layer_blob_is_not_unpacked() {
     assert!(store.fsck(false).unwrap().is_clean());
     assert!(store.images().unwrap().is_empty());
 }
+
+#[test]
+fn a_base_layer_is_unpacked_as_it_is_imported() {
+    let (_dir, store) = store();
+    let tar = tar_of(&[("etc/", None), ("etc/a", Some(b"a"))]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let layer = store.import_base_layer(&gz[..]).unwrap();
+    assert_eq!(layer.diff_id, sha256_digest(&tar));
+    assert_eq!(store.read_blob(&layer.diff_id).unwrap(), tar);
+    assert_eq!(
+        layer.compressed.as_ref().map(|c| c.digest().clone()),
+        Some(sha256_digest(&gz))
+    );
+    let snapshot = store.snapshot_path(&layer.diff_id).unwrap();
+    assert_eq!(fs::read(snapshot.join("etc/a")).unwrap(), b"a");
+    assert!(tmp_entries(&store).is_empty(), "{:?}", tmp_entries(&store));
+}
+
+#[test]
+fn a_base_layer_the_extractor_refuses_is_not_stored() {
+    let (dir, store) = store();
+    let mut header = tar::Header::new_old();
+    header.as_old_mut().name[..9].copy_from_slice(b"../escape");
+    header.set_size(1);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append(&header, &b"x"[..]).unwrap();
+    let tar = builder.into_inner().unwrap();
+    match store.import_base_layer(&tar[..]) {
+        Err(StoreError::Snapshot(crate::snapshot::SnapshotError::Refused { entry, .. })) => {
+            assert_eq!(entry, "../escape");
+        }
+        other => panic!("expected a refused entry, got {other:?}"),
+    }
+    assert!(!dir.path().join("escape").exists());
+    assert!(!store.has_blob(&sha256_digest(&tar)));
+    assert!(tmp_entries(&store).is_empty(), "{:?}", tmp_entries(&store));
+    assert_eq!(
+        fs::read_dir(store.root().join("snapshots"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
