@@ -13,6 +13,7 @@ packages=(
   mmdebstrap                            # the demo's Python base image
   docker.io                             # Docker Engine: save/load interoperability tests
   git                                   # ADD of git repositories, and its build test
+  gcc                                   # the C halves of libdeflate and zstd, built by cargo
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -4,20 +4,9 @@
 mod registry_support;
 
 use registry_support::proxy::{Action, FaultProxy, Rule};
-use registry_support::{Auth, PASSWORD, Registry, USER, rbuild, sha256_hex};
+use registry_support::{Auth, PASSWORD, Registry, USER, ok, rbuild, sha256_hex};
 use std::io::Read;
 use std::path::Path;
-use std::process::Output;
-
-fn ok(output: Output, what: &str) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{what} failed: {text}");
-    text
-}
 
 fn login(registry: &Registry, home: &Path, root: &Path) {
     if registry.auth != Auth::None {
@@ -39,19 +28,8 @@ fn json(bytes: &[u8]) -> serde_json::Value {
 
 fn push_then_skopeo_reads_it(auth: Auth) {
     let registry = Registry::start(auth);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (home, root) = (dir.path().join("home"), dir.path().join("root"));
-    std::fs::create_dir_all(&home).expect("home");
-    let tar = registry_support::busybox_tar(dir.path());
-    ok(
-        rbuild(
-            &home,
-            &root,
-            &["import", tar.to_str().expect("path"), "bb:1"],
-            "",
-        ),
-        "import",
-    );
+    let (dir, home, root) = registry_support::workspace();
+    registry_support::import_busybox(dir.path(), &home, &root, "bb:1");
     login(&registry, &home, &root);
     let target = format!("{}/team/bb:v1", registry.host);
     let out = ok(rbuild(&home, &root, &["push", "bb:1", &target], ""), "push");
@@ -142,9 +120,7 @@ fn push_then_skopeo_reads_it(auth: Auth) {
 
 fn skopeo_push_then_pull(auth: Auth) {
     let registry = Registry::start(auth);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (home, root) = (dir.path().join("home"), dir.path().join("root"));
-    std::fs::create_dir_all(&home).expect("home");
+    let (dir, home, root) = registry_support::workspace();
     let tars = vec![
         std::fs::read(registry_support::busybox_tar(dir.path())).expect("busybox"),
         registry_support::tar_with_file("etc/motd", b"pushed by skopeo\n"),
@@ -213,9 +189,7 @@ fn token_push_and_pull() {
 #[test]
 fn corrupted_pull_fails_clearly_and_leaves_the_store_consistent() {
     let registry = Registry::start(Auth::None);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (home, root) = (dir.path().join("home"), dir.path().join("root"));
-    std::fs::create_dir_all(&home).expect("home");
+    let (dir, home, root) = registry_support::workspace();
     let tars = vec![std::fs::read(registry_support::busybox_tar(dir.path())).expect("busybox")];
     let layout = dir.path().join("layout");
     registry_support::write_oci_layout(&layout, "latest", &tars);

@@ -4,18 +4,8 @@
 
 mod registry_support;
 
-use registry_support::{Auth, Registry, rbuild};
+use registry_support::{Auth, Registry, ok, rbuild};
 use std::path::Path;
-
-fn ok(output: std::process::Output, what: &str) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{what} failed: {text}");
-    text
-}
 
 fn repo_digests(home: &Path, root: &Path, image: &str) -> serde_json::Value {
     let out = ok(
@@ -29,9 +19,7 @@ fn repo_digests(home: &Path, root: &Path, image: &str) -> serde_json::Value {
 #[test]
 fn pull_and_push_record_repo_digests_that_resolve_offline() {
     let registry = Registry::start(Auth::None);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (home, root) = (dir.path().join("home"), dir.path().join("root"));
-    std::fs::create_dir_all(&home).expect("home");
+    let (dir, home, root) = registry_support::workspace();
     let tars = vec![std::fs::read(registry_support::busybox_tar(dir.path())).expect("busybox")];
     let layout = dir.path().join("layout");
     let pulled_digest = registry_support::write_oci_layout(&layout, "latest", &tars);

@@ -4,49 +4,22 @@
 mod registry_support;
 
 use registry_support::proxy::{Action, FaultProxy, Rule};
-use registry_support::{Auth, Registry, rbuild};
-
-fn ok(output: std::process::Output, what: &str) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{what} failed: {text}");
-    text
-}
+use registry_support::{Auth, Registry, ok, rbuild};
 
 /// The request heads the proxy saw for `method` on paths containing `path`, lowercased.
 fn heads(proxy: &FaultProxy, method: &str, path: &str) -> Vec<String> {
     proxy
-        .requests
-        .lock()
-        .map(|requests| {
-            requests
-                .iter()
-                .filter(|head| head.starts_with(&format!("{method} ")) && head.contains(path))
-                .map(|head| head.to_ascii_lowercase())
-                .collect()
-        })
-        .unwrap_or_default()
+        .requests_where(|head| head.starts_with(&format!("{method} ")) && head.contains(path))
+        .iter()
+        .map(|head| head.to_ascii_lowercase())
+        .collect()
 }
 
 #[test]
 fn push_streams_layers_while_compressing_and_recovers_a_cut_stream() {
     let registry = Registry::start(Auth::None);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (home, root) = (dir.path().join("home"), dir.path().join("root"));
-    std::fs::create_dir_all(&home).expect("home");
-    let tar = registry_support::busybox_tar(dir.path());
-    ok(
-        rbuild(
-            &home,
-            &root,
-            &["import", tar.to_str().expect("utf-8"), "bb:1"],
-            "",
-        ),
-        "import",
-    );
+    let (dir, home, root) = registry_support::workspace();
+    let tar = registry_support::import_busybox(dir.path(), &home, &root, "bb:1");
     let proxy = FaultProxy::start(
         &registry.host,
         vec![Rule::new(

@@ -6,7 +6,7 @@
 mod registry_support;
 
 use registry_support::proxy::{Action, FaultProxy, Rule};
-use registry_support::{Auth, Registry, rbuild, sha256_hex};
+use registry_support::{Auth, Registry, ok, rbuild, sha256_hex};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -23,16 +23,6 @@ fn noise(len: usize) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
-}
-
-fn ok(output: std::process::Output, what: &str) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{what} failed: {text}");
-    text
 }
 
 /// An rbuild process killed (SIGKILL) when dropped, should the test fail first.
@@ -100,29 +90,17 @@ fn pull_killed_mid_blob(
 }
 
 fn range_requests_for(proxy: &FaultProxy, layer_path: &str) -> Vec<String> {
-    proxy
-        .requests
-        .lock()
-        .map(|requests| {
-            requests
-                .iter()
-                .filter(|head| {
-                    head.starts_with("GET ")
-                        && head.contains(layer_path)
-                        && head.to_ascii_lowercase().contains("\r\nrange: bytes=")
-                })
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
+    proxy.requests_where(|head| {
+        head.starts_with("GET ")
+            && head.contains(layer_path)
+            && head.to_ascii_lowercase().contains("\r\nrange: bytes=")
+    })
 }
 
 #[test]
 fn a_pull_killed_mid_blob_resumes_in_the_next_process() {
     let registry = Registry::start(Auth::None);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).expect("home");
+    let (dir, home, _) = registry_support::workspace();
     let tar = registry_support::tar_with_file("noise", &noise(8 << 20));
     let layout = dir.path().join("layout");
     let manifest_digest =

@@ -681,14 +681,7 @@ impl Copier<'_> {
         target: &Path,
         stat: &FileStat,
     ) -> Result<(), String> {
-        let fd = openat(
-            root.as_fd(),
-            relative,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| format!("{relative}: {e}"))?;
-        let mut input = fs::File::from(fd);
+        let mut input = open_source(root, relative)?;
         let mut output = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -773,16 +766,21 @@ impl Copier<'_> {
     }
 }
 
-/// A source file decompressed by its content (gzip, bzip2, xz, zstd or plain).
-fn archive_reader(root: &OwnedFd, relative: &str) -> Result<Box<dyn Read>, String> {
-    let fd = openat(
+/// A source file (`relative` to `root`, a final symlink not followed), open for reading.
+fn open_source(root: &OwnedFd, relative: &str) -> Result<fs::File, String> {
+    openat(
         root.as_fd(),
         relative,
         OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| format!("{relative}: {e}"))?;
-    let mut file = io::BufReader::new(fs::File::from(fd));
+    .map(fs::File::from)
+    .map_err(|e| format!("{relative}: {e}"))
+}
+
+/// A source file decompressed by its content (gzip, bzip2, xz, zstd or plain).
+fn archive_reader(root: &OwnedFd, relative: &str) -> Result<Box<dyn Read>, String> {
+    let mut file = io::BufReader::new(open_source(root, relative)?);
     let prefix = io::BufRead::fill_buf(&mut file)
         .map_err(|e| e.to_string())?
         .to_vec();

@@ -446,6 +446,38 @@ pub fn tar_with_file(name: &str, content: &[u8]) -> Vec<u8> {
     builder.into_inner().expect("tar")
 }
 
+/// A test's temp dir with a HOME inside (made, without credentials) and a store root (made
+/// by rbuild when first used).
+pub fn workspace() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (home, root) = (dir.path().join("home"), dir.path().join("root"));
+    std::fs::create_dir_all(&home).expect("home");
+    (dir, home, root)
+}
+
+/// The offline busybox base (made under `dir`) imported into store `root` as `reference`;
+/// returns the tarball's path.
+pub fn import_busybox(dir: &Path, home: &Path, root: &Path, reference: &str) -> PathBuf {
+    let tar = busybox_tar(dir);
+    let path = tar.to_str().expect("utf-8 path");
+    ok(
+        rbuild(home, root, &["import", path, reference], ""),
+        "import",
+    );
+    tar
+}
+
+/// The output's stdout and stderr; panics naming `what` unless the command succeeded.
+pub fn ok(output: std::process::Output, what: &str) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{what} failed: {text}");
+    text
+}
+
 /// Runs rbuild on store `root` with its own HOME (for credentials), `stdin` as its input.
 pub fn rbuild(home: &Path, root: &Path, args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))

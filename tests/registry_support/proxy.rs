@@ -68,6 +68,14 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
+    /// The heads of the requests received so far that `keep` accepts, in order.
+    pub fn requests_where(&self, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        self.requests
+            .lock()
+            .map(|requests| requests.iter().filter(|head| keep(head)).cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn start(upstream: &str, rules: Vec<Rule>) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy port");
         listener.set_nonblocking(true).expect("nonblocking");
