@@ -4,23 +4,13 @@
 
 mod registry_support;
 
-use registry_support::{Auth, Registry};
+use registry_support::{Auth, Registry, ok_stdout};
 use std::path::Path;
 use std::process::Output;
 
 /// rbuild with its own HOME and store, nothing on stdin.
 fn rbuild(home: &Path, root: &Path, args: &[&str]) -> Output {
     registry_support::rbuild(home, root, args, "")
-}
-
-fn ok(output: Output, what: &str) -> String {
-    assert!(
-        output.status.success(),
-        "{what} failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// A registry holding the busybox base as `HOST/base/busybox:1` (imported and pushed by a
@@ -33,7 +23,7 @@ fn registry_with_base() -> (Registry, tempfile::TempDir, std::path::PathBuf, Str
     let publisher = dir.path().join("publisher");
     let tar = registry_support::busybox_tar(dir.path());
     let base = format!("{}/base/busybox:1", registry.host);
-    ok(
+    ok_stdout(
         rbuild(
             &home,
             &publisher,
@@ -41,7 +31,7 @@ fn registry_with_base() -> (Registry, tempfile::TempDir, std::path::PathBuf, Str
         ),
         "import",
     );
-    ok(
+    ok_stdout(
         rbuild(&home, &publisher, &["push", &base]),
         "push of the base",
     );
@@ -61,7 +51,7 @@ fn from_pulls_a_missing_base_and_push_sends_the_result() {
     )
     .expect("Dockerfile");
     let app = format!("{}/team/app:v1", registry.host);
-    let id = ok(
+    let id = ok_stdout(
         rbuild(
             &home,
             &builder,
@@ -77,7 +67,7 @@ fn from_pulls_a_missing_base_and_push_sends_the_result() {
     );
     let id = id.trim();
     // The base arrived in the builder's store, and the image went to the registry.
-    ok(
+    ok_stdout(
         rbuild(&home, &builder, &["image", "inspect", &base]),
         "inspect of the pulled base",
     );
@@ -87,7 +77,7 @@ fn from_pulls_a_missing_base_and_push_sends_the_result() {
         config["rootfs"]["diff_ids"].as_array().map(Vec::len),
         Some(2)
     );
-    let local = ok(
+    let local = ok_stdout(
         rbuild(&home, &builder, &["image", "inspect", id]),
         "inspect",
     );
@@ -152,7 +142,7 @@ fn cache_to_and_from_a_folder_and_a_registry() {
     let cache_ref = format!("{}/team/cache:main", registry.host);
 
     // The first builder exports its cache both ways.
-    let first = ok(
+    let first = ok_stdout(
         rbuild(
             &home,
             &dir.path().join("first"),
@@ -202,7 +192,7 @@ fn cache_to_and_from_a_folder_and_a_registry() {
             first.trim(),
             "{name}: the same image as the first build"
         );
-        let images = ok(
+        let images = ok_stdout(
             rbuild(&home, &store, &["images", "--format", "{{.Repository}}"]),
             "images",
         );

@@ -592,11 +592,7 @@ impl Shared<'_> {
                 let reason = if no_cache {
                     "--no-cache".to_owned()
                 } else {
-                    reasons::explain(
-                        previous.as_ref(),
-                        earlier.as_ref().map(|(_, inputs)| inputs),
-                        &inputs_json,
-                    )
+                    reasons::explain(previous.as_ref(), earlier.as_ref(), &inputs_json, &sources)
                 };
                 self.emit(Event::CacheMiss { step: id, reason });
                 let upper = match &step.op {
@@ -608,8 +604,8 @@ impl Shared<'_> {
                         let base = earlier
                             .as_ref()
                             .filter(|_| copy.from == Source::Context)
-                            .and_then(|(record, before)| {
-                                self.copy_base(record, before, &inputs_json, &sources, &selections)
+                            .and_then(|earlier| {
+                                self.copy_base(earlier, &inputs_json, &sources, &selections)
                             });
                         fsop::copy(self, copy, fs, source, selections, base).map_err(fail)?
                     }
@@ -661,55 +657,56 @@ impl Shared<'_> {
     /// no entry removed or of another kind. `None` sends it the whole way.
     fn copy_base(
         &self,
-        record: &CacheRecord,
-        before: &serde_json::Value,
+        earlier: &reasons::Earlier,
         now: &serde_json::Value,
         sources: &[crate::context::SourceHash],
         selections: &[crate::context::Selection],
     ) -> Option<fsop::CopyBase> {
+        let record = &earlier.record;
         // A step that changed nothing names its parent's snapshot, not a result of its own.
         record.diff_id.as_ref()?;
         if ["parent", "instruction", "op", "network", "from"]
             .iter()
-            .any(|field| before[field] != now[field])
+            .any(|field| earlier.inputs[field] != now[field])
         {
             return None;
         }
         if selections
             .iter()
             .any(|s| s.matches.iter().any(|m| m.kind != FileKind::Dir))
+            || earlier.sources.len() != sources.len()
         {
             return None;
         }
-        let earlier = <Vec<crate::context::SourceHash> as serde::Deserialize>::deserialize(
-            &before["source_entries"],
-        )
-        .ok()?;
-        if earlier.len() != sources.len() {
-            return None;
-        }
         let mut unchanged = std::collections::HashSet::new();
-        for (was, is) in earlier.iter().zip(sources) {
+        for (was, is) in earlier.sources.iter().zip(sources) {
             if was.source != is.source {
                 return None;
             }
-            let then: std::collections::HashMap<&str, &crate::context::EntryDigest> =
-                was.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-            let mut kept = 0;
-            for entry in &is.entries {
-                let Some(old) = then.get(entry.path.as_str()) else {
-                    continue;
-                };
-                if old.kind != entry.kind {
-                    return None;
-                }
-                kept += 1;
-                if old.digest == entry.digest {
-                    unchanged.insert(entry.path.clone());
-                }
-            }
-            if kept != was.entries.len() {
+            let changes = is.changes_since(was);
+            if changes
+                .iter()
+                .any(|change| matches!(change, crate::context::PathChange::Removed(_)))
+            {
                 return None;
+            }
+            let changed: std::collections::HashSet<&str> =
+                changes.iter().map(|change| change.path()).collect();
+            // An entry now of another type (an empty directory become a file) is not
+            // replaced in place.
+            let kinds: std::collections::HashMap<&str, FileKind> = was
+                .entries
+                .iter()
+                .map(|e| (e.path.as_str(), e.kind))
+                .collect();
+            for entry in &is.entries {
+                match kinds.get(entry.path.as_str()) {
+                    Some(kind) if *kind != entry.kind => return None,
+                    _ if !changed.contains(entry.path.as_str()) => {
+                        unchanged.insert(entry.path.clone());
+                    }
+                    _ => {}
+                }
             }
         }
         let snapshot = self.store.snapshot_path(record.chain_id.as_ref()?).ok()?;

@@ -6,29 +6,50 @@ use crate::store::{CacheRecord, Store};
 use oci_spec::image::Digest;
 use serde_json::Value;
 
-/// The record of the step position's last build and its inputs, when still in the cache.
-pub(super) fn earlier(store: &Store, previous: &Digest) -> Option<(CacheRecord, Value)> {
-    let record = store.cache_record(previous).ok()??;
-    let inputs = serde_json::from_str(record.inputs.get()).ok()?;
-    Some((record, inputs))
+/// The last build of a step position, read once on a miss: to explain it and, for a COPY, to
+/// start from.
+pub(super) struct Earlier {
+    pub record: CacheRecord,
+    /// What went into its key.
+    pub inputs: Value,
+    /// The content hashes of its sources, entry by entry.
+    pub sources: Vec<SourceHash>,
 }
 
-/// One sentence naming what changed since the last build (`previous`, whose inputs were
-/// `before` when still known).
-pub(super) fn explain(previous: Option<&Digest>, before: Option<&Value>, now: &Value) -> String {
+/// The step position's last build, when still in the cache.
+pub(super) fn earlier(store: &Store, previous: &Digest) -> Option<Earlier> {
+    let record = store.cache_record(previous).ok()??;
+    let mut inputs: Value = serde_json::from_str(record.inputs.get()).ok()?;
+    let sources = serde_json::from_value(inputs["source_entries"].take()).unwrap_or_default();
+    Some(Earlier {
+        record,
+        inputs,
+        sources,
+    })
+}
+
+/// One sentence naming what changed since the last build (`previous`, found as `earlier` when
+/// still in the cache); `now` are the step's inputs, `sources` its sources' hashes.
+pub(super) fn explain(
+    previous: Option<&Digest>,
+    earlier: Option<&Earlier>,
+    now: &Value,
+    sources: &[SourceHash],
+) -> String {
     if previous.is_none() {
         return "no earlier build of this step".to_owned();
     }
-    let Some(before) = before else {
+    let Some(earlier) = earlier else {
         return "the earlier build of this step is no longer in the cache".to_owned();
     };
+    let before = &earlier.inputs;
     if before["instruction"] != now["instruction"] {
         return "the instruction changed".to_owned();
     }
     if let Some(reason) = changed_env(&before["op"], &now["op"]) {
         return reason;
     }
-    if let Some(reason) = changed_sources(&before["source_entries"], &now["source_entries"]) {
+    if let Some(reason) = changed_sources(&earlier.sources, sources) {
         return reason;
     }
     if before["parent"] != now["parent"] {
@@ -77,13 +98,11 @@ fn changed_env(before: &Value, now: &Value) -> Option<String> {
 }
 
 /// `file path/in/context changed` from the content hashes of the sources.
-fn changed_sources(before: &Value, now: &Value) -> Option<String> {
-    let parse = |v: &Value| <Vec<SourceHash> as serde::Deserialize>::deserialize(v).ok();
-    let (old, new) = (parse(before)?, parse(now)?);
+fn changed_sources(old: &[SourceHash], new: &[SourceHash]) -> Option<String> {
     if old == new {
         return None;
     }
-    for new_hash in &new {
+    for new_hash in new {
         match old.iter().find(|o| o.source == new_hash.source) {
             Some(old_hash) if old_hash.digest != new_hash.digest => {
                 let changes = new_hash.changes_since(old_hash);

@@ -478,6 +478,13 @@ pub fn ok(output: std::process::Output, what: &str) -> String {
     text
 }
 
+/// The output's stdout alone (an image ID, a listing); panics as [`ok`] does.
+pub fn ok_stdout(output: std::process::Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    ok(output, what);
+    stdout
+}
+
 /// Runs rbuild on store `root` with its own HOME (for credentials), `stdin` as its input.
 pub fn rbuild(home: &Path, root: &Path, args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rbuild"))
