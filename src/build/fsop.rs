@@ -263,6 +263,7 @@ pub(super) fn copy(
         }
         let root_fd = open_dir(context.root())?;
         let downloads_fd = open_dir(&dirs.path("source"))?;
+        let layers = LayerDirs::open(&dirs.path("upper"), &fs.dirs())?;
         dirs.enter_root()?;
         let owner = op.chown.as_deref().map(resolve_owner);
         let mut copier = Copier {
@@ -272,6 +273,7 @@ pub(super) fn copy(
             hardlinks: HashMap::new(),
             dir_times: Vec::new(),
             unchanged,
+            layers,
         };
         copier.run(&root_fd, &selections, &downloads_fd, &downloads)?;
         // A repository's tree goes into the destination as a directory source does.
@@ -393,6 +395,8 @@ struct Copier<'a> {
     dir_times: Vec<(PathBuf, FileStat)>,
     /// Context paths already in the upper dir, linked from the last result ([`CopyBase`]).
     unchanged: HashSet<String>,
+    /// The step's layers, for files made in the upper dir directly.
+    layers: LayerDirs,
 }
 
 impl Copier<'_> {
@@ -522,30 +526,61 @@ impl Copier<'_> {
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .min(files.len().div_ceil(PARALLEL_FILES_MIN));
+        let mut uppers: HashMap<&Path, Option<OwnedFd>> = HashMap::new();
+        for (_, target) in files {
+            if let Some(parent) = target.parent() {
+                uppers
+                    .entry(parent)
+                    .or_insert_with(|| self.layers.upper_only(parent));
+            }
+        }
+        // Threads take a directory's files in batches: two creating in one directory wait
+        // for each other on its lock.
+        let mut batches = Vec::new();
+        let mut start = 0;
+        for end in 1..=files.len() {
+            let same_dir = files
+                .get(end)
+                .zip(files.get(end - 1))
+                .is_some_and(|((_, a), (_, b))| a.parent() == b.parent());
+            if !same_dir || end - start == PARALLEL_FILES_MIN {
+                batches.push(start..end);
+                start = end;
+            }
+        }
         let next = std::sync::atomic::AtomicUsize::new(0);
         let failure = std::sync::Mutex::new(None);
         let linked = std::sync::Mutex::new(Vec::new());
         let this = &*self;
+        let uppers = &uppers;
+        let batches = &batches;
         std::thread::scope(|scope| {
             for _ in 0..threads {
                 scope.spawn(|| {
-                    loop {
-                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((relative, target)) = files.get(index) else {
-                            return;
-                        };
-                        match this.copy_single_file(root, relative, target) {
-                            Ok(true) => {}
-                            Ok(false) => {
-                                linked.lock().unwrap_or_else(|e| e.into_inner()).push(index)
-                            }
-                            Err(message) => {
-                                failure
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .get_or_insert(message);
-                                next.store(files.len(), std::sync::atomic::Ordering::Relaxed);
-                                return;
+                    while let Some(batch) =
+                        batches.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        for index in batch.clone() {
+                            let Some((relative, target)) = files.get(index) else {
+                                continue;
+                            };
+                            let upper = target
+                                .parent()
+                                .and_then(|parent| uppers.get(parent))
+                                .and_then(Option::as_ref);
+                            match this.copy_single_file(root, relative, target, upper) {
+                                Ok(true) => {}
+                                Ok(false) => {
+                                    linked.lock().unwrap_or_else(|e| e.into_inner()).push(index)
+                                }
+                                Err(message) => {
+                                    failure
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .get_or_insert(message);
+                                    next.store(batches.len(), std::sync::atomic::Ordering::Relaxed);
+                                    return;
+                                }
                             }
                         }
                     }
@@ -566,20 +601,32 @@ impl Copier<'_> {
     }
 
     /// Copies a regular file with one link; returns false, copying nothing, for one with
-    /// several (for [`Copier::copy_entry`], which keeps them linked).
+    /// several (for [`Copier::copy_entry`], which keeps them linked). `upper` is the upper
+    /// dir's own copy of the target's directory when no lower layer has that directory.
     fn copy_single_file(
         &self,
         root: &OwnedFd,
         relative: &str,
         target: &Path,
+        upper: Option<&OwnedFd>,
     ) -> Result<bool, String> {
         let stat = fstatat(root.as_fd(), relative, AtFlags::AT_SYMLINK_NOFOLLOW)
             .map_err(|e| format!("{relative}: {e}"))?;
         if stat.st_nlink > 1 {
             return Ok(false);
         }
-        clear_file_target(target)?;
-        self.copy_file_content(root, relative, target, &stat)?;
+        let created = match (upper, target.file_name()) {
+            (Some(dir), Some(name)) => create_in_upper(dir, name),
+            _ => None,
+        };
+        let output = match created {
+            Some(output) => output,
+            None => {
+                clear_file_target(target)?;
+                create_file(target)?
+            }
+        };
+        self.copy_file_content(root, relative, output, target, &stat)?;
         Ok(true)
     }
 
@@ -655,7 +702,9 @@ impl Copier<'_> {
                 set_times(target, stat.st_atime, stat.st_mtime, true)?;
                 return Ok(());
             }
-            FileKind::File => return self.copy_file_content(root, relative, target, &stat),
+            FileKind::File => {
+                return self.copy_file_content(root, relative, create_file(target)?, target, &stat);
+            }
             FileKind::Fifo | FileKind::CharDevice | FileKind::BlockDevice | FileKind::Socket => {
                 let kind = nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode & libc::S_IFMT);
                 nix::sys::stat::mknod(target, kind, Mode::from_bits_truncate(0o600), stat.st_rdev)
@@ -672,22 +721,17 @@ impl Copier<'_> {
         set_times(target, stat.st_atime, stat.st_mtime, false)
     }
 
-    /// Writes a new file at `target` (which must not exist) with the content of `relative`
-    /// and its owner, mode and times as COPY gives them.
+    /// Fills `output`, the new file at `target`, with the content of `relative` and gives it
+    /// the owner, mode and times COPY gives.
     fn copy_file_content(
         &self,
         root: &OwnedFd,
         relative: &str,
+        mut output: fs::File,
         target: &Path,
         stat: &FileStat,
     ) -> Result<(), String> {
         let mut input = open_source(root, relative)?;
-        let mut output = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(target)
-            .map_err(|e| format!("{}: {e}", target.display()))?;
         io::copy(&mut input, &mut output).map_err(|e| format!("{}: {e}", target.display()))?;
         // Metadata through the open file: no more path lookups in the overlay, which
         // cost more than the copy for small files. Owner before mode (chown clears
@@ -817,6 +861,95 @@ fn follow_in_root(path: &Path) -> PathBuf {
 const PARALLEL_FILES_MIN: usize = 64;
 
 /// Makes way for a file at `target`: whatever non-directory is there is removed.
+/// A new file at `target` (which must not exist), only its creator may read it yet.
+fn create_file(target: &Path) -> Result<fs::File, String> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(target)
+        .map_err(|e| format!("{}: {e}", target.display()))
+}
+
+/// The file `name` made anew in `dir`, an upper-only directory, replacing a file or link an
+/// earlier step of this COPY left there; None when that is not a plain case (a directory is
+/// in the way), for the overlay path to handle.
+fn create_in_upper(dir: &OwnedFd, name: &std::ffi::OsStr) -> Option<fs::File> {
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let create = || openat(dir.as_fd(), name, flags, Mode::from_bits_truncate(0o600));
+    match create() {
+        Ok(fd) => Some(fd.into()),
+        Err(nix::errno::Errno::EEXIST) => {
+            let existing = fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+            if existing.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                return None;
+            }
+            nix::unistd::unlinkat(dir.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir)
+                .ok()?;
+            create().ok().map(fs::File::from)
+        }
+        Err(_) => None,
+    }
+}
+
+/// The step's upper dir and the layers below it, opened before the step chroots into their
+/// overlay. Creating and writing a file through the overlay costs about twice what it costs
+/// in the upper dir itself (copying bigctx's 20,000 files: 2.4 s of system time against 1.4 s),
+/// so a COPY's bulk of files goes straight into the upper dir wherever that is what the
+/// overlay would do anyway: new names in a directory no lower layer has.
+struct LayerDirs {
+    upper: OwnedFd,
+    lowers: Vec<OwnedFd>,
+}
+
+impl LayerDirs {
+    fn open(upper: &Path, lowers: &[PathBuf]) -> Result<LayerDirs, String> {
+        Ok(LayerDirs {
+            upper: open_dir(upper)?,
+            lowers: lowers
+                .iter()
+                .map(|l| open_dir(l))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The upper dir's own `dir` (a path in the chrooted root, resolved there as the overlay
+    /// shows it) when no lower layer has that directory, so the overlay shows the upper's
+    /// entries alone; None otherwise, or when anything is unclear.
+    fn upper_only(&self, dir: &Path) -> Option<OwnedFd> {
+        use nix::fcntl::{OpenHow, ResolveFlag, openat2};
+        let real = fs::canonicalize(dir).ok()?;
+        let relative = real.strip_prefix("/").ok()?;
+        if relative.as_os_str().is_empty() {
+            return None;
+        }
+        // As overlay looks a path up in a layer: component by component, no symlinks.
+        let exact = ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS;
+        let lookup = |layer: &OwnedFd, flags: OFlag| {
+            openat2(
+                layer.as_fd(),
+                relative,
+                OpenHow::new()
+                    .flags(flags | OFlag::O_CLOEXEC)
+                    .resolve(exact),
+            )
+        };
+        for lower in &self.lowers {
+            match lookup(lower, OFlag::O_PATH) {
+                // Missing, or below a non-directory: this layer adds nothing there.
+                Err(
+                    nix::errno::Errno::ENOENT
+                    | nix::errno::Errno::ENOTDIR
+                    | nix::errno::Errno::ELOOP,
+                ) => {}
+                _ => return None,
+            }
+        }
+        lookup(&self.upper, OFlag::O_RDONLY | OFlag::O_DIRECTORY).ok()
+    }
+}
+
 fn clear_file_target(target: &Path) -> Result<(), String> {
     match fs::symlink_metadata(target) {
         Ok(existing) if existing.is_dir() => Err(format!(

@@ -6,10 +6,13 @@
 use super::select::{FileKind, Selection};
 use super::statcache::StatCache;
 use super::{ContextError, io_error};
+use nix::fcntl::{AtFlags, OFlag, readlinkat};
+use nix::sys::stat::{Mode, fstatat};
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 /// Version tag mixed into every selection digest, so a change of this format changes keys.
 const FORMAT: &[u8] = b"rbuild-context-hash-v1\0";
@@ -105,62 +108,94 @@ fn kind_tag(kind: FileKind) -> u8 {
     }
 }
 
+/// The kind and record digest of one entry: `path` (relative to its match) and `host`, whose
+/// directory `dir` is open.
+fn entry_digest(
+    path: &str,
+    host: &Path,
+    dir: BorrowedFd<'_>,
+    cache: &StatCache,
+) -> Result<(FileKind, [u8; 32]), ContextError> {
+    let name = host.file_name().unwrap_or(host.as_os_str());
+    let stat =
+        fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| io_error(host)(e.into()))?;
+    let kind = FileKind::of_mode(stat.st_mode);
+    let mut record = Vec::with_capacity(path.len() + 64);
+    record.extend_from_slice(path.as_bytes());
+    record.push(0);
+    record.push(kind_tag(kind));
+    record.extend_from_slice(&(stat.st_mode & 0o7777).to_le_bytes());
+    record.extend_from_slice(&stat.st_uid.to_le_bytes());
+    record.extend_from_slice(&stat.st_gid.to_le_bytes());
+    match kind {
+        FileKind::File => {
+            record.extend_from_slice(&cache.content_digest(host, dir, name, &stat)?);
+        }
+        FileKind::Symlink => {
+            let target = readlinkat(dir, name).map_err(|e| io_error(host)(e.into()))?;
+            record.extend_from_slice(target.as_bytes());
+            record.push(0);
+        }
+        FileKind::CharDevice | FileKind::BlockDevice => {
+            record.extend_from_slice(&stat.st_rdev.to_le_bytes());
+        }
+        FileKind::Dir | FileKind::Fifo | FileKind::Socket => {}
+    }
+    Ok((kind, Sha256::digest(&record).into()))
+}
+
 /// Hashes one selection. Contents come from `cache` when a file's stat is unchanged.
 pub fn hash_selection(
     selection: &Selection,
     cache: &StatCache,
 ) -> Result<SourceHash, ContextError> {
-    let work: Vec<(usize, usize)> = selection
-        .matches
-        .iter()
-        .enumerate()
-        .flat_map(|(m, matched)| (0..matched.entries.len()).map(move |e| (m, e)))
-        .collect();
-    let records: Vec<(String, FileKind, [u8; 32])> = work
-        .par_iter()
-        .map(|&(m, e)| {
-            let matched = selection
-                .matches
-                .get(m)
-                .ok_or_else(|| ContextError::NotFound(selection.source.clone()))?;
-            let entry = matched
-                .entries
-                .get(e)
-                .ok_or_else(|| ContextError::NotFound(selection.source.clone()))?;
+    // Entries in runs that share a directory; each run is stat'ed and read through its open
+    // directory, a lookup of one name instead of the whole host path per entry.
+    let mut runs: Vec<(PathBuf, Vec<(usize, usize)>)> = Vec::new();
+    for (m, matched) in selection.matches.iter().enumerate() {
+        for (e, entry) in matched.entries.iter().enumerate() {
             let host = matched.host_path_of(entry);
-            let metadata = std::fs::symlink_metadata(&host).map_err(io_error(&host))?;
-            let kind = FileKind::of(metadata.file_type());
-            let mut record = Vec::with_capacity(entry.path.len() + 64);
-            record.extend_from_slice(entry.path.as_bytes());
-            record.push(0);
-            record.push(kind_tag(kind));
-            record.extend_from_slice(&(metadata.mode() & 0o7777).to_le_bytes());
-            record.extend_from_slice(&metadata.uid().to_le_bytes());
-            record.extend_from_slice(&metadata.gid().to_le_bytes());
-            match kind {
-                FileKind::File => {
-                    record.extend_from_slice(&cache.content_digest(&host, &metadata)?);
-                }
-                FileKind::Symlink => {
-                    let target = std::fs::read_link(&host).map_err(io_error(&host))?;
-                    record.extend_from_slice(target.as_os_str().as_bytes());
-                    record.push(0);
-                }
-                FileKind::CharDevice | FileKind::BlockDevice => {
-                    record.extend_from_slice(&metadata.rdev().to_le_bytes());
-                }
-                FileKind::Dir | FileKind::Fifo | FileKind::Socket => {}
+            let parent = host.parent().unwrap_or(Path::new("/"));
+            match runs.last_mut() {
+                Some((dir, run)) if dir.as_path() == parent => run.push((m, e)),
+                _ => runs.push((parent.to_path_buf(), vec![(m, e)])),
             }
-            let digest: [u8; 32] = Sha256::digest(&record).into();
-            Ok((matched.context_path_of(entry), kind, digest))
+        }
+    }
+    let records: Vec<Vec<(String, FileKind, [u8; 32])>> = runs
+        .par_iter()
+        .map(|(dir, run)| {
+            let dir_fd = nix::fcntl::open(
+                dir.as_path(),
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| io_error(dir)(e.into()))?;
+            run.iter()
+                .map(|&(m, e)| {
+                    let matched = selection
+                        .matches
+                        .get(m)
+                        .ok_or_else(|| ContextError::NotFound(selection.source.clone()))?;
+                    let entry = matched
+                        .entries
+                        .get(e)
+                        .ok_or_else(|| ContextError::NotFound(selection.source.clone()))?;
+                    let host = matched.host_path_of(entry);
+                    let digest = entry_digest(&entry.path, &host, dir_fd.as_fd(), cache)?;
+                    Ok((matched.context_path_of(entry), digest.0, digest.1))
+                })
+                .collect()
         })
         .collect::<Result<_, ContextError>>()?;
+    let records = records.into_iter().flatten().collect::<Vec<_>>();
+    let work_len = records.len();
 
     let mut total = Sha256::new();
     total.update(FORMAT);
     total.update([u8::from(selection.parents)]);
     let mut records = records.into_iter();
-    let mut entries = Vec::with_capacity(work.len());
+    let mut entries = Vec::with_capacity(work_len);
     for matched in &selection.matches {
         total.update(b"match\0");
         total.update(matched.name.as_bytes());

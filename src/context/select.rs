@@ -25,6 +25,19 @@ pub enum FileKind {
 }
 
 impl FileKind {
+    /// The kind of a `st_mode`.
+    pub(crate) fn of_mode(mode: u32) -> FileKind {
+        match mode & libc::S_IFMT {
+            libc::S_IFDIR => FileKind::Dir,
+            libc::S_IFLNK => FileKind::Symlink,
+            libc::S_IFIFO => FileKind::Fifo,
+            libc::S_IFSOCK => FileKind::Socket,
+            libc::S_IFCHR => FileKind::CharDevice,
+            libc::S_IFBLK => FileKind::BlockDevice,
+            _ => FileKind::File,
+        }
+    }
+
     pub(crate) fn of(file_type: FileType) -> FileKind {
         if file_type.is_dir() {
             FileKind::Dir

@@ -7,10 +7,13 @@
 //! reader never sees half a file; an unreadable file is treated as empty.
 
 use super::{ContextError, io_error};
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::{FileStat, Mode, fstat};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
@@ -37,11 +40,11 @@ struct Validity {
 }
 
 impl Validity {
-    fn of(metadata: &std::fs::Metadata) -> Validity {
+    fn of(stat: &FileStat) -> Validity {
         Validity {
-            size: metadata.size(),
-            mtime: (metadata.mtime(), clamp_nanos(metadata.mtime_nsec())),
-            ctime: (metadata.ctime(), clamp_nanos(metadata.ctime_nsec())),
+            size: u64::try_from(stat.st_size).unwrap_or(0),
+            mtime: (stat.st_mtime, clamp_nanos(stat.st_mtime_nsec)),
+            ctime: (stat.st_ctime, clamp_nanos(stat.st_ctime_nsec)),
         }
     }
 
@@ -166,16 +169,19 @@ impl StatCache {
 
     /// The sha256 of a regular file's contents: from the cache when its stat is unchanged,
     /// else read (and remembered unless it changed while being read or too recently).
+    /// The file is `name` in the open directory `dir`; `path` names it in errors.
     pub(crate) fn content_digest(
         &self,
         path: &Path,
-        metadata: &std::fs::Metadata,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        stat: &FileStat,
     ) -> Result<[u8; 32], ContextError> {
         let id = FileId {
-            device: metadata.dev(),
-            inode: metadata.ino(),
+            device: stat.st_dev,
+            inode: stat.st_ino,
         };
-        let validity = Validity::of(metadata);
+        let validity = Validity::of(stat);
         {
             let entries = self.entries();
             if let Some((cached, digest)) = entries.get(&id)
@@ -186,11 +192,19 @@ impl StatCache {
             }
         }
         let read_start = SystemTime::now();
-        let mut file = std::fs::File::open(path).map_err(io_error(path))?;
+        let mut file = std::fs::File::from(
+            openat(
+                dir,
+                name,
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| io_error(path)(e.into()))?,
+        );
         let mut hasher = Sha256::new();
         // Sized to the file: a fixed 256 KiB buffer is an mmap, page faults and a munmap for
         // each of a context's many small files.
-        let length = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
+        let length = usize::try_from(validity.size).unwrap_or(usize::MAX);
         let mut buffer = vec![0u8; length.saturating_add(1).clamp(4096, 256 * 1024)];
         let mut total = 0u64;
         loop {
@@ -204,8 +218,8 @@ impl StatCache {
         self.files_read.fetch_add(1, Ordering::Relaxed);
         self.bytes_read.fetch_add(total, Ordering::Relaxed);
         let digest: [u8; 32] = hasher.finalize().into();
-        let after = file.metadata().map_err(io_error(path))?;
-        let unchanged = Validity::of(&after) == validity && after.ino() == id.inode;
+        let after = fstat(&file).map_err(|e| io_error(path)(e.into()))?;
+        let unchanged = Validity::of(&after) == validity && after.st_ino == id.inode;
         if unchanged && !validity.is_racy(read_start) {
             self.entries().insert(id, (validity, digest));
             self.dirty.store(true, Ordering::Release);

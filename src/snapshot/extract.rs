@@ -3,7 +3,7 @@
 
 use super::compression::{Compression, STREAM_BUFFER, decompress};
 use super::fsat::{self, ResolveError};
-use super::write::sha256_digest;
+use super::hash::StreamHasher;
 use super::{OPAQUE_WHITEOUT, SnapshotError, WHITEOUT_PREFIX};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
@@ -11,7 +11,6 @@ use nix::sys::stat::{Mode, SFlag, UtimensatFlags, fchmod, fchmodat, futimens, mk
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchown, fchownat, linkat, symlinkat};
 use oci_spec::image::Digest;
-use sha2::{Digest as _, Sha256};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::File;
@@ -115,8 +114,7 @@ pub fn extract_layer<R: Read>(
     })?;
     let mut hashing = HashingReader {
         inner: reader,
-        hasher: Sha256::new(),
-        size: 0,
+        hasher: StreamHasher::new(),
     };
     let has_lower = !fsat::is_empty_dir(root.as_fd()).map_err(|e| SnapshotError::Io {
         path: target.to_path_buf(),
@@ -151,8 +149,8 @@ pub fn extract_layer<R: Read>(
     // The DiffID covers the whole stream, padding after the end-of-archive blocks included.
     io::copy(&mut hashing, &mut io::sink()).map_err(SnapshotError::Read)?;
     Ok(ExtractSummary {
-        diff_id: sha256_digest(hashing.hasher),
-        tar_size: hashing.size,
+        tar_size: hashing.hasher.size(),
+        diff_id: hashing.hasher.finish(),
         compression,
         entries: extractor.entries,
         warnings: extractor.warnings,
@@ -162,15 +160,13 @@ pub fn extract_layer<R: Read>(
 
 struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
-    size: u64,
+    hasher: StreamHasher,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(buf.get(..n).unwrap_or_default());
-        self.size += n as u64;
         Ok(n)
     }
 }

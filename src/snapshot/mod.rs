@@ -7,6 +7,7 @@
 mod compression;
 mod extract;
 mod fsat;
+mod hash;
 mod write;
 
 pub use compression::{Compression, decoder, decompress, sniff};

@@ -1,6 +1,7 @@
 //! Directory tree → deterministic layer tar, streamed to any writer.
 
 use super::compression::STREAM_BUFFER;
+use super::hash::StreamHasher;
 use super::{OPAQUE_WHITEOUT, SnapshotError, WHITEOUT_PREFIX, fsat};
 use oci_spec::image::{Digest, Sha256Digest};
 use sha2::{Digest as _, Sha256};
@@ -273,24 +274,23 @@ impl<R: Read> Read for ExactLength<R> {
 /// Hashes and counts what passes through to the inner writer.
 pub(crate) struct HashingWriter<W> {
     inner: W,
-    hasher: Sha256,
-    size: u64,
+    hasher: StreamHasher,
 }
 
 impl<W: Write> HashingWriter<W> {
     fn new(inner: W) -> Self {
         HashingWriter {
             inner,
-            hasher: Sha256::new(),
-            size: 0,
+            hasher: StreamHasher::new(),
         }
     }
 
     fn finish(mut self) -> Result<LayerDigest, SnapshotError> {
         self.inner.flush().map_err(SnapshotError::Write)?;
+        let size = self.hasher.size();
         Ok(LayerDigest {
-            diff_id: sha256_digest(self.hasher),
-            size: self.size,
+            diff_id: self.hasher.finish(),
+            size,
         })
     }
 }
@@ -298,9 +298,7 @@ impl<W: Write> HashingWriter<W> {
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        let written = buf.get(..n).unwrap_or(buf);
-        self.hasher.update(written);
-        self.size += n as u64;
+        self.hasher.update(buf.get(..n).unwrap_or(buf));
         Ok(n)
     }
 
