@@ -6,7 +6,7 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstatat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -346,14 +346,10 @@ pub(crate) fn set_xattr_nofollow(path: &[u8], key: &[u8], value: &[u8]) -> io::R
 /// All extended attributes of a path (final symlink not followed), sorted by name.
 pub(crate) fn list_xattrs(path: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let path = cstring(path)?;
-    let names = grow_until_fits(|buf| {
+    read_xattrs(
         // SAFETY: path is NUL-terminated; buf is writable for its length.
-        unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) }
-    })?;
-    let mut attrs = Vec::new();
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let key = cstring(name)?;
-        let value = grow_until_fits(|buf| {
+        |buf| unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) },
+        |key, buf| {
             // SAFETY: path and key are NUL-terminated; buf is writable for its length.
             unsafe {
                 libc::lgetxattr(
@@ -363,8 +359,31 @@ pub(crate) fn list_xattrs(path: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
                     buf.len(),
                 )
             }
-        });
-        match value {
+        },
+    )
+}
+
+/// The same for an open file: no path lookup.
+pub(crate) fn list_fd_xattrs(file: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let fd = file.as_raw_fd();
+    read_xattrs(
+        // SAFETY: fd is open for the borrow; buf is writable for its length.
+        |buf| unsafe { libc::flistxattr(fd, buf.as_mut_ptr().cast(), buf.len()) },
+        // SAFETY: as above, and key is NUL-terminated.
+        |key, buf| unsafe { libc::fgetxattr(fd, key.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) },
+    )
+}
+
+/// Lists names with `list`, reads each value with `get`; sorted by name.
+fn read_xattrs(
+    mut list: impl FnMut(&mut [u8]) -> libc::ssize_t,
+    mut get: impl FnMut(&CStr, &mut [u8]) -> libc::ssize_t,
+) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let names = grow_until_fits(&mut list)?;
+    let mut attrs = Vec::new();
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let key = cstring(name)?;
+        match grow_until_fits(|buf| get(&key, buf)) {
             Ok(value) => attrs.push((name.to_vec(), value)),
             // Removed between listing and reading.
             Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
@@ -375,8 +394,6 @@ pub(crate) fn list_xattrs(path: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(attrs)
 }
 
-/// Runs a size-probing xattr call: first with an empty buffer for the size, then for real,
-/// retrying when the value grew in between.
 fn grow_until_fits(mut call: impl FnMut(&mut [u8]) -> libc::ssize_t) -> io::Result<Vec<u8>> {
     loop {
         let size = call(&mut []);

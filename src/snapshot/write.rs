@@ -8,6 +8,7 @@ use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::io::{self, BufWriter, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -115,7 +116,16 @@ impl<W: Write> LayerWriter<'_, W> {
                 .map_err(io_err);
         }
 
-        let xattrs = fsat::list_xattrs(path.as_os_str().as_bytes()).map_err(io_err)?;
+        // A regular file is opened once, for its xattrs and its data.
+        let file = match kind.is_file() {
+            true => Some(File::open(path).map_err(io_err)?),
+            false => None,
+        };
+        let xattrs = match &file {
+            Some(file) => fsat::list_fd_xattrs(file.as_fd()),
+            None => fsat::list_xattrs(path.as_os_str().as_bytes()),
+        }
+        .map_err(io_err)?;
         let mut opaque = false;
         for (key, value) in xattrs {
             if super::is_overlay_xattr(&key) {
@@ -166,7 +176,7 @@ impl<W: Write> LayerWriter<'_, W> {
             }
             self.first_paths.insert(key, name.to_vec());
         }
-        if kind.is_file() {
+        if let Some(file) = file {
             header.set_entry_type(EntryType::Regular);
             let size = meta.len();
             if size > MAX_OCTAL_SIZE {
@@ -174,7 +184,6 @@ impl<W: Write> LayerWriter<'_, W> {
                     .push(("size".into(), size.to_string().into_bytes()));
             }
             header.set_size(size);
-            let file = File::open(path).map_err(io_err)?;
             return self
                 .emit(&mut header, name, ExactLength::new(file, size))
                 .map_err(io_err);
