@@ -688,3 +688,40 @@ fn copy_of_many_files_keeps_every_file_mode_and_hard_link() {
     let linked = std::fs::metadata(built.path("/many/d1/linked")).unwrap();
     assert_eq!(first.ino(), linked.ino(), "hard link kept");
 }
+
+/// Most of a large COPY's files are made in the step's upper dir directly, not through its
+/// overlay; where the image has the destination directory (here reached through a symlink)
+/// they go through the overlay. Both must give the image the same files.
+#[test]
+fn copy_of_many_files_into_new_and_existing_directories_of_the_image() {
+    let store = TestStore::with_busybox();
+    let mut context = Context::new(
+        "FROM busybox\n\
+         RUN mkdir -p /real/sub && ln -s /real /link && echo old > /real/sub/f0 \
+         && echo kept > /real/sub/kept\n\
+         COPY many /link/sub/\n\
+         COPY many /fresh/\n",
+    );
+    for index in 0..150 {
+        let mode = if index % 2 == 0 { 0o755 } else { 0o600 };
+        context = context.bytes(
+            &format!("many/f{index}"),
+            format!("new {index}\n").as_bytes(),
+            mode,
+        );
+    }
+    context = context.file("many/deeper/g", "deeper\n");
+    let built = store.build(&context, "many-dirs", &[]);
+    for dir in ["/real/sub", "/fresh"] {
+        for index in 0..150 {
+            let path = format!("{dir}/f{index}");
+            assert_eq!(built.read(&path), format!("new {index}\n"), "{path}");
+            let mode = if index % 2 == 0 { 0o755 } else { 0o600 };
+            assert_eq!(built.owner_mode(&path), (mode, 0, 0), "{path}");
+        }
+        assert_eq!(built.read(&format!("{dir}/deeper/g")), "deeper\n");
+    }
+    assert_eq!(built.read("/real/sub/kept"), "kept\n", "the image's file stays");
+    let link = std::fs::symlink_metadata(built.path("/link")).unwrap();
+    assert!(link.file_type().is_symlink(), "the symlink stays a symlink");
+}
