@@ -1,10 +1,12 @@
 //! Pulled images as containerd keeps them: layers stored exactly as the registry sent them,
 //! their tar checked against the config's DiffID when first unpacked. Against docker-registry
 //! on 127.0.0.1 with images pushed by skopeo (one gzip stream per layer): the pulled image is
-//! read by umoci, runs, serves as a FROM base, saves and loads, pushes again without being
-//! inflated, and a layer whose tar is not the DiffID its config names is refused at unpack.
+//! read by umoci, runs, serves as a FROM base, saves and loads (into rbuild and Docker
+//! Engine), pushes again without being inflated, and a layer whose tar is not the DiffID its
+//! config names is refused at unpack.
 
 mod registry_support;
+mod support;
 
 use registry_support::{Auth, Registry, ok, ok_stdout, rbuild, require_tool};
 use std::path::Path;
@@ -223,4 +225,38 @@ fn a_pulled_image_saves_loads_and_pushes_its_blobs_as_they_are() {
         inspected["rootfs"]["diff_ids"].as_array().map(Vec::len),
         Some(2)
     );
+}
+
+#[test]
+fn a_saved_pulled_image_loads_and_runs_in_docker_engine() {
+    let docker = support::dockerd::Dockerd::start();
+    let registry = Registry::start(Auth::None);
+    let (dir, home, root) = registry_support::workspace();
+    let name = skopeo_pushed(&registry, dir.path(), None);
+    ok(rbuild(&home, &root, &["pull", &name], ""), "pull");
+    let id = image_id(&home, &root, &name);
+    // The archive holds the gzip blobs as pulled; Docker inflates them and checks the DiffIDs.
+    let archive = dir.path().join("pulled.tar");
+    let archive = archive.to_str().expect("utf-8");
+    ok(
+        rbuild(&home, &root, &["save", "-o", archive, &name], ""),
+        "save",
+    );
+    docker.docker(&["load", "-i", archive]);
+    assert_eq!(
+        docker
+            .docker(&["image", "inspect", "-f", "{{.Id}}", &name])
+            .trim(),
+        id
+    );
+    let motd = docker.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &name,
+        "cat",
+        "/etc/motd",
+    ]);
+    assert_eq!(motd.as_bytes(), MOTD);
 }
