@@ -60,6 +60,27 @@ fn image_id(home: &Path, root: &Path, image: &str) -> String {
     .to_string()
 }
 
+/// The images' size `system df` reports, in bytes (from Docker's 3-digit human form).
+fn df_images_size(home: &Path, root: &Path) -> f64 {
+    let out = ok_stdout(
+        rbuild(home, root, &["system", "df", "--format", "{{.Size}}"], ""),
+        "system df",
+    );
+    let first = out.lines().next().unwrap_or_default();
+    let split = first
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(first.len());
+    let (number, unit) = first.split_at(split);
+    let scale = match unit {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        other => panic!("unit {other:?} in {out}"),
+    };
+    number.parse::<f64>().expect("a size") * scale
+}
+
 #[test]
 fn a_pulled_image_is_read_by_umoci_runs_and_is_a_base_for_builds() {
     require_tool("umoci", "umoci");
@@ -67,6 +88,19 @@ fn a_pulled_image_is_read_by_umoci_runs_and_is_a_base_for_builds() {
     let (dir, home, root) = registry_support::workspace();
     let name = skopeo_pushed(&registry, dir.path(), None);
     ok(rbuild(&home, &root, &["pull", &name], ""), "pull");
+    // On disk: the compressed blobs only, until the image is first used.
+    let raw = json(&registry.skopeo(&["inspect", "--raw", &format!("docker://{name}:latest")]));
+    let compressed: u64 = raw["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .filter_map(|l| l["size"].as_u64())
+        .sum();
+    let pulled = df_images_size(&home, &root);
+    assert!(
+        (pulled - compressed as f64).abs() / (compressed as f64) < 0.01,
+        "df {pulled} vs {compressed} bytes of compressed layers"
+    );
 
     // The store stays an OCI layout: umoci unpacks the pulled (gzip) layers.
     let bundle = dir.path().join("bundle");
@@ -97,6 +131,12 @@ fn a_pulled_image_is_read_by_umoci_runs_and_is_a_base_for_builds() {
         "run",
     );
     assert_eq!(out.as_bytes(), MOTD);
+    // Unpacked now: the snapshots count too (busybox is about twice its gzip size).
+    let unpacked = df_images_size(&home, &root);
+    assert!(
+        unpacked > 2.0 * pulled,
+        "df {unpacked} after the first run, {pulled} before"
+    );
     let context = dir.path().join("ctx");
     std::fs::create_dir_all(&context).expect("ctx");
     std::fs::write(
