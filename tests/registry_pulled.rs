@@ -216,9 +216,11 @@ fn a_pulled_image_saves_loads_and_pushes_its_blobs_as_they_are() {
     ok(rbuild(&home, &root, &["pull", &name], ""), "pull");
     let id = image_id(&home, &root, &name);
 
-    // Pushed to another repository: the same compressed blobs, nothing inflated or redone.
+    // Pushed to another repository: the same compressed blobs, nothing inflated or redone,
+    // and mounted from the repository they were pulled from (the registry has them).
     let copy = format!("{}/other/bb:1", registry.host);
-    ok(rbuild(&home, &root, &["push", &name, &copy], ""), "push");
+    let pushed = ok(rbuild(&home, &root, &["push", &name, &copy], ""), "push");
+    assert_eq!(pushed.matches("Mounted").count(), 2, "{pushed}");
     assert_eq!(
         remote_layers(&registry, &copy),
         remote_layers(&registry, &format!("{name}:latest"))

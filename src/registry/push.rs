@@ -54,12 +54,20 @@ pub async fn push_at_level(
 ) -> Result<Pushed, Error> {
     let client = client_for(target, tls_verify)?;
     let repository = target.path();
+    // A repository of the same registry the image was pulled from holds its pulled blobs:
+    // the registry links them instead of taking the bytes again.
+    let pulled_from = store
+        .repo_digests(image.manifest_descriptor.digest())?
+        .iter()
+        .filter_map(|name| Reference::parse(name).ok())
+        .find(|source| source.domain() == target.domain() && source.path() != repository)
+        .map(|source| source.path().to_string());
     let layers: Vec<Descriptor> = futures_util::stream::iter(image.manifest.layers().iter())
         .map(|layer| {
             push_layer(
                 &client,
                 store,
-                repository,
+                (repository, pulled_from.as_deref()),
                 layer,
                 (compression, level),
                 progress,
@@ -115,13 +123,13 @@ pub async fn push_at_level(
 async fn push_layer(
     client: &Client,
     store: &Store,
-    repository: &str,
+    (repository, pulled_from): (&str, Option<&str>),
     layer: &Descriptor,
     (compression, level): (Compression, Option<i32>),
     progress: &dyn Progress,
 ) -> Result<Descriptor, Error> {
     if layer_compression(layer)? != crate::snapshot::Compression::Uncompressed {
-        return push_stored(client, store, repository, layer, progress).await;
+        return push_stored(client, store, (repository, pulled_from), layer, progress).await;
     }
     let diff_id = layer.digest();
     let media_type = compression.layer_media_type();
@@ -210,11 +218,12 @@ async fn push_layer(
     Ok(descriptor)
 }
 
-/// Pushes a compressed layer blob exactly as the store holds it.
+/// Pushes a compressed layer blob exactly as the store holds it, mounted from the
+/// repository it was pulled from when that is on the same registry.
 async fn push_stored(
     client: &Client,
     store: &Store,
-    repository: &str,
+    (repository, pulled_from): (&str, Option<&str>),
     layer: &Descriptor,
     progress: &dyn Progress,
 ) -> Result<Descriptor, Error> {
@@ -227,7 +236,7 @@ async fn push_stored(
             layer.digest(),
             total,
             &store.blob_path(layer.digest())?,
-            None,
+            pulled_from,
             &mut |done| progress.bytes(&id, done, total),
         )
         .await?;
