@@ -3,7 +3,9 @@
 #
 # The image is one layer of real files (the first 512 MiB of /usr/lib, sorted), stored
 # uncompressed in an rbuild store. Both tools gzip it on push (rbuild: parallel gzip members;
-# skopeo: pgzip), and both pull the same pushed image back. Prints wall seconds, MiB/s of the
+# skopeo: pgzip), and both pull the same pushed image back, keeping the compressed blob as
+# sent. rbuild unpacks (and checks the DiffID of) a pulled layer when it is first used: the
+# line "first use" times a build FROM the pulled image, which skopeo has no counterpart of. Prints wall seconds, MiB/s of the
 # uncompressed image, and CPU seconds (user + system), which the load of other processes skews less.
 #
 # Usage: benches/registry_push_pull.sh [path/to/rbuild]   (default: target/release/rbuild)
@@ -41,6 +43,7 @@ awk -v max=$((size_mib << 20)) '{ total += $1; if (total > max) exit; print $2 }
 tar --numeric-owner --owner=0 --group=0 --mtime=@0 --sort=name -C /usr/lib -cf "$work/layer.tar" -T "$work/files"
 bytes=$(stat -c %s "$work/layer.tar")
 "$rbuild" --root "$work/store" import "$work/layer.tar" bench:1 >/dev/null
+rm "$work/layer.tar" # the disk may be short: the store holds it now
 sync
 
 # skopeo remembers compressed digests in /var/lib/containers/cache (as root) and would reuse
@@ -50,11 +53,16 @@ fresh_skopeo() {
   unshare -m sh -c 'mount -t tmpfs none /var/lib/containers/cache && exec skopeo "$@"' skopeo "$@"
 }
 
+# The store wrote the layer with O_DIRECT, so it is not in the page cache: read it once, or
+# whichever tool pushes first reads it from disk and the other gets it warm.
+warm() { cat "$work"/store/blobs/sha256/* >/dev/null; }
+
 timed() { # label, command...
   local start end cpu
+  warm
   start=$(date +%s.%N)
   # `times` in the subshell: user and system CPU of the command's processes (the second line).
-  cpu=$( { "${@:2}" >/dev/null; times; } | awk 'NR == 2 {
+  cpu=$( { "${@:2}" >/dev/null || echo "FAILED: $1" >&2; times; } | awk 'NR == 2 {
     split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
   end=$(date +%s.%N)
   awk -v l="$1" -v s="$start" -v e="$end" -v b="$bytes" -v c="$cpu" \
@@ -68,6 +76,11 @@ timed "push skopeo (gzip)" fresh_skopeo copy -q --dest-tls-verify=false \
 timed "pull rbuild" "$rbuild" --root "$work/pulled" pull -q "$host/bench/skopeo:1"
 timed "pull skopeo (to oci:)" fresh_skopeo copy -q --src-tls-verify=false \
   "docker://$host/bench/skopeo:1" "oci:$work/skopeo-pulled:1"
+mkdir -p "$work/ctx"
+echo from-pulled >"$work/ctx/f"
+printf 'FROM %s\nCOPY f /f\n' "$host/bench/skopeo:1" >"$work/ctx/Dockerfile"
+timed "first use rbuild (unpack)" "$rbuild" --root "$work/pulled" build -q -t on-pulled "$work/ctx"
+rm -rf "$work/pulled" "$work/skopeo-pulled"
 timed "push rbuild (zstd)" "$rbuild" --root "$work/store" push -q --compression zstd bench:1 "$host/bench/zstd:1"
 timed "push skopeo (zstd)" fresh_skopeo copy -q --dest-tls-verify=false --dest-compress-format zstd \
   "oci:$work/store:bench:1" "docker://$host/bench/skopeo-zstd:1"

@@ -138,13 +138,35 @@ fn skopeo_push_then_pull(auth: Auth) {
     let out = ok(rbuild(&home, &root, &["pull", &name], ""), "pull");
     assert!(out.contains(&format!("Digest: {manifest_digest}")), "{out}");
     assert!(out.contains("Pull complete"), "{out}");
-    for tar in &tars {
-        let stored = root.join("blobs/sha256").join(sha256_hex(tar));
-        assert_eq!(
-            &std::fs::read(&stored).expect("layer stored uncompressed"),
-            tar
-        );
+    // Each layer is kept as the registry sent it (one gzip stream, from skopeo), under its
+    // compressed digest; no plain copy is made.
+    let remote = json(&registry.skopeo(&["inspect", "--raw", &format!("docker://{name}:latest")]));
+    let remote_layers = remote["layers"].as_array().expect("layers");
+    assert_eq!(remote_layers.len(), tars.len());
+    for (layer, tar) in remote_layers.iter().zip(&tars) {
+        let digest = layer["digest"].as_str().expect("digest");
+        let stored = std::fs::read(
+            root.join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .expect("layer stored as sent");
+        let mut unpacked = Vec::new();
+        flate2::read::MultiGzDecoder::new(&stored[..])
+            .read_to_end(&mut unpacked)
+            .expect("gunzip");
+        assert_eq!(&unpacked, tar);
+        assert!(!root.join("blobs/sha256").join(sha256_hex(tar)).exists());
     }
+    let stored_manifest = json(&registry.skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{}:{name}:latest", root.display()),
+    ]));
+    assert_eq!(stored_manifest["layers"], remote["layers"]);
+    assert_eq!(
+        stored_manifest["config"]["digest"],
+        remote["config"]["digest"]
+    );
     let local = json(&rbuild(&home, &root, &["image", "inspect", &name], "").stdout);
     let layers: Vec<String> = tars
         .iter()

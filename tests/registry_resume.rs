@@ -1,12 +1,12 @@
 //! A pull killed mid-blob continues in the next process: the partial compressed blob stays in
 //! the store's tmp/ (garbage collection keeps it), the next pull asks for the rest with a
-//! Range request, and the layer ends with the right digest. A corrupt partial is discarded
+//! Range request, and the layer is stored as sent, under its digest. A corrupt partial is discarded
 //! and the blob fetched whole.
 
 mod registry_support;
 
 use registry_support::proxy::{Action, FaultProxy, Rule};
-use registry_support::{Auth, Registry, ok, rbuild, sha256_hex};
+use registry_support::{Auth, Registry, ok, rbuild};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -126,7 +126,10 @@ fn a_pull_killed_mid_blob_resumes_in_the_next_process() {
     ]);
     let proxy = FaultProxy::start(&registry.host, vec![]);
     let image = format!("{}/resume/noise:latest", proxy.host);
-    let stored_layer = |root: &Path| root.join("blobs/sha256").join(sha256_hex(&tar));
+    // Stored as sent: the gzip blob under its digest.
+    let hex = layer_digest.trim_start_matches("sha256:").to_string();
+    let sent = std::fs::read(layout.join("blobs/sha256").join(&hex)).expect("layout layer");
+    let stored_layer = |root: &Path| root.join("blobs/sha256").join(&hex);
 
     // Killed mid-blob: the partial survives garbage collection, which removes the rest.
     let root = dir.path().join("root");
@@ -154,7 +157,7 @@ fn a_pull_killed_mid_blob_resumes_in_the_next_process() {
     );
     assert_eq!(
         std::fs::read(stored_layer(&root)).expect("layer stored"),
-        tar
+        sent
     );
     assert!(!partial.exists(), "the partial outlived the pull");
     ok(rbuild(&home, &root, &["system", "fsck"], ""), "fsck");
@@ -174,7 +177,7 @@ fn a_pull_killed_mid_blob_resumes_in_the_next_process() {
     );
     assert_eq!(
         std::fs::read(stored_layer(&root)).expect("layer stored"),
-        tar
+        sent
     );
     assert!(!partial.exists(), "the corrupt partial outlived the pull");
     ok(rbuild(&home, &root, &["system", "fsck"], ""), "fsck");

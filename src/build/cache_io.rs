@@ -31,15 +31,11 @@ pub fn export(store: &Store, keys: &[Digest], spec: &CacheSpec) -> Result<(), Bu
             continue;
         };
         if let Some(diff_id) = &record.diff_id {
-            if !store.has_blob(diff_id) {
+            let Some(layer) = store.find_layer(diff_id)? else {
                 continue;
-            }
+            };
             if !layers.iter().any(|l| &l.diff_id == diff_id) {
-                layers.push(Layer {
-                    diff_id: diff_id.clone(),
-                    size: record.size,
-                    compressed: None,
-                });
+                layers.push(layer);
             }
         }
         records.insert(key.to_string(), record);

@@ -442,18 +442,12 @@ impl Shared<'_> {
         let diff_ids = &image.config.rootfs.diff_ids;
         let chains = chain_ids(diff_ids);
         let layers = image
-            .manifest
-            .layers()
-            .iter()
-            .zip(diff_ids)
+            .layers()?
+            .into_iter()
             .zip(chains)
             .zip(dirs)
-            .map(|(((descriptor, diff_id), chain_id), dir)| LayerState {
-                layer: Layer {
-                    diff_id: diff_id.clone(),
-                    size: descriptor.size(),
-                    compressed: None,
-                },
+            .map(|((layer, chain_id), dir)| LayerState {
+                layer,
                 chain_id,
                 dir,
             })
@@ -630,7 +624,7 @@ impl Shared<'_> {
                         diff_id: (next.layers.len() > fs.layers.len())
                             .then(|| next.layers.last().map(|l| l.layer.diff_id.clone()))
                             .flatten(),
-                        size: next.layers.last().map_or(0, |l| l.layer.size),
+                        size: next.layers.last().map_or(0, |l| l.layer.blob.size()),
                         chain_id: next.chain_id().cloned(),
                         created: next.created.clone(),
                         inputs: serde_json::value::to_raw_value(&inputs_json)
@@ -727,13 +721,8 @@ impl Shared<'_> {
             created: record.created.or_else(|| fs.created.clone()),
         };
         if let (Some(diff_id), Some(chain_id)) = (record.diff_id, record.chain_id) {
-            if !self.store.has_blob(&diff_id) {
+            let Some(layer) = self.store.find_layer(&diff_id)? else {
                 return Ok(None);
-            }
-            let layer = Layer {
-                diff_id,
-                size: record.size,
-                compressed: None,
             };
             let dir = self.store.layer_snapshot(&chain_id, &layer)?;
             next.layers.push(LayerState {
@@ -785,11 +774,7 @@ impl Shared<'_> {
             .store
             .commit_step(writer, &written.diff_id, &chain_id, &upper)?;
         next.layers.push(LayerState {
-            layer: Layer {
-                diff_id: blob.digest,
-                size: blob.size,
-                compressed: None,
-            },
+            layer: Layer::plain(blob.digest, blob.size),
             chain_id,
             dir,
         });

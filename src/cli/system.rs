@@ -67,12 +67,22 @@ fn dir_size(path: &std::path::Path) -> u64 {
 fn df(store: &Store, args: DfArgs) -> CliResult {
     let images = store.images()?;
     let mut blobs = std::collections::HashSet::new();
+    let mut snapshots = std::collections::HashSet::new();
     let mut size = 0u64;
+    // What the images hold on disk: each layer blob as stored (compressed when pulled) and
+    // each layer unpacked, once however many images share it.
     for entry in &images {
         if let Ok(image) = store.load_image(&entry.manifest) {
             for layer in image.manifest.layers() {
                 if blobs.insert(layer.digest().clone()) {
                     size += layer.size();
+                }
+            }
+            for chain_id in image.config.chain_ids() {
+                if let Ok(path) = store.snapshot_path(&chain_id)
+                    && snapshots.insert(chain_id)
+                {
+                    size += dir_size(&path);
                 }
             }
         }

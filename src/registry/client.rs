@@ -79,6 +79,17 @@ pub enum BlobPush {
     Uploaded,
 }
 
+impl BlobPush {
+    /// How `docker push` reports it.
+    pub fn status(self) -> &'static str {
+        match self {
+            BlobPush::Existed => "Layer already exists",
+            BlobPush::Mounted => "Mounted",
+            BlobPush::Uploaded => "Pushed",
+        }
+    }
+}
+
 /// A client for one registry host.
 pub struct Client {
     http: reqwest::Client,

@@ -1,16 +1,18 @@
-//! Pull: an image from a registry into the store. Layers download in parallel and are
-//! decompressed into the store as they arrive; each is checked twice, the compressed bytes
-//! against the manifest and the tar against the config's DiffID, and nothing unchecked is kept.
+//! Pull: an image from a registry into the store, as containerd keeps images. Layers download
+//! in parallel into the store exactly as the registry sends them (gzip, zstd), each checked
+//! against the manifest's digest and size while it streams; nothing unchecked is kept. The
+//! tar inside is checked against the config's DiffID when the layer is first unpacked
+//! ([`Store::layer_dirs`]), which refuses a layer that does not match.
 
-use super::compress::Compression;
 use super::credentials::CredentialFile;
 use super::download::LayerDownload;
 use super::name::endpoint_host;
 use super::{Client, ClientOptions, Error};
 use crate::image::{ImageConfig, Reference};
-use crate::store::{Image, Layer, Store};
+use crate::snapshot::Compression;
+use crate::store::{Image, Layer, Store, layer_compression};
 use futures_util::{StreamExt, TryStreamExt};
-use oci_spec::image::{Descriptor, Digest};
+use oci_spec::image::{Descriptor, Digest, MediaType};
 
 /// How many layers move at once, as Docker does by default.
 const PARALLEL_LAYERS: usize = 3;
@@ -134,7 +136,8 @@ pub async fn pull(
     })
 }
 
-/// Fetches one layer unless the store has its DiffID; remembers its compressed digest.
+/// Fetches one layer blob unless the store has it, or has the layer's plain tar (built or
+/// loaded here). The blob is kept as sent; the layer lists it under OCI's media type.
 async fn pull_layer(
     client: &Client,
     store: &Store,
@@ -144,21 +147,42 @@ async fn pull_layer(
     progress: &dyn Progress,
 ) -> Result<Layer, Error> {
     let id = short_id(descriptor.digest());
-    let compression = Compression::from_media_type(descriptor.media_type().as_ref());
-    let compressed = compression.map(|_| descriptor.clone());
-    if store.has_blob(diff_id) {
-        if let Some(compressed) = &compressed {
-            store.record_compressed(diff_id, compressed)?;
-        }
+    let media_type = match layer_compression(descriptor)? {
+        Compression::Uncompressed => MediaType::ImageLayer,
+        Compression::Gzip => MediaType::ImageLayerGzip,
+        Compression::Zstd => MediaType::ImageLayerZstd,
+    };
+    let layer = Layer {
+        diff_id: diff_id.clone(),
+        blob: Descriptor::new(media_type, descriptor.size(), descriptor.digest().clone()),
+        compressed: None,
+    };
+    if store.has_blob(descriptor.digest()) {
         progress.status(&id, "Already exists");
-        return Ok(Layer {
-            diff_id: diff_id.clone(),
-            size: store.blob_size(diff_id)?,
-            compressed,
-        });
+    } else if store.has_blob(diff_id) {
+        progress.status(&id, "Already exists");
+        return Ok(Layer::plain(diff_id.clone(), store.blob_size(diff_id)?));
+    } else {
+        fetch_blob(client, store, repository, descriptor, progress).await?;
+        progress.status(&id, "Pull complete");
     }
+    if layer.blob.digest() != diff_id {
+        store.record_claimed_layer(diff_id, &layer.blob)?;
+    }
+    Ok(layer)
+}
+
+/// Downloads a blob into the store, resuming what an earlier run left in tmp/.
+async fn fetch_blob(
+    client: &Client,
+    store: &Store,
+    repository: &str,
+    descriptor: &Descriptor,
+    progress: &dyn Progress,
+) -> Result<(), Error> {
+    let id = short_id(descriptor.digest());
     progress.status(&id, "Pulling fs layer");
-    let mut download = LayerDownload::open(store, descriptor, diff_id, compression)?;
+    let mut download = LayerDownload::open(store, descriptor)?;
     let total = descriptor.size();
     let fetched = loop {
         let fetched = client
@@ -184,17 +208,8 @@ async fn pull_layer(
         }
         return Err(error);
     }
-    // The store checks the tar against the DiffID the config promised, and keeps it only then.
-    let blob = download.finish()?;
-    if let Some(compressed) = &compressed {
-        store.record_compressed(diff_id, compressed)?;
-    }
-    progress.status(&id, "Pull complete");
-    Ok(Layer {
-        diff_id: blob.digest,
-        size: blob.size,
-        compressed,
-    })
+    download.finish()?;
+    Ok(())
 }
 
 /// A download whose bytes did not match the manifest's digest or size.

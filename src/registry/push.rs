@@ -1,13 +1,13 @@
-//! Push: an image from the store to a registry. Layers are compressed (gzip in parallel, or
-//! zstd) unless a compressed form the store remembers is on the registry already, and
-//! uploaded while they compress; blobs go first, in parallel, and the manifest last, so a
+//! Push: an image from the store to a registry. Plain layers are compressed (gzip in
+//! parallel, or zstd) unless a compressed form the store remembers is on the registry
+//! already, and uploaded while they compress; pulled layers go as they are stored; blobs go first, in parallel, and the manifest last, so a
 //! registry never names a missing blob.
 
 use super::compress::{Compression, compress_file_feeding};
 use super::pull::{Progress, client_for, short_id};
-use super::{BlobPush, Client, Error};
+use super::{Client, Error};
 use crate::image::{Reference, canonical_json};
-use crate::store::{Image, Store};
+use crate::store::{Image, Store, layer_compression};
 use futures_util::{StreamExt, TryStreamExt};
 use oci_spec::image::{Descriptor, Digest, ImageManifestBuilder, MediaType};
 
@@ -54,12 +54,20 @@ pub async fn push_at_level(
 ) -> Result<Pushed, Error> {
     let client = client_for(target, tls_verify)?;
     let repository = target.path();
+    // A repository of the same registry the image was pulled from holds its pulled blobs:
+    // the registry links them instead of taking the bytes again.
+    let pulled_from = store
+        .repo_digests(image.manifest_descriptor.digest())?
+        .iter()
+        .filter_map(|name| Reference::parse(name).ok())
+        .find(|source| source.domain() == target.domain() && source.path() != repository)
+        .map(|source| source.path().to_string());
     let layers: Vec<Descriptor> = futures_util::stream::iter(image.manifest.layers().iter())
         .map(|layer| {
             push_layer(
                 &client,
                 store,
-                repository,
+                (repository, pulled_from.as_deref()),
                 layer,
                 (compression, level),
                 progress,
@@ -110,15 +118,19 @@ pub async fn push_at_level(
     })
 }
 
-/// Pushes one stored (uncompressed) layer; returns its descriptor as pushed.
+/// Pushes one stored layer; returns its descriptor as pushed. A plain layer is compressed
+/// (once: the form is remembered); a compressed one (as pulled) goes as it is.
 async fn push_layer(
     client: &Client,
     store: &Store,
-    repository: &str,
+    (repository, pulled_from): (&str, Option<&str>),
     layer: &Descriptor,
     (compression, level): (Compression, Option<i32>),
     progress: &dyn Progress,
 ) -> Result<Descriptor, Error> {
+    if layer_compression(layer)? != crate::snapshot::Compression::Uncompressed {
+        return push_stored(client, store, (repository, pulled_from), layer, progress).await;
+    }
     let diff_id = layer.digest();
     let media_type = compression.layer_media_type();
     // A form compressed before (by an earlier push or as pulled) that the registry holds.
@@ -188,7 +200,7 @@ async fn push_layer(
             "Pushed"
         }
         // Again from the file, with the retries and resumable chunks of a known blob.
-        Err(_) => match client
+        Err(_) => client
             .push_blob(
                 repository,
                 descriptor.digest(),
@@ -198,14 +210,36 @@ async fn push_layer(
                 &mut |done| progress.bytes(&id, done, total),
             )
             .await?
-        {
-            BlobPush::Existed => "Layer already exists",
-            BlobPush::Mounted => "Mounted",
-            BlobPush::Uploaded => "Pushed",
-        },
+            .status(),
     };
     drop(packed_file);
     store.record_compressed(diff_id, &descriptor)?;
     progress.status(&id, status);
     Ok(descriptor)
+}
+
+/// Pushes a compressed layer blob exactly as the store holds it, mounted from the
+/// repository it was pulled from when that is on the same registry.
+async fn push_stored(
+    client: &Client,
+    store: &Store,
+    (repository, pulled_from): (&str, Option<&str>),
+    layer: &Descriptor,
+    progress: &dyn Progress,
+) -> Result<Descriptor, Error> {
+    let id = short_id(layer.digest());
+    let total = layer.size();
+    progress.status(&id, "Pushing");
+    let pushed = client
+        .push_blob(
+            repository,
+            layer.digest(),
+            total,
+            &store.blob_path(layer.digest())?,
+            pulled_from,
+            &mut |done| progress.bytes(&id, done, total),
+        )
+        .await?;
+    progress.status(&id, pushed.status());
+    Ok(layer.clone())
 }

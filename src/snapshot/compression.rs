@@ -27,6 +27,24 @@ impl Compression {
         }
     }
 
+    /// The compression a layer media type names (OCI's `tar`, `tar+gzip`, `tar+zstd`, their
+    /// non-distributable forms, and Docker's `tar.gzip`, `tar.zstd`); `None` when it names no
+    /// layer tar.
+    pub fn from_layer_media_type(media_type: &str) -> Option<Compression> {
+        let tar = media_type
+            .strip_prefix("application/vnd.oci.image.layer.")
+            .or_else(|| media_type.strip_prefix("application/vnd.docker.image.rootfs."))?;
+        if tar.ends_with("tar+gzip") || tar.ends_with("tar.gzip") {
+            Some(Compression::Gzip)
+        } else if tar.ends_with("tar+zstd") || tar.ends_with("tar.zstd") {
+            Some(Compression::Zstd)
+        } else if tar.ends_with("tar") {
+            Some(Compression::Uncompressed)
+        } else {
+            None
+        }
+    }
+
     /// The OCI media-type suffix (`+gzip`, `+zstd`, or nothing).
     pub fn media_type_suffix(self) -> &'static str {
         match self {
@@ -108,6 +126,44 @@ mod tests {
             Compression::Zstd,
         ] {
             assert_eq!(roundtrip(c, &payload), payload, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn layer_media_types_name_their_compression() {
+        for (media_type, expected) in [
+            (
+                "application/vnd.oci.image.layer.v1.tar",
+                Some(Compression::Uncompressed),
+            ),
+            (
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                Some(Compression::Gzip),
+            ),
+            (
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+                Some(Compression::Zstd),
+            ),
+            (
+                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                Some(Compression::Gzip),
+            ),
+            (
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                Some(Compression::Gzip),
+            ),
+            (
+                "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                Some(Compression::Gzip),
+            ),
+            ("application/vnd.oci.image.config.v1+json", None),
+            ("application/vnd.oci.image.layer.v1.tar+bzip2", None),
+        ] {
+            assert_eq!(
+                Compression::from_layer_media_type(media_type),
+                expected,
+                "{media_type}"
+            );
         }
     }
 

@@ -322,9 +322,10 @@ pub struct SaveItem {
 }
 
 impl Store {
-    /// Writes images as a tar archive, streaming blobs from the store (layers as stored:
-    /// uncompressed). Entries are in a fixed order with fixed metadata, so the same images
-    /// always give the same bytes.
+    /// Writes images as a tar archive, streaming blobs from the store with the manifests
+    /// that list them (layers as stored: plain tars as built or imported, gzip or zstd as
+    /// pulled, which `docker load`, skopeo and rbuild all read). Entries are in a fixed order
+    /// with fixed metadata, so the same images always give the same bytes.
     pub fn save_archive(
         &self,
         items: &[SaveItem],

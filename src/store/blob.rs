@@ -91,8 +91,9 @@ impl BlobWriter {
         io::Seek::seek(&mut file, io::SeekFrom::End(0)).at(&tmp_path)?;
         Ok(BlobWriter {
             store,
-            // Resumed at the end of what an earlier attempt wrote: not block-aligned.
-            out: BlobFile::new(file, false),
+            // Resumed at the end of what an earlier attempt wrote: direct I/O when that
+            // is block-aligned (a new download, or one cut after a whole chunk).
+            out: BlobFile::new(file, BlobFile::is_aligned(size)),
             _lock: lock,
             tmp_path,
             hasher,
@@ -116,13 +117,6 @@ impl BlobWriter {
     /// sha256 of every byte written so far, including a resumed prefix.
     pub fn digest_so_far(&self) -> Digest {
         digest_from_hash(&self.hasher.clone().finalize())
-    }
-
-    /// The bytes written so far, read from the start (a resumed download replays its prefix
-    /// into a decompressor this way).
-    pub fn read_back(&mut self) -> Result<File> {
-        self.out.flush().at(&self.tmp_path)?;
-        File::open(&self.tmp_path).at(&self.tmp_path)
     }
 
     /// Removes the file, resumable or not (its bytes are known bad, or no longer needed).

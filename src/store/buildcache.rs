@@ -210,11 +210,16 @@ impl Store {
                 .tempdir_in(&tmp)
                 .at(&tmp)?
                 .keep();
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).at(&dir)?;
-            let handle = File::open(&dir).at(&dir)?;
+            // A collector may remove it before it is locked: then make another.
+            let handle = match File::open(&dir) {
+                Ok(handle) => handle,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(StoreError::Io { path: dir, source }),
+            };
             let lock =
                 FileLock::from_file(handle.try_clone().at(&dir)?, &dir, LockMode::Exclusive)?;
             if same_file(&handle, &dir)? {
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).at(&dir)?;
                 return Ok(WorkDir {
                     path: dir,
                     _lock: lock,

@@ -80,6 +80,11 @@ pub(super) struct BlobFile {
 impl BlobFile {
     /// Writes to `file` from its current offset; `aligned` says that offset is a multiple of
     /// the block size (a new file), so whole chunks may bypass the page cache.
+    /// Whether a file positioned at `offset` can take O_DIRECT writes.
+    pub(super) fn is_aligned(offset: u64) -> bool {
+        offset.is_multiple_of(ALIGN as u64)
+    }
+
     pub(super) fn new(file: File, aligned: bool) -> BlobFile {
         BlobFile {
             file,

@@ -1,8 +1,10 @@
 //! Consistency check: every blob re-hashed against its name, every image in index.json
-//! complete. With repair, what cannot be trusted is dropped: corrupt blobs, and index
-//! entries of images that lost a blob.
+//! complete, and every compressed layer (as pulled) inflated and hashed against its DiffID
+//! unless an unpack proved it already. With repair, what cannot be trusted is dropped:
+//! corrupt blobs, and index entries of images that lost a blob or hold a lying layer.
 
-use super::images::Image;
+use super::blob::HashingReader;
+use super::images::{FormKind, Image, Layer, read_error};
 use super::{IoContext, Result, Store};
 use crate::image::digest_from_hash;
 use oci_spec::image::{Digest, ImageManifest, MediaType};
@@ -78,24 +80,26 @@ impl Store {
                 report.repaired.push(format!("removed {label}"));
             }
         }
-        let mappings = self.root().join("compressed/sha256");
-        for entry in fs::read_dir(&mappings).at(&mappings)? {
-            let path = entry.at(&mappings)?.path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let parsed = Digest::from_str(&format!("sha256:{name}"))
-                .ok()
-                .map(|d| self.compressed_forms(&d));
-            if !matches!(parsed, Some(Ok(_))) {
-                report.problems.push(format!(
-                    "{}: unreadable compressed-layer record",
-                    path.display()
-                ));
-                if repair {
-                    fs::remove_file(&path).at(&path)?;
-                    report.repaired.push(format!("removed {}", path.display()));
+        for kind in FormKind::ALL {
+            let mappings = self.root().join(kind.dir());
+            for entry in fs::read_dir(&mappings).at(&mappings)? {
+                let path = entry.at(&mappings)?.path();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let parsed = Digest::from_str(&format!("sha256:{name}"))
+                    .ok()
+                    .map(|d| self.layer_forms(kind, &d));
+                if !matches!(parsed, Some(Ok(_))) {
+                    report.problems.push(format!(
+                        "{}: unreadable compressed-layer record",
+                        path.display()
+                    ));
+                    if repair {
+                        fs::remove_file(&path).at(&path)?;
+                        report.repaired.push(format!("removed {}", path.display()));
+                    }
                 }
             }
         }
@@ -142,17 +146,50 @@ impl Store {
             }
         };
         usable(image.id(), "config", &mut problems);
-        for layer in image.manifest.layers() {
-            usable(layer.digest(), "layer", &mut problems);
-        }
-        if image.config.rootfs.diff_ids.len() != image.manifest.layers().len() {
-            problems.push(format!(
-                "config lists {} layers, manifest {}",
-                image.config.rootfs.diff_ids.len(),
-                image.manifest.layers().len()
-            ));
+        let layers = match image.layers() {
+            Ok(layers) => layers,
+            Err(e) => {
+                problems.push(e.to_string());
+                return problems;
+            }
+        };
+        for layer in layers {
+            if usable(layer.blob.digest(), "layer", &mut problems)
+                && let Some(problem) = self.diff_id_problem(&layer)
+            {
+                problems.push(problem);
+            }
         }
         problems
+    }
+
+    /// Whether a compressed layer blob holds the tar its DiffID names; inflated and hashed
+    /// unless an unpack or an earlier check proved it. Plain blobs are their DiffID's name.
+    fn diff_id_problem(&self, layer: &Layer) -> Option<String> {
+        let proven = layer.blob.digest() == &layer.diff_id
+            || self
+                .compressed_forms(&layer.diff_id)
+                .is_ok_and(|forms| forms.iter().any(|f| f.digest() == layer.blob.digest()));
+        if proven {
+            return None;
+        }
+        let hashed = self
+            .layer_tar(&layer.blob)
+            .and_then(|tar| HashingReader::new(tar).finish().map_err(read_error));
+        match hashed {
+            Ok((actual, _)) if actual == layer.diff_id => {
+                // Remembered, so the next check and push trust it without inflating.
+                self.record_compressed(&layer.diff_id, &layer.blob)
+                    .err()
+                    .map(|e| e.to_string())
+            }
+            Ok((actual, _)) => Some(format!(
+                "layer {} holds a tar that hashes to {actual}, not the config's DiffID {}",
+                layer.blob.digest(),
+                layer.diff_id
+            )),
+            Err(e) => Some(format!("layer {}: {e}", layer.blob.digest())),
+        }
     }
 }
 

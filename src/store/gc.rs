@@ -3,6 +3,7 @@
 //! live processes; abandoned temporary files are those nobody holds locked.
 
 use super::blob::PARTIAL_PREFIX;
+use super::images::FormKind;
 use super::lock::{FileLock, LockMode};
 use super::refs::ref_name;
 use super::{IoContext, Result, Store, StoreError};
@@ -47,12 +48,9 @@ impl Store {
             }
             report.reclaimed += fs::symlink_metadata(&path).map_or(0, |m| m.len());
             fs::remove_file(&path).at(&path)?;
-            let mapping = self.compressed_path(&digest)?;
-            if mapping.exists() {
-                fs::remove_file(&mapping).at(&mapping)?;
-            }
             report.blobs.push(digest);
         }
+        self.remove_stale_layer_forms(&keep)?;
         let snapshots = self.root().join("snapshots");
         for (chain_id, path) in digest_entries(&snapshots)? {
             if keep.chain_ids.contains(&chain_id) {
@@ -66,6 +64,23 @@ impl Store {
         report.temporary_files += count;
         report.reclaimed += bytes;
         Ok(report)
+    }
+
+    /// Drops the records of a layer's compressed forms once neither the layer's plain blob
+    /// nor any blob they name is kept (forms on registries only matter beside a plain blob).
+    fn remove_stale_layer_forms(&self, keep: &Reachable) -> Result<()> {
+        for kind in FormKind::ALL {
+            let dir = self.root().join(kind.dir());
+            for (diff_id, path) in digest_entries(&dir)? {
+                let named = self.layer_forms(kind, &diff_id).unwrap_or_default();
+                let used = keep.blobs.contains(&diff_id)
+                    || named.iter().any(|form| keep.blobs.contains(form.digest()));
+                if !used {
+                    fs::remove_file(&path).at(&path)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Removes what processes that ended (or were killed) left in tmp/: entries no live
@@ -103,6 +118,13 @@ impl Store {
             .collect();
         pending.extend(self.pins()?.into_values().flatten());
         for digest in self.cached_digests()? {
+            // A cached layer may be held in a pulled compressed blob (`--cache-from`).
+            for kind in FormKind::ALL {
+                let forms = self.layer_forms(kind, &digest).unwrap_or_default();
+                reachable
+                    .blobs
+                    .extend(forms.iter().map(|form| form.digest().clone()));
+            }
             reachable.chain_ids.insert(digest.clone());
             reachable.blobs.insert(digest);
         }
@@ -121,8 +143,8 @@ impl Store {
                     reachable
                         .chain_ids
                         .extend(chain_ids(&parsed.rootfs.diff_ids));
-                    // Layers stored compressed (copied in by other tools) have a blob
-                    // digest other than the DiffID; keep both.
+                    // A pulled layer's blob digest is not its DiffID; a plain blob of the
+                    // same layer (built or loaded) is kept too.
                     reachable
                         .blobs
                         .extend(parsed.rootfs.diff_ids.iter().cloned());

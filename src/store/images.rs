@@ -1,5 +1,5 @@
-//! Images in the store: layers imported uncompressed, configs and manifests, and resolving
-//! a name or an ID back to them.
+//! Images in the store: their layers (plain tars as built or imported, compressed tars as
+//! pulled), configs and manifests, and resolving a name or an ID back to them.
 
 use super::blob::HashingReader;
 use super::{Result, Store, StoreError, sha256_hex};
@@ -9,20 +9,26 @@ use oci_spec::image::{Descriptor, Digest, ImageManifest, ImageManifestBuilder, M
 use std::fs;
 use std::io::{self, Read};
 
-/// A layer stored uncompressed: its blob digest is its DiffID.
+/// A layer of an image: the DiffID of its tar and the blob the store holds it in. Layers
+/// built or imported are plain tars (blob digest = DiffID); pulled layers are kept as the
+/// registry sent them (gzip or zstd), their DiffID checked when they are first unpacked.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
     pub diff_id: Digest,
-    /// Uncompressed size in bytes.
-    pub size: u64,
-    /// The compressed form it arrived in, when it was compressed (remembered for push).
+    /// The stored blob, as the image manifest lists it.
+    pub blob: Descriptor,
+    /// The compressed form a plain layer arrived in (remembered for push).
     pub compressed: Option<Descriptor>,
 }
 
 impl Layer {
-    /// The descriptor of the stored (uncompressed) layer blob.
-    pub fn descriptor(&self) -> Descriptor {
-        Descriptor::new(MediaType::ImageLayer, self.size, self.diff_id.clone())
+    /// A layer stored as a plain tar of `size` bytes.
+    pub fn plain(diff_id: Digest, size: u64) -> Layer {
+        Layer {
+            blob: Descriptor::new(MediaType::ImageLayer, size, diff_id.clone()),
+            diff_id,
+            compressed: None,
+        }
     }
 }
 
@@ -45,6 +51,29 @@ impl Image {
     pub fn size(&self) -> u64 {
         self.manifest.layers().iter().map(Descriptor::size).sum()
     }
+
+    /// The layers, base first: each manifest entry with the config's DiffID for it.
+    pub fn layers(&self) -> Result<Vec<Layer>> {
+        let diff_ids = &self.config.rootfs.diff_ids;
+        let blobs = self.manifest.layers();
+        if diff_ids.len() != blobs.len() {
+            return Err(StoreError::Invalid(format!(
+                "image {}: config lists {} layers, manifest {}",
+                self.id(),
+                diff_ids.len(),
+                blobs.len()
+            )));
+        }
+        Ok(diff_ids
+            .iter()
+            .zip(blobs)
+            .map(|(diff_id, blob)| Layer {
+                diff_id: diff_id.clone(),
+                blob: blob.clone(),
+                compressed: None,
+            })
+            .collect())
+    }
 }
 
 impl Store {
@@ -60,6 +89,43 @@ impl Store {
         self.layer_stored(blob, compressed)
     }
 
+    /// The layer whose tar has this DiffID, in the blob the store holds it in: the plain
+    /// tar, else a compressed form known to hold it, else one a pulled image's config says
+    /// holds it (checked when unpacked). `None` when the store has none of them.
+    pub fn find_layer(&self, diff_id: &Digest) -> Result<Option<Layer>> {
+        if self.has_blob(diff_id) {
+            return Ok(Some(Layer::plain(
+                diff_id.clone(),
+                self.blob_size(diff_id)?,
+            )));
+        }
+        let verified = self.compressed_forms(diff_id)?;
+        let claimed = self.layer_forms(FormKind::Claimed, diff_id)?;
+        Ok(verified
+            .into_iter()
+            .chain(claimed)
+            .find(|form| self.has_blob(form.digest()))
+            .map(|blob| Layer {
+                diff_id: diff_id.clone(),
+                blob,
+                compressed: None,
+            }))
+    }
+
+    /// The tar of a layer blob, decompressed as its media type says (plain, gzip, zstd):
+    /// every reader of layer contents goes through here. The bytes are not checked against
+    /// the DiffID; the reader hashes them where that matters (unpacking does).
+    pub fn layer_tar(&self, blob: &Descriptor) -> Result<Box<dyn Read + Send>> {
+        let compression = layer_compression(blob)?;
+        let file = self.open_blob(blob.digest())?;
+        Ok(match compression {
+            Compression::Uncompressed => {
+                Box::new(io::BufReader::with_capacity(super::snapshots::CHUNK, file))
+            }
+            _ => Box::new(super::snapshots::decompressing_thread(compression, file)),
+        })
+    }
+
     /// The layer of a stored blob, recording the compressed form it arrived in.
     pub(super) fn layer_stored(
         &self,
@@ -70,28 +136,42 @@ impl Store {
             self.record_compressed(&blob.digest, compressed)?;
         }
         Ok(Layer {
-            diff_id: blob.digest,
-            size: blob.size,
             compressed,
+            ..Layer::plain(blob.digest, blob.size)
         })
     }
 
-    /// Remembers that `compressed` decompresses to the layer `diff_id`, so a push can
-    /// reuse it instead of compressing again.
+    /// Remembers that `compressed` decompresses to the layer `diff_id` (it was hashed both
+    /// ways), so a push can reuse it instead of compressing again.
     pub fn record_compressed(&self, diff_id: &Digest, compressed: &Descriptor) -> Result<()> {
+        self.record_layer_form(FormKind::Verified, diff_id, compressed)
+    }
+
+    /// Remembers that a pulled image's config says the stored blob `blob` holds the layer
+    /// `diff_id`, so a build cache record naming the DiffID finds it. Unchecked until the
+    /// blob is unpacked; push never takes such a form for a layer it compresses.
+    pub fn record_claimed_layer(&self, diff_id: &Digest, blob: &Descriptor) -> Result<()> {
+        self.record_layer_form(FormKind::Claimed, diff_id, blob)
+    }
+
+    fn record_layer_form(&self, kind: FormKind, diff_id: &Digest, form: &Descriptor) -> Result<()> {
         let _lock = self.lock_index()?;
-        let mut known = self.compressed_forms(diff_id)?;
-        if known.iter().any(|d| d.digest() == compressed.digest()) {
+        let mut known = self.layer_forms(kind, diff_id)?;
+        if known.iter().any(|d| d.digest() == form.digest()) {
             return Ok(());
         }
-        known.push(compressed.clone());
-        let path = self.compressed_path(diff_id)?;
+        known.push(form.clone());
+        let path = self.layer_forms_path(kind, diff_id)?;
         self.write_atomic(&path, &canonical_json(&known)?)
     }
 
-    /// The compressed forms known for a layer (gzip, zstd), oldest first.
+    /// The compressed forms known to hold a layer (gzip, zstd), oldest first.
     pub fn compressed_forms(&self, diff_id: &Digest) -> Result<Vec<Descriptor>> {
-        let path = self.compressed_path(diff_id)?;
+        self.layer_forms(FormKind::Verified, diff_id)
+    }
+
+    pub(super) fn layer_forms(&self, kind: FormKind, diff_id: &Digest) -> Result<Vec<Descriptor>> {
+        let path = self.layer_forms_path(kind, diff_id)?;
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
                 what: path.display().to_string(),
@@ -102,11 +182,8 @@ impl Store {
         }
     }
 
-    pub(super) fn compressed_path(&self, diff_id: &Digest) -> Result<std::path::PathBuf> {
-        Ok(self
-            .root()
-            .join("compressed/sha256")
-            .join(sha256_hex(diff_id)?))
+    fn layer_forms_path(&self, kind: FormKind, diff_id: &Digest) -> Result<std::path::PathBuf> {
+        Ok(self.root().join(kind.dir()).join(sha256_hex(diff_id)?))
     }
 
     /// Stores an image whose layers are already in the store: the config blob exactly as
@@ -138,9 +215,9 @@ impl Store {
             // Leased first, so a concurrent collection keeps layers this image will use.
             let _gc = self.lock_gc(super::lock::LockMode::Shared)?;
             for layer in layers {
-                self.lease(&layer.diff_id)?;
-                if !self.has_blob(&layer.diff_id) {
-                    return Err(StoreError::BlobNotFound(layer.diff_id.clone()));
+                self.lease(layer.blob.digest())?;
+                if !self.has_blob(layer.blob.digest()) {
+                    return Err(StoreError::BlobNotFound(layer.blob.digest().clone()));
                 }
             }
         }
@@ -153,7 +230,7 @@ impl Store {
                 config_blob.size,
                 config_blob.digest,
             ))
-            .layers(layers.iter().map(Layer::descriptor).collect::<Vec<_>>())
+            .layers(layers.iter().map(|l| l.blob.clone()).collect::<Vec<_>>())
             .build()
             .map_err(|e| StoreError::Invalid(format!("building manifest: {e}")))?;
         let manifest_bytes = canonical_json(&manifest)?;
@@ -256,6 +333,37 @@ pub(super) fn decompressed_into(
     store(&mut decoder(compression, &mut raw).map_err(read_error)?)?;
     let (digest, size) = raw.finish().map_err(read_error)?;
     Ok(Some(Descriptor::new(media_type, size, digest)))
+}
+
+/// Which record of a layer's compressed forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FormKind {
+    /// Hashed both ways: decompresses to the DiffID.
+    Verified,
+    /// A pulled image's config says so; checked on unpack.
+    Claimed,
+}
+
+impl FormKind {
+    pub(super) const ALL: [FormKind; 2] = [FormKind::Verified, FormKind::Claimed];
+
+    pub(super) fn dir(self) -> &'static str {
+        match self {
+            FormKind::Verified => "compressed/sha256",
+            FormKind::Claimed => "claimed/sha256",
+        }
+    }
+}
+
+/// How a layer blob is compressed, from its media type (OCI's and Docker's).
+pub fn layer_compression(blob: &Descriptor) -> Result<Compression> {
+    let media_type = blob.media_type().to_string();
+    Compression::from_layer_media_type(&media_type).ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "layer {}: unsupported media type {media_type}",
+            blob.digest()
+        ))
+    })
 }
 
 /// The OCI media type of a compressed layer; `None` for a plain tar.

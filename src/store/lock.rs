@@ -40,9 +40,19 @@ impl FileLock {
     }
 
     /// Locks a file or directory exclusively if nobody holds it locked; `None` when
-    /// someone does.
+    /// someone does, or when it is gone.
     pub(crate) fn try_exclusive(path: &Path) -> Result<Option<FileLock>> {
-        let file = File::open(path).at(path)?;
+        let file = match File::open(path) {
+            Ok(file) => file,
+            // Its owner removed or renamed it meanwhile: nothing to take.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(held) => Ok(Some(FileLock { held })),
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),

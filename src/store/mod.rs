@@ -2,8 +2,10 @@
 //!
 //! Layout under the root (itself a valid OCI image layout, so skopeo and umoci read it):
 //! ```text
-//! oci-layout  index.json  blobs/sha256/<hex>     the OCI layout; layers stored uncompressed
-//! compressed/sha256/<diffid-hex>                 compressed forms known for a layer (for push)
+//! oci-layout  index.json  blobs/sha256/<hex>     the OCI layout; layers built or imported
+//!                                                stored as plain tars, pulled ones as sent
+//! compressed/sha256/<diffid-hex>                 compressed forms known to hold a layer
+//! claimed/sha256/<diffid-hex>                    pulled blobs a config says hold it (unchecked)
 //! snapshots/<chainid-hex>/                       unpacked layers, extracted once
 //! tmp/                                           blobs being written (fsynced, checked, renamed)
 //! locks/index  locks/gc                          flock(2) locks shared by rbuild processes
@@ -34,6 +36,7 @@ pub use blob::{BlobWriter, CommittedBlob};
 pub use buildcache::{CacheMountLock, CacheRecord, WorkDir};
 pub use fsck::FsckReport;
 pub use gc::{GcReport, PrunedImage};
+pub use images::layer_compression;
 pub use images::{Image, Layer};
 pub use pins::ContainerPin;
 pub use refs::ImageEntry;
@@ -58,6 +61,11 @@ pub enum StoreError {
     },
     #[error("digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch { expected: Digest, actual: Digest },
+    #[error(
+        "layer {} refused: its tar hashes to {}, but the image config's DiffID is {}",
+        .0.blob, .0.actual, .0.expected
+    )]
+    DiffIdMismatch(Box<LayerMismatch>),
     #[error("unsupported digest algorithm in {0} (only sha256 is stored)")]
     UnsupportedDigest(Digest),
     #[error("blob {0} not found in the store")]
@@ -76,6 +84,14 @@ pub enum StoreError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::SnapshotError),
+}
+
+/// A layer blob whose tar is not the DiffID its image's config names.
+#[derive(Debug)]
+pub struct LayerMismatch {
+    pub blob: Digest,
+    pub expected: Digest,
+    pub actual: Digest,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -165,6 +181,7 @@ impl Store {
         for dir in [
             root.join("blobs/sha256"),
             root.join("compressed/sha256"),
+            root.join("claimed/sha256"),
             root.join("snapshots"),
             root.join("tmp"),
             root.join("locks"),

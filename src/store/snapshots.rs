@@ -6,9 +6,10 @@ use super::images::{Image, Layer, decompressed_into, read_error};
 use super::lock::LockMode;
 use super::{BlobWriter, IoContext, Result, Store, StoreError, sha256_hex, sync_parent};
 use crate::snapshot::{
-    ExtractOptions, ExtractSummary, OverlayXattrs, WhiteoutHandling, extract_layer,
+    Compression, ExtractOptions, ExtractSummary, OverlayXattrs, WhiteoutHandling, decoder,
+    extract_layer,
 };
-use oci_spec::image::{Descriptor, Digest};
+use oci_spec::image::Digest;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -19,20 +20,11 @@ impl Store {
     /// top layer first: reverse them). Missing snapshots are extracted now. The snapshots are
     /// leased to this process, so a concurrent garbage collection keeps them while it runs.
     pub fn layer_dirs(&self, image: &Image) -> Result<Vec<PathBuf>> {
-        let diff_ids = &image.config.rootfs.diff_ids;
-        let layers = image.manifest.layers();
-        if diff_ids.len() != layers.len() {
-            return Err(StoreError::Invalid(format!(
-                "image {}: config lists {} layers, manifest {}",
-                image.id(),
-                diff_ids.len(),
-                layers.len()
-            )));
-        }
+        let layers = image.layers()?;
         let chain_ids = image.config.chain_ids();
         let mut dirs = Vec::with_capacity(layers.len());
-        for ((chain_id, diff_id), layer) in chain_ids.iter().zip(diff_ids).zip(layers) {
-            dirs.push(self.snapshot(chain_id, diff_id, layer)?);
+        for (chain_id, layer) in chain_ids.iter().zip(&layers) {
+            dirs.push(self.layer_snapshot(chain_id, layer)?);
         }
         Ok(dirs)
     }
@@ -43,11 +35,7 @@ impl Store {
     }
 
     /// The snapshot of one layer of a chain, extracted from its blob when missing.
-    pub fn layer_snapshot(&self, chain_id: &Digest, layer: &super::Layer) -> Result<PathBuf> {
-        self.snapshot(chain_id, &layer.diff_id, &layer.descriptor())
-    }
-
-    fn snapshot(&self, chain_id: &Digest, diff_id: &Digest, layer: &Descriptor) -> Result<PathBuf> {
+    pub fn layer_snapshot(&self, chain_id: &Digest, layer: &Layer) -> Result<PathBuf> {
         let target = self.snapshot_path(chain_id)?;
         {
             let _gc = self.lock_gc(LockMode::Shared)?;
@@ -56,8 +44,9 @@ impl Store {
                 return Ok(target);
             }
         }
+        // Removed with what it holds, unless adopted: a refused layer leaves no snapshot.
         let work = self.work_dir("snapshot-")?;
-        self.extract_into(work.path(), diff_id, layer)?;
+        self.extract_into(work.path(), layer)?;
         self.adopt_snapshot(chain_id, work.path())
     }
 
@@ -114,7 +103,7 @@ impl Store {
         writer: &mut BlobWriter,
         dir: &Path,
     ) -> Result<ExtractSummary> {
-        let (chunks, received) = mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+        let (chunks, received) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
         let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
         std::thread::scope(|scope| {
             let extractor = scope.spawn(move || {
@@ -123,42 +112,42 @@ impl Store {
                     recycle,
                     current: Vec::new(),
                     position: 0,
+                    ended: false,
                 };
                 extract_layer(input, dir, &overlay_extract_options())
             });
             let copied = copy_chunks(tar, writer, &chunks, &recycled);
-            // The extractor sees the end of the layer (or was stopped by an error of its own).
+            // The extractor sees the end of the layer, or a stream cut short when the copy
+            // failed (or was stopped by an error of its own).
             drop(chunks);
             let extracted = extractor
                 .join()
                 .map_err(|_| StoreError::Invalid("the layer extractor panicked".into()))?;
-            // Its error explains why the copy stopped, so it comes first.
-            let summary = extracted?;
+            // A failed copy cuts the extractor's stream short: its own error says why. A
+            // copy stopped by the extractor ends well, and the extractor's error says why.
             copied?;
-            Ok(summary)
+            extracted.map_err(StoreError::from)
         })
     }
 
     /// Extracts a layer blob with overlay whiteouts, checks its DiffID and makes it durable.
-    fn extract_into(
-        &self,
-        dir: &std::path::Path,
-        diff_id: &Digest,
-        layer: &Descriptor,
-    ) -> Result<()> {
-        let blob = self.open_blob(layer.digest())?;
-        let summary = extract_layer(
-            io::BufReader::with_capacity(CHUNK, blob),
-            dir,
-            &overlay_extract_options(),
-        )?;
-        if summary.diff_id != *diff_id {
-            return Err(StoreError::DigestMismatch {
-                expected: diff_id.clone(),
+    /// A compressed blob that proves to hold its DiffID becomes a known compressed form of
+    /// the layer (push reuses it).
+    fn extract_into(&self, dir: &Path, layer: &Layer) -> Result<()> {
+        let tar = self.layer_tar(&layer.blob)?;
+        let summary = extract_layer(tar, dir, &overlay_extract_options())?;
+        if summary.diff_id != layer.diff_id {
+            return Err(StoreError::DiffIdMismatch(Box::new(super::LayerMismatch {
+                blob: layer.blob.digest().clone(),
+                expected: layer.diff_id.clone(),
                 actual: summary.diff_id,
-            });
+            })));
         }
-        sync_tree(dir)
+        sync_tree(dir)?;
+        if layer.blob.digest() != &layer.diff_id {
+            self.record_compressed(&layer.diff_id, &layer.blob)?;
+        }
+        Ok(())
     }
 }
 
@@ -185,9 +174,9 @@ fn sync_tree(dir: &Path) -> Result<()> {
     })
 }
 
-/// Size of the chunks a teed layer moves in; with [`CHUNKS_IN_FLIGHT`] of them queued, this
-/// bounds the memory an import uses whatever the layer size.
-const CHUNK: usize = 1 << 20;
+/// Size of the chunks a teed or decompressed layer moves in; with [`CHUNKS_IN_FLIGHT`] of
+/// them queued, this bounds the memory an import or unpack uses whatever the layer size.
+pub(super) const CHUNK: usize = 1 << 20;
 const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Reads `tar` in chunks, writes each to the blob and sends it to the extractor; chunks come
@@ -195,7 +184,7 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 fn copy_chunks(
     tar: &mut dyn Read,
     writer: &mut BlobWriter,
-    chunks: &mpsc::SyncSender<Vec<u8>>,
+    chunks: &mpsc::SyncSender<Chunk>,
     recycled: &mpsc::Receiver<Vec<u8>>,
 ) -> Result<()> {
     loop {
@@ -203,11 +192,12 @@ fn copy_chunks(
         chunk.resize(CHUNK, 0);
         let filled = fill(tar, &mut chunk).map_err(read_error)?;
         if filled == 0 {
+            let _ = chunks.send(Ok(Vec::new()));
             return Ok(());
         }
         chunk.truncate(filled);
         writer.write_all(&chunk).at(writer.tmp_path())?;
-        if chunks.send(chunk).is_err() {
+        if chunks.send(Ok(chunk)).is_err() {
             return Ok(());
         }
     }
@@ -227,20 +217,73 @@ fn fill(input: &mut dyn Read, buffer: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// The extractor's side of a tee: the chunks as one stream, each sent back once read.
-struct ChunkReader {
-    chunks: mpsc::Receiver<Vec<u8>>,
+/// A piece of a layer stream handed between threads: bytes, the end (an empty piece), or
+/// why the stream broke.
+type Chunk = io::Result<Vec<u8>>;
+
+/// Decompresses `blob` on a thread of its own, a few chunks ahead of the reader, so inflating
+/// and what the reader does with the tar (extracting and hashing it) run on two cores.
+pub(super) fn decompressing_thread(compression: Compression, blob: File) -> ChunkReader {
+    let (chunks, received) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut tar = match decoder(compression, blob) {
+            Ok(tar) => tar,
+            Err(e) => {
+                let _ = chunks.send(Err(e));
+                return;
+            }
+        };
+        loop {
+            let mut chunk = recycled.try_recv().unwrap_or_default();
+            chunk.resize(CHUNK, 0);
+            let next = fill(&mut tar, &mut chunk).map(|filled| {
+                chunk.truncate(filled);
+                chunk
+            });
+            let ended = !matches!(&next, Ok(chunk) if !chunk.is_empty());
+            // A reader that stopped early drops its end: nothing more to do.
+            if chunks.send(next).is_err() || ended {
+                return;
+            }
+        }
+    });
+    ChunkReader {
+        chunks: received,
+        recycle,
+        current: Vec::new(),
+        position: 0,
+        ended: false,
+    }
+}
+
+/// The consuming side of a stream handed over in chunks: one stream again, each chunk sent
+/// back once read. A stream whose producer stopped without sending its end is an error,
+/// never a short layer.
+pub(super) struct ChunkReader {
+    chunks: mpsc::Receiver<Chunk>,
     recycle: mpsc::Sender<Vec<u8>>,
     current: Vec<u8>,
     position: usize,
+    ended: bool,
 }
 
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.position >= self.current.len() {
-            let Ok(next) = self.chunks.recv() else {
+            if self.ended {
                 return Ok(0);
+            }
+            let next = match self.chunks.recv() {
+                Ok(next) => next?,
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the layer stream stopped before its end",
+                    ));
+                }
             };
+            self.ended = next.is_empty();
             let used = std::mem::replace(&mut self.current, next);
             // The writer may have finished: then the chunk is simply freed.
             let _ = self.recycle.send(used);

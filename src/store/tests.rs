@@ -1,6 +1,6 @@
 use super::*;
 use crate::image::{ImageConfig, Reference, sha256_digest};
-use std::io::Write;
+use std::io::{Read, Write};
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -131,7 +131,7 @@ fn import_layer_stores_uncompressed_and_remembers_compressed_digest() {
     let gz = gzip(&tar);
     let layer = store.import_layer(&gz[..]).unwrap();
     assert_eq!(layer.diff_id, sha256_digest(&tar));
-    assert_eq!(layer.size, tar.len() as u64);
+    assert_eq!(layer.blob.size(), tar.len() as u64);
     let compressed = layer.compressed.clone().unwrap();
     assert_eq!(compressed.digest(), &sha256_digest(&gz));
     assert_eq!(compressed.size(), gz.len() as u64);
@@ -372,7 +372,7 @@ fn a_corrupt_layer_blob_is_not_unpacked() {
     fs::write(&path, tar_of(&[("f", Some(b"2"))])).unwrap();
     assert!(matches!(
         store.layer_dirs(&image),
-        Err(StoreError::DigestMismatch { .. })
+        Err(StoreError::DiffIdMismatch(_))
     ));
     assert!(!store.snapshot_path(&layer.diff_id).unwrap().exists());
     assert!(tmp_entries(&store).is_empty());
@@ -430,4 +430,105 @@ fn a_base_layer_the_extractor_refuses_is_not_stored() {
             .count(),
         0
     );
+}
+
+/// A layer as pull stores it: the gzip blob as sent, listed under its compressed digest.
+fn pulled_layer(store: &Store, tar: &[u8], diff_id: Digest) -> Layer {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(tar).unwrap();
+    let blob = store.put_blob(&gz.finish().unwrap(), None).unwrap();
+    let layer = Layer {
+        diff_id,
+        blob: oci_spec::image::Descriptor::new(
+            oci_spec::image::MediaType::ImageLayerGzip,
+            blob.size,
+            blob.digest,
+        ),
+        compressed: None,
+    };
+    store
+        .record_claimed_layer(&layer.diff_id, &layer.blob)
+        .unwrap();
+    layer
+}
+
+#[test]
+fn a_compressed_layer_is_kept_as_is_and_checked_when_unpacked() {
+    let (dir, store) = store();
+    let tar = tar_of(&[("etc/", None), ("etc/a", Some(b"a"))]);
+    let layer = pulled_layer(&store, &tar, sha256_digest(&tar));
+    let layers = [layer.clone()];
+    let image = store.put_image(&config_for(&layers), &layers).unwrap();
+    assert_eq!(image.manifest.layers(), std::slice::from_ref(&layer.blob));
+    assert_eq!(image.layers().unwrap(), layers);
+    assert!(!store.has_blob(&layer.diff_id), "no plain copy is made");
+    assert_eq!(
+        store.find_layer(&layer.diff_id).unwrap(),
+        Some(layer.clone())
+    );
+    // Only an unpack proves the claim; then push may reuse the blob.
+    assert!(store.compressed_forms(&layer.diff_id).unwrap().is_empty());
+    let dirs = store.layer_dirs(&image).unwrap();
+    assert_eq!(fs::read(dirs[0].join("etc/a")).unwrap(), b"a");
+    assert_eq!(
+        store.compressed_forms(&layer.diff_id).unwrap(),
+        vec![layer.blob.clone()]
+    );
+    let mut read = Vec::new();
+    store
+        .layer_tar(&layer.blob)
+        .unwrap()
+        .read_to_end(&mut read)
+        .unwrap();
+    assert_eq!(read, tar);
+    assert!(store.fsck(false).unwrap().is_clean());
+    // Kept while the image is; gone with it, with the records of its forms (by a fresh
+    // process: this one's lease keeps what it wrote).
+    drop(store);
+    let store = Store::open(dir.path().join("root")).unwrap();
+    assert!(store.collect_garbage().unwrap().blobs.is_empty());
+    store
+        .forget_image(image.manifest_descriptor.digest())
+        .unwrap();
+    let report = store.collect_garbage().unwrap();
+    assert!(report.blobs.contains(layer.blob.digest()));
+    assert_eq!(store.find_layer(&layer.diff_id).unwrap(), None);
+    for dir in ["compressed/sha256", "claimed/sha256"] {
+        assert_eq!(
+            fs::read_dir(store.root().join(dir)).unwrap().count(),
+            0,
+            "{dir}"
+        );
+    }
+}
+
+#[test]
+fn a_compressed_layer_whose_tar_is_not_its_diff_id_is_refused_on_unpack() {
+    let (_dir, store) = store();
+    let promised = tar_of(&[("f", Some(b"promised"))]);
+    let layer = pulled_layer(
+        &store,
+        &tar_of(&[("f", Some(b"sent"))]),
+        sha256_digest(&promised),
+    );
+    let layers = [layer.clone()];
+    let image = store.put_image(&config_for(&layers), &layers).unwrap();
+    match store.layer_dirs(&image) {
+        Err(error @ StoreError::DiffIdMismatch(_)) => {
+            let message = error.to_string();
+            assert!(
+                message.contains(&layer.blob.digest().to_string())
+                    && message.contains(&layer.diff_id.to_string()),
+                "{message}"
+            );
+        }
+        other => panic!("expected a DiffID mismatch, got {other:?}"),
+    }
+    let chain_id = &image.config.chain_ids()[0];
+    assert!(!store.snapshot_path(chain_id).unwrap().exists());
+    assert!(tmp_entries(&store).is_empty(), "{:?}", tmp_entries(&store));
+    assert!(store.compressed_forms(&layer.diff_id).unwrap().is_empty());
+    let report = store.fsck(false).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].contains("not the config's DiffID"));
 }

@@ -386,6 +386,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Writes an OCI image layout at `dir` holding one image tagged `tag`, whose layers are the
 /// given tars gzipped; returns the manifest digest.
 pub fn write_oci_layout(dir: &Path, tag: &str, layer_tars: &[Vec<u8>]) -> String {
+    write_oci_layout_claiming(dir, tag, layer_tars, layer_tars)
+}
+
+/// [`write_oci_layout`] whose config names the DiffIDs of `claimed_tars` (a lying image,
+/// when they differ from the layers' own tars).
+pub fn write_oci_layout_claiming(
+    dir: &Path,
+    tag: &str,
+    layer_tars: &[Vec<u8>],
+    claimed_tars: &[Vec<u8>],
+) -> String {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).expect("layout dirs");
     let put = |bytes: &[u8]| -> String {
@@ -399,11 +410,13 @@ pub fn write_oci_layout(dir: &Path, tag: &str, layer_tars: &[Vec<u8>]) -> String
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(tar).expect("gzip");
         let gz = gz.finish().expect("gzip");
-        diff_ids.push(format!("sha256:{}", sha256_hex(tar)));
         layers.push(serde_json::json!({
             "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
             "size": gz.len(), "digest": put(&gz),
         }));
+    }
+    for tar in claimed_tars {
+        diff_ids.push(format!("sha256:{}", sha256_hex(tar)));
     }
     let config = serde_json::json!({
         "architecture": rbuild::image::config::host_platform().1, "os": "linux",
