@@ -386,10 +386,18 @@ fn export_tree(store: &Store, image: &Image) -> Result<tempfile::TempDir, CliErr
 
 /// Applies the image's layers in order (whiteouts removing what they name) into `dir`.
 fn flatten_into(store: &Store, image: &Image, dir: &Path) -> Result<(), CliError> {
-    for layer in image.manifest.layers() {
-        let blob = store.open_blob(layer.digest()).map_err(message)?;
-        rbuild::snapshot::extract_layer(io::BufReader::new(blob), dir, &Default::default())
-            .map_err(message)?;
+    for layer in image.layers().map_err(message)? {
+        let tar = store.layer_tar(&layer.blob).map_err(message)?;
+        let extracted =
+            rbuild::snapshot::extract_layer(tar, dir, &Default::default()).map_err(message)?;
+        if extracted.diff_id != layer.diff_id {
+            return Err(message(format!(
+                "layer {} is not the layer its image names (DiffID {}, found {})",
+                layer.blob.digest(),
+                layer.diff_id,
+                extracted.diff_id
+            )));
+        }
     }
     Ok(())
 }
