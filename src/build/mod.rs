@@ -130,6 +130,20 @@ pub struct Built {
     pub layers: Vec<Layer>,
     /// The cache key of every step the build ran or found cached (for `--cache-to`).
     pub cache_keys: Vec<Digest>,
+    /// Still removing the build's work dirs while the image is stored; done when dropped.
+    _remover: Remover,
+}
+
+/// The thread that removes a build's work dirs; joined on drop.
+#[derive(Debug)]
+struct Remover(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Remover {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Built {
@@ -167,7 +181,9 @@ pub fn build(
         }
     }
     let (trash, garbage) = std::sync::mpsc::channel::<crate::store::WorkDir>();
-    let remover = std::thread::spawn(move || garbage.into_iter().for_each(drop));
+    let remover = Remover(Some(std::thread::spawn(move || {
+        garbage.into_iter().for_each(drop)
+    })));
     let shared = Shared {
         store,
         context,
@@ -216,7 +232,6 @@ pub fn build(
     if let Ok(mut trash) = shared.trash.lock() {
         trash.take();
     }
-    let _ = remover.join();
     if let Some(error) = first_error {
         return Err(error);
     }
@@ -233,6 +248,7 @@ pub fn build(
         config,
         layers,
         cache_keys,
+        _remover: remover,
     })
 }
 

@@ -195,7 +195,7 @@ pub(crate) fn remove_all_at(dir: BorrowedFd<'_>, name: &[u8]) -> nix::Result<()>
     let mut path: Vec<Vec<u8>> = Vec::new();
     let mut current = open_dir_at(dir, name)?;
     loop {
-        match first_subdir_after_unlinking_files(current.as_fd())? {
+        match first_full_subdir_after_removing_the_rest(current.as_fd())? {
             Some(child) => {
                 current = open_dir_at(current.as_fd(), &child)?;
                 path.push(child);
@@ -239,10 +239,13 @@ pub fn remove_tree(path: &std::path::Path) -> Result<(), super::SnapshotError> {
     remove_all_at(parent.as_fd(), name.as_bytes()).map_err(io_err)
 }
 
-/// Unlinks the non-directories of `dir` up to its first subdirectory, which it returns. Earlier
-/// entries are gone by then, so calling it again after removing that subdirectory goes on where
-/// this call stopped.
-fn first_subdir_after_unlinking_files(dir: BorrowedFd<'_>) -> nix::Result<Option<Vec<u8>>> {
+/// Removes the entries of `dir` up to its first subdirectory that is not empty, which it
+/// returns (empty ones go at once: a work dir is mostly empty directories). Earlier entries are
+/// gone by then, so calling it again after removing that subdirectory goes on where this call
+/// stopped.
+fn first_full_subdir_after_removing_the_rest(
+    dir: BorrowedFd<'_>,
+) -> nix::Result<Option<Vec<u8>>> {
     let mut listing = Dir::openat(dir, ".", DIR_FLAGS, Mode::empty())?;
     for entry in listing.iter() {
         let entry = entry?;
@@ -256,7 +259,11 @@ fn first_subdir_after_unlinking_files(dir: BorrowedFd<'_>) -> nix::Result<Option
             None => lstat_at(dir, name)?.is_some_and(|s| is_dir(&s)),
         };
         if is_subdir {
-            return Ok(Some(name.to_vec()));
+            match unlinkat(dir, OsStr::from_bytes(name), UnlinkatFlags::RemoveDir) {
+                Ok(()) | Err(Errno::ENOENT) => continue,
+                Err(Errno::ENOTEMPTY | Errno::EEXIST) => return Ok(Some(name.to_vec())),
+                Err(e) => return Err(e),
+            }
         }
         match unlinkat(dir, OsStr::from_bytes(name), UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => {}
