@@ -721,7 +721,11 @@ fn copy_of_many_files_into_new_and_existing_directories_of_the_image() {
         }
         assert_eq!(built.read(&format!("{dir}/deeper/g")), "deeper\n");
     }
-    assert_eq!(built.read("/real/sub/kept"), "kept\n", "the image's file stays");
+    assert_eq!(
+        built.read("/real/sub/kept"),
+        "kept\n",
+        "the image's file stays"
+    );
     let link = std::fs::symlink_metadata(built.path("/link")).unwrap();
     assert!(link.file_type().is_symlink(), "the symlink stays a symlink");
 }

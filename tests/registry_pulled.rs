@@ -60,6 +60,14 @@ fn image_id(home: &Path, root: &Path, image: &str) -> String {
     .to_string()
 }
 
+/// The content of `path` in `image`, read by running `cat` in it.
+fn cat_in(home: &Path, root: &Path, image: &str, path: &str) -> String {
+    ok_stdout(
+        rbuild(home, root, &["run", "--rm", image, "cat", path], ""),
+        &format!("cat {path} in {image}"),
+    )
+}
+
 /// The images' size `system df` reports, in bytes (from Docker's 3-digit human form).
 fn df_images_size(home: &Path, root: &Path) -> f64 {
     let out = ok_stdout(
@@ -121,15 +129,7 @@ fn a_pulled_image_is_read_by_umoci_runs_and_is_a_base_for_builds() {
     );
 
     // Unpacked on first use (the DiffIDs checked), then run.
-    let out = ok_stdout(
-        rbuild(
-            &home,
-            &root,
-            &["run", "--rm", &name, "cat", "/etc/motd"],
-            "",
-        ),
-        "run",
-    );
+    let out = cat_in(&home, &root, &name, "/etc/motd");
     assert_eq!(out.as_bytes(), MOTD);
     // Unpacked now: the snapshots count too (busybox is about twice its gzip size).
     let unpacked = df_images_size(&home, &root);
@@ -153,15 +153,7 @@ fn a_pulled_image_is_read_by_umoci_runs_and_is_a_base_for_builds() {
         ),
         "build FROM the pulled image",
     );
-    let twice = ok_stdout(
-        rbuild(
-            &home,
-            &root,
-            &["run", "--rm", "on-pulled", "cat", "/twice"],
-            "",
-        ),
-        "run the build",
-    );
+    let twice = cat_in(&home, &root, "on-pulled", "/twice");
     assert_eq!(twice.as_bytes(), [MOTD, MOTD].concat());
     ok(rbuild(&home, &root, &["system", "fsck"], ""), "fsck");
 }
@@ -247,15 +239,7 @@ fn a_pulled_image_saves_loads_and_pushes_its_blobs_as_they_are() {
         let other = dir.path().join(format!("loaded-{format}"));
         ok(rbuild(&home, &other, &["load", "-i", archive], ""), "load");
         assert_eq!(image_id(&home, &other, &name), id, "{format}");
-        let motd = ok_stdout(
-            rbuild(
-                &home,
-                &other,
-                &["run", "--rm", &name, "cat", "/etc/motd"],
-                "",
-            ),
-            "run the loaded image",
-        );
+        let motd = cat_in(&home, &other, &name, "/etc/motd");
         assert_eq!(motd.as_bytes(), MOTD);
     }
     let inspected = json(&registry.skopeo(&[

@@ -243,9 +243,7 @@ pub fn remove_tree(path: &std::path::Path) -> Result<(), super::SnapshotError> {
 /// returns (empty ones go at once: a work dir is mostly empty directories). Earlier entries are
 /// gone by then, so calling it again after removing that subdirectory goes on where this call
 /// stopped.
-fn first_full_subdir_after_removing_the_rest(
-    dir: BorrowedFd<'_>,
-) -> nix::Result<Option<Vec<u8>>> {
+fn first_full_subdir_after_removing_the_rest(dir: BorrowedFd<'_>) -> nix::Result<Option<Vec<u8>>> {
     let mut listing = Dir::openat(dir, ".", DIR_FLAGS, Mode::empty())?;
     for entry in listing.iter() {
         let entry = entry?;

@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::path::Path;
 use std::str::FromStr;
 
 /// What a check found and, with repair, what it removed.
@@ -29,6 +30,12 @@ impl FsckReport {
     }
 }
 
+/// The sha256 digest a file of the store is named by (its name is the hex), if it is one.
+fn digest_named(path: &Path) -> Option<Digest> {
+    let name = path.file_name()?.to_str()?;
+    Digest::from_str(&format!("sha256:{name}")).ok()
+}
+
 impl Store {
     /// Checks the store; with `repair`, removes corrupt blobs and images that cannot be used.
     pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
@@ -37,11 +44,7 @@ impl Store {
         let dir = self.root().join("blobs/sha256");
         for entry in fs::read_dir(&dir).at(&dir)? {
             let path = entry.at(&dir)?.path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let Ok(expected) = Digest::from_str(&format!("sha256:{name}")) else {
+            let Some(expected) = digest_named(&path) else {
                 report
                     .problems
                     .push(format!("{}: not a sha256 blob name", path.display()));
@@ -84,13 +87,7 @@ impl Store {
             let mappings = self.root().join(kind.dir());
             for entry in fs::read_dir(&mappings).at(&mappings)? {
                 let path = entry.at(&mappings)?.path();
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let parsed = Digest::from_str(&format!("sha256:{name}"))
-                    .ok()
-                    .map(|d| self.layer_forms(kind, &d));
+                let parsed = digest_named(&path).map(|d| self.layer_forms(kind, &d));
                 if !matches!(parsed, Some(Ok(_))) {
                     report.problems.push(format!(
                         "{}: unreadable compressed-layer record",
