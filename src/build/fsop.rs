@@ -860,7 +860,6 @@ fn follow_in_root(path: &Path) -> PathBuf {
 /// Below this many files a COPY copies on one thread.
 const PARALLEL_FILES_MIN: usize = 64;
 
-/// Makes way for a file at `target`: whatever non-directory is there is removed.
 /// A new file at `target` (which must not exist), only its creator may read it yet.
 fn create_file(target: &Path) -> Result<fs::File, String> {
     fs::OpenOptions::new()
@@ -937,7 +936,8 @@ impl LayerDirs {
         };
         for lower in &self.lowers {
             match lookup(lower, OFlag::O_PATH) {
-                // Missing, or below a non-directory: this layer adds nothing there.
+                // Missing, or behind a non-directory or a symlink: overlay merges only
+                // directories, so this layer adds nothing there.
                 Err(
                     nix::errno::Errno::ENOENT
                     | nix::errno::Errno::ENOTDIR
@@ -950,6 +950,7 @@ impl LayerDirs {
     }
 }
 
+/// Makes way for a file at `target`: whatever non-directory is there is removed.
 fn clear_file_target(target: &Path) -> Result<(), String> {
     match fs::symlink_metadata(target) {
         Ok(existing) if existing.is_dir() => Err(format!(
