@@ -108,6 +108,13 @@ fn kind_tag(kind: FileKind) -> u8 {
     }
 }
 
+/// An entry to hash: match `m`'s entry `e`, at `host`.
+struct Pending {
+    m: usize,
+    e: usize,
+    host: PathBuf,
+}
+
 /// The kind and record digest of one entry: `path` (relative to its match) and `host`, whose
 /// directory `dir` is open.
 fn entry_digest(
@@ -151,14 +158,20 @@ pub fn hash_selection(
 ) -> Result<SourceHash, ContextError> {
     // Entries in runs that share a directory; each run is stat'ed and read through its open
     // directory, a lookup of one name instead of the whole host path per entry.
-    let mut runs: Vec<(PathBuf, Vec<(usize, usize)>)> = Vec::new();
+    let mut runs: Vec<(PathBuf, Vec<Pending>)> = Vec::new();
     for (m, matched) in selection.matches.iter().enumerate() {
         for (e, entry) in matched.entries.iter().enumerate() {
             let host = matched.host_path_of(entry);
             let parent = host.parent().unwrap_or(Path::new("/"));
-            match runs.last_mut() {
-                Some((dir, run)) if dir.as_path() == parent => run.push((m, e)),
-                _ => runs.push((parent.to_path_buf(), vec![(m, e)])),
+            let new_run = match runs.last() {
+                Some((dir, _)) => dir.as_path() != parent,
+                None => true,
+            };
+            if new_run {
+                runs.push((parent.to_path_buf(), Vec::new()));
+            }
+            if let Some((_, run)) = runs.last_mut() {
+                run.push(Pending { m, e, host });
             }
         }
     }
@@ -172,17 +185,16 @@ pub fn hash_selection(
             )
             .map_err(|e| io_error(dir)(e.into()))?;
             run.iter()
-                .map(|&(m, e)| {
+                .map(|Pending { m, e, host }| {
                     let matched = selection
                         .matches
-                        .get(m)
+                        .get(*m)
                         .ok_or_else(|| ContextError::NotFound(selection.source.clone()))?;
                     let entry = matched
                         .entries
-                        .get(e)
+                        .get(*e)
                         .ok_or_else(|| ContextError::NotFound(selection.source.clone()))?;
-                    let host = matched.host_path_of(entry);
-                    let digest = entry_digest(&entry.path, &host, dir_fd.as_fd(), cache)?;
+                    let digest = entry_digest(&entry.path, host, dir_fd.as_fd(), cache)?;
                     Ok((matched.context_path_of(entry), digest.0, digest.1))
                 })
                 .collect()

@@ -5,15 +5,13 @@
 
 use super::blob::HashingReader;
 use super::images::{FormKind, Image, Layer, read_error};
-use super::{IoContext, Result, Store};
+use super::{IoContext, Result, Store, digest_named};
 use crate::image::digest_from_hash;
 use oci_spec::image::{Digest, ImageManifest, MediaType};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::path::Path;
-use std::str::FromStr;
 
 /// What a check found and, with repair, what it removed.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -28,12 +26,6 @@ impl FsckReport {
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
     }
-}
-
-/// The sha256 digest a file of the store is named by (its name is the hex), if it is one.
-fn digest_named(path: &Path) -> Option<Digest> {
-    let name = path.file_name()?.to_str()?;
-    Digest::from_str(&format!("sha256:{name}")).ok()
 }
 
 impl Store {

@@ -6,7 +6,7 @@ use super::blob::PARTIAL_PREFIX;
 use super::images::FormKind;
 use super::lock::{FileLock, LockMode};
 use super::refs::ref_name;
-use super::{IoContext, Result, Store, StoreError};
+use super::{IoContext, Result, Store, StoreError, digest_named};
 use crate::image::{ImageConfig, chain_ids};
 use oci_spec::image::{Descriptor, Digest, ImageIndex, ImageManifest};
 use std::collections::{HashMap, HashSet};
@@ -237,11 +237,9 @@ pub struct PrunedImage {
 fn digest_entries(dir: &Path) -> Result<Vec<(Digest, std::path::PathBuf)>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Ok(digest) = Digest::from_str(&format!("sha256:{name}")) {
-            out.push((digest, entry.path()));
+        let path = entry.at(dir)?.path();
+        if let Some(digest) = digest_named(&path) {
+            out.push((digest, path));
         }
     }
     Ok(out)

@@ -143,6 +143,13 @@ impl Drop for Inner {
     }
 }
 
+/// The sha256 digest a file of the store is named by (blobs, snapshots and layer forms are
+/// named by their hex), if its name is one.
+fn digest_named(path: &Path) -> Option<Digest> {
+    let name = path.file_name()?.to_str()?;
+    format!("sha256:{name}").parse().ok()
+}
+
 nix::ioctl_read!(get_inode_flags, b'f', 1, libc::c_long);
 nix::ioctl_write_ptr!(set_inode_flags, b'f', 2, libc::c_long);
 

@@ -25,6 +25,40 @@ fn open_creates_an_oci_layout() {
     Store::open(store.root()).unwrap();
 }
 
+/// Where the filesystem has the top-directory flag (ext4, as here), the store sets it on the
+/// directories whose trees come and go; the probe tells a filesystem without it.
+#[test]
+fn snapshots_and_tmp_are_top_directories_where_the_filesystem_has_them() {
+    let (dir, store) = store();
+    let topdir = |path: &std::path::Path| {
+        let file = File::open(path).unwrap();
+        let mut flags: libc::c_long = 0;
+        // SAFETY: the ioctl writes one c_long at a pointer that outlives it.
+        unsafe { get_inode_flags(std::os::fd::AsRawFd::as_raw_fd(&file), &mut flags) }
+            .ok()
+            .map(|_| flags & FS_TOPDIR_FL != 0)
+    };
+    let probe = dir.path().join("probe");
+    fs::create_dir(&probe).unwrap();
+    let probe_fd = File::open(&probe).unwrap();
+    // SAFETY: as above, reading the flag from a c_long that outlives the call.
+    let settable =
+        unsafe { set_inode_flags(std::os::fd::AsRawFd::as_raw_fd(&probe_fd), &FS_TOPDIR_FL) }
+            .is_ok();
+    if !settable {
+        eprintln!(
+            "skipped: {} has no top-directory flag",
+            dir.path().display()
+        );
+        return;
+    }
+    assert_eq!(topdir(&probe), Some(true), "the probe took the flag");
+    for sub in ["snapshots", "tmp"] {
+        assert_eq!(topdir(&store.root().join(sub)), Some(true), "{sub}");
+    }
+    assert_eq!(topdir(&store.root().join("blobs")), Some(false));
+}
+
 #[test]
 fn blob_writer_checks_digest_and_leaves_nothing_behind() {
     let (_dir, store) = store();
