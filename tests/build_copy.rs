@@ -729,3 +729,105 @@ fn copy_of_many_files_into_new_and_existing_directories_of_the_image() {
     let link = std::fs::symlink_metadata(built.path("/link")).unwrap();
     assert!(link.file_type().is_symlink(), "the symlink stays a symlink");
 }
+
+/// How many directories a snapshot of the store is made of, by ChainID: stacked ones name
+/// the one they lie on in `stacks/<id>/lower`.
+fn stack_depths(store: &TestStore) -> Vec<usize> {
+    let stacks = store.root().join("stacks");
+    let depth = |mut id: String| {
+        let mut depth = 1;
+        while let Ok(lower) = std::fs::read_to_string(stacks.join(&id).join("lower")) {
+            id = lower.trim().trim_start_matches("sha256:").to_owned();
+            depth += 1;
+        }
+        depth
+    };
+    std::fs::read_dir(&stacks)
+        .expect("stacks dir")
+        .map(|entry| depth(entry.unwrap().file_name().to_string_lossy().into_owned()))
+        .collect()
+}
+
+#[test]
+fn copy_after_a_change_stacks_the_changes_on_the_last_result() {
+    let store = TestStore::with_busybox();
+    let context = Context::new("FROM busybox\nCOPY app /app\nRUN cat /app/a.txt > /seen\n")
+        .file("app/a.txt", "first\n")
+        .file("app/b.txt", "unchanged\n")
+        .file("app/sub/c.txt", "deep\n")
+        .symlink("app/link", "a.txt");
+    store.build(&context, "stacked:1", &[]);
+    assert!(stack_depths(&store).is_empty());
+
+    std::fs::write(context.path().join("app/a.txt"), "second\n").unwrap();
+    std::fs::write(context.path().join("app/sub/d.txt"), "new\n").unwrap();
+    let second = store.build(&context, "stacked:2", &[]);
+    assert!(
+        second.log.contains("file app/a.txt changed"),
+        "{}",
+        second.log
+    );
+    // The layer (exported from its tar) holds every file; the stacked snapshot only the
+    // changed ones; a container sees them all through it.
+    assert_eq!(second.read("/app/a.txt"), "second\n");
+    assert_eq!(second.read("/app/b.txt"), "unchanged\n");
+    assert_eq!(second.read("/app/sub/c.txt"), "deep\n");
+    assert_eq!(second.read("/app/sub/d.txt"), "new\n");
+    assert_eq!(second.read("/seen"), "second\n");
+    assert_eq!(stack_depths(&store), [2]);
+    let stack = std::fs::read_dir(store.root().join("stacks"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(stack.join("upper/app/a.txt").is_file());
+    assert!(!stack.join("upper/app/b.txt").exists());
+    assert_eq!(
+        store.run(
+            "stacked:2",
+            &["cat", "/app/b.txt", "/app/link", "/app/sub/d.txt"]
+        ),
+        "unchanged\nsecond\nnew\n"
+    );
+    assert_eq!(store.cat("stacked:1", "/app/a.txt"), "first\n");
+
+    // A full copy of the same context makes the same layers.
+    store.build(&context, "stacked:full", &["--no-cache"]);
+    assert_eq!(
+        store.inspect("stacked:2")["RootFS"]["Layers"],
+        store.inspect("stacked:full")["RootFS"]["Layers"]
+    );
+
+    // Edit after edit, the stack grows to its limit and the next result is whole again.
+    for edit in 3..=12 {
+        std::fs::write(context.path().join("app/a.txt"), format!("edit {edit}\n")).unwrap();
+        let built = store.build(&context, &format!("stacked:{edit}"), &[]);
+        assert_eq!(built.read("/seen"), format!("edit {edit}\n"));
+        assert!(stack_depths(&store).iter().all(|depth| *depth <= 8));
+    }
+    assert_eq!(
+        store.run("stacked:12", &["cat", "/app/a.txt", "/app/b.txt"]),
+        "edit 12\nunchanged\n"
+    );
+    store.build(&context, "stacked:full", &["--no-cache"]);
+    assert_eq!(
+        store.inspect("stacked:12")["RootFS"]["Layers"],
+        store.inspect("stacked:full")["RootFS"]["Layers"]
+    );
+
+    // Collection keeps what the last image's stack lies on, and nothing else of the edits.
+    let mut tags: Vec<String> = (1..=11).map(|n| format!("stacked:{n}")).collect();
+    tags.push("stacked:full".to_owned());
+    let mut rmi = vec!["rmi"];
+    rmi.extend(tags.iter().map(String::as_str));
+    store.rbuild(&rmi);
+    store.rbuild(&["system", "prune", "-f"]);
+    let depths = stack_depths(&store);
+    assert_eq!(depths.len(), depths.iter().max().unwrap() - 1, "{depths:?}");
+    assert_eq!(
+        store.run("stacked:12", &["cat", "/app/a.txt", "/app/sub/c.txt"]),
+        "edit 12\ndeep\n"
+    );
+    store.fsck();
+}

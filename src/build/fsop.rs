@@ -15,6 +15,7 @@ use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::stat::{FileStat, Mode, fstatat};
+use oci_spec::image::Digest;
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read};
@@ -150,10 +151,10 @@ impl StepDirs {
         self.dir.path().join(sub)
     }
 
-    /// Mounts `fs` writable at root/.
-    fn mount_root(&self, fs: &FsState) -> Result<(), String> {
+    /// Mounts `lowers` (lowest first) writable at root/.
+    fn mount_root(&self, lowers: &[PathBuf]) -> Result<(), String> {
         mount_layers(
-            &fs.dirs(),
+            lowers,
             Some((&self.path("upper"), &self.path("work"))),
             &self.path("root"),
             &self.path("links"),
@@ -175,7 +176,7 @@ pub(super) fn mkdir(
 ) -> Result<WorkDir, String> {
     let dirs = StepDirs::create(store, "workdir-")?;
     in_private_namespace(|| {
-        dirs.mount_root(fs)?;
+        dirs.mount_root(&fs.dirs())?;
         dirs.enter_root()?;
         let owner = if user.is_empty() {
             Owner { uid: 0, gid: 0 }
@@ -192,8 +193,21 @@ pub(super) fn mkdir(
 /// The last result of a COPY from the context, to start this one from: its snapshot (the
 /// step's upper dir then), and the context paths whose entries are unchanged since.
 pub(super) struct CopyBase {
-    pub snapshot: PathBuf,
+    /// The last result's snapshot, lowest directory first.
+    pub dirs: Vec<PathBuf>,
     pub unchanged: HashSet<String>,
+    /// Its layer, when this step's changes are stacked on it (otherwise its files are
+    /// linked into the upper dir).
+    pub stack_on: Option<StackBase>,
+}
+
+/// The last result of a COPY whose snapshot this one's changes lie on, and whose layer tar
+/// gives the new layer every entry they do not replace.
+pub(super) struct StackBase {
+    pub chain_id: Digest,
+    /// Its snapshot's directories, lowest first.
+    pub dirs: Vec<PathBuf>,
+    pub layer: crate::snapshot::BaseLayer,
 }
 
 pub(super) fn copy(
@@ -203,13 +217,25 @@ pub(super) fn copy(
     source: Option<FsState>,
     context_selections: Vec<Selection>,
     base: Option<CopyBase>,
-) -> Result<WorkDir, String> {
+) -> Result<(WorkDir, Option<StackBase>), String> {
     let dirs = StepDirs::create(shared.store, "copy-")?;
     // Unchanged files are hard links to the last result (snapshots are never written to; a
     // changed file is unlinked and written anew), so one edited file in a large context
     // costs one file's copy, not the context's.
+    let mut lowers = fs.dirs();
+    let mut stack_on = None;
     let unchanged = match base {
-        Some(base) => match link_snapshot(&base.snapshot, &dirs.path("upper")) {
+        // The unchanged files are seen through the last result, laid under the upper dir.
+        Some(CopyBase {
+            unchanged,
+            stack_on: Some(stack),
+            ..
+        }) => {
+            lowers.extend(stack.dirs.iter().cloned());
+            stack_on = Some(stack);
+            unchanged
+        }
+        Some(base) => match link_snapshot(&base.dirs, &dirs.path("upper")) {
             Ok(true) => base.unchanged,
             Ok(false) | Err(_) => {
                 let upper = dirs.path("upper");
@@ -223,7 +249,7 @@ pub(super) fn copy(
     let downloads = download_urls(op, &dirs.path("source"))?;
     let checkouts = clone_repositories(op, &dirs.path("source"))?;
     in_private_namespace(|| {
-        dirs.mount_root(fs)?;
+        dirs.mount_root(&lowers)?;
         let stage_context;
         let (context, from_context) = match &source {
             Some(state) => {
@@ -263,7 +289,7 @@ pub(super) fn copy(
         }
         let root_fd = open_dir(context.root())?;
         let downloads_fd = open_dir(&dirs.path("source"))?;
-        let layers = LayerDirs::open(&dirs.path("upper"), &fs.dirs())?;
+        let layers = LayerDirs::open(&dirs.path("upper"), &lowers)?;
         dirs.enter_root()?;
         let owner = op.chown.as_deref().map(resolve_owner);
         let mut copier = Copier {
@@ -286,11 +312,11 @@ pub(super) fn copy(
             }
         }
         for (dir, stat) in copier.dir_times.drain(..).rev() {
-            set_times(&dir, stat.st_atime, stat.st_mtime, false)?;
+            restore_dir_times(&dir, &stat)?;
         }
         Ok(())
     })?;
-    Ok(dirs.dir)
+    Ok((dirs.dir, stack_on))
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd, String> {
@@ -491,7 +517,7 @@ impl Copier<'_> {
             self.write_inline(file, &target)?;
         }
         for (dir, stat) in self.dir_times.drain(..).rev() {
-            set_times(&dir, stat.st_atime, stat.st_mtime, false)?;
+            restore_dir_times(&dir, &stat)?;
         }
         Ok(())
     }
@@ -674,12 +700,18 @@ impl Copier<'_> {
                     fs::create_dir(target)
                         .map_err(|e| format!("mkdir {}: {e}", target.display()))?;
                 }
-                chown(target, self.owner_of(&stat))?;
-                fs::set_permissions(
-                    target,
-                    fs::Permissions::from_mode(self.mode_of(&stat, true)),
-                )
-                .map_err(|e| e.to_string())?;
+                // Only what differs is set: on the overlay, any change copies a directory
+                // of a lower layer up, and each one there costs later readdirs a merge.
+                let current = fs::metadata(target).map_err(|e| e.to_string())?;
+                let owner = self.owner_of(&stat);
+                if (current.uid(), current.gid()) != (owner.uid, owner.gid) {
+                    chown(target, owner)?;
+                }
+                let mode = self.mode_of(&stat, true);
+                if current.mode() & 0o7777 != mode {
+                    fs::set_permissions(target, fs::Permissions::from_mode(mode))
+                        .map_err(|e| e.to_string())?;
+                }
                 self.dir_times.push((target.to_path_buf(), stat));
                 return Ok(());
             }
@@ -970,6 +1002,16 @@ fn remove(path: &Path) -> Result<(), String> {
         fs::remove_file(path)
     }
     .map_err(|e| format!("removing {}: {e}", path.display()))
+}
+
+/// Gives a copied directory its source's mtime (and atime) back, unless it has it already:
+/// setting it copies a directory of a lower layer up.
+fn restore_dir_times(dir: &Path, source: &FileStat) -> Result<(), String> {
+    let current = fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if (current.mtime(), current.mtime_nsec()) == (source.st_mtime, 0) {
+        return Ok(());
+    }
+    set_times(dir, source.st_atime, source.st_mtime, false)
 }
 
 fn set_times(path: &Path, atime: i64, mtime: i64, symlink: bool) -> Result<(), String> {
@@ -1365,34 +1407,49 @@ fn entries_under<'a>(
         })
 }
 
-/// Fills the empty dir `upper` with `snapshot`'s tree: directories made anew with their
-/// metadata, files and symlinks hard-linked (on every core: a link costs a path lookup or
-/// two, and a large context has tens of thousands). Returns false, doing nothing, for a
-/// snapshot with what a link cannot carry or overlay reads specially: whiteouts and other
-/// devices, fifos, sockets, directories with extended attributes other than overlay's
-/// bookkeeping (an opaque marker, or one a layer would carry).
-fn link_snapshot(snapshot: &Path, upper: &Path) -> Result<bool, String> {
+/// Fills the empty dir `upper` with the tree of a snapshot's `dirs` (lowest first, a higher
+/// one's entries replacing a lower's): directories made anew with their metadata, files and
+/// symlinks hard-linked (on every core: a link costs a path lookup or two, and a large context
+/// has tens of thousands). Returns false, doing nothing, for a snapshot with what a link cannot
+/// carry or overlay reads specially: whiteouts and other devices, fifos, sockets, directories
+/// with extended attributes other than overlay's bookkeeping (an opaque marker, or one a layer
+/// would carry), an entry of one kind over another.
+fn link_snapshot(snapshot: &[PathBuf], upper: &Path) -> Result<bool, String> {
     use rayon::prelude::*;
-    let mut dirs = Vec::new();
-    let mut links = Vec::new();
-    for entry in entries_under(snapshot, upper) {
-        let (entry, target) = entry?;
-        let kind = entry.file_type();
-        if kind.is_file() || kind.is_symlink() {
-            links.push((entry.into_path(), target));
-        } else if kind.is_dir()
-            && crate::snapshot::list_xattrs(entry.path().as_os_str().as_encoded_bytes())
-                .map_err(|e| e.to_string())?
-                .iter()
-                .all(|(name, _)| {
-                    crate::snapshot::is_overlay_xattr(name) && !name.ends_with(b".opaque")
-                })
-        {
-            dirs.push((entry.into_path(), target));
-        } else {
-            return Ok(false);
+    // Ordered by component: parents before children.
+    let mut entries: std::collections::BTreeMap<PathBuf, (PathBuf, bool)> = Default::default();
+    for layer in snapshot {
+        for entry in entries_under(layer, upper) {
+            let (entry, target) = entry?;
+            let kind = entry.file_type();
+            let is_dir = if kind.is_file() || kind.is_symlink() {
+                false
+            } else if kind.is_dir()
+                && crate::snapshot::list_xattrs(entry.path().as_os_str().as_encoded_bytes())
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .all(|(name, _)| {
+                        crate::snapshot::is_overlay_xattr(name) && !name.ends_with(b".opaque")
+                    })
+            {
+                true
+            } else {
+                return Ok(false);
+            };
+            if let Some((_, was_dir)) = entries.insert(target, (entry.into_path(), is_dir))
+                && was_dir != is_dir
+            {
+                return Ok(false);
+            }
         }
     }
+    let (dirs, links): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(_, (_, is_dir))| *is_dir);
+    let dirs: Vec<(PathBuf, PathBuf)> =
+        dirs.into_iter().map(|(to, (from, _))| (from, to)).collect();
+    let links: Vec<(PathBuf, PathBuf)> = links
+        .into_iter()
+        .map(|(to, (from, _))| (from, to))
+        .collect();
     // Parents before children; `upper` (the first) exists already.
     let mut times = Vec::with_capacity(dirs.len());
     for (index, (dir, target)) in dirs.iter().enumerate() {

@@ -10,6 +10,7 @@
 pub mod cache_io;
 mod fsop;
 pub mod options;
+mod pending;
 mod reasons;
 mod run;
 
@@ -21,6 +22,7 @@ use crate::sandbox::Runtime;
 use crate::store::{CacheRecord, Image, Layer, Store, StoreError};
 use oci_spec::image::Digest;
 use options::{HostEntry, NetworkMode, Secret};
+use pending::PendingLayer;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
@@ -70,6 +72,8 @@ pub struct BuildOptions {
 #[derive(Debug, Clone)]
 pub(crate) struct FsState {
     pub layers: Vec<LayerState>,
+    /// The top layer while its tar is being written: its directories, and the writer.
+    pub pending: Option<(Vec<PathBuf>, Arc<PendingLayer>)>,
     pub key: Digest,
     /// When the last step that made this state ran (from the cache when it was cached).
     pub created: Option<String>,
@@ -79,12 +83,24 @@ pub(crate) struct FsState {
 pub(crate) struct LayerState {
     pub layer: Layer,
     pub chain_id: Digest,
-    pub dir: PathBuf,
+    /// Its snapshot, lowest directory first (see [`Store::snapshot_dirs`]).
+    pub dirs: Vec<PathBuf>,
 }
 
 impl FsState {
+    /// Every layer's directories, lowest first.
     pub fn dirs(&self) -> Vec<PathBuf> {
-        self.layers.iter().map(|l| l.dir.clone()).collect()
+        let pending = self.pending.iter().flat_map(|(dirs, _)| dirs.clone());
+        self.layers
+            .iter()
+            .flat_map(|l| l.dirs.clone())
+            .chain(pending)
+            .collect()
+    }
+
+    /// Its layers, the pending one included.
+    fn layer_count(&self) -> usize {
+        self.layers.len() + usize::from(self.pending.is_some())
     }
 
     fn chain_id(&self) -> Option<&Digest> {
@@ -365,7 +381,7 @@ impl Shared<'_> {
             );
             match self.step(step, id, &position, &fs, no_cache) {
                 Ok(next) => {
-                    made_layer[number] = next.layers.len() > fs.layers.len();
+                    made_layer[number] = next.layer_count() > fs.layer_count();
                     step_times[number] = next.created.clone();
                     fs = next;
                 }
@@ -398,6 +414,7 @@ impl Shared<'_> {
             config.author = stage.author.clone();
         }
         config.config = Some(stage.config.clone());
+        let fs = self.settle(&fs)?;
         config.rootfs = RootFs {
             diff_ids: fs.layers.iter().map(|l| l.layer.diff_id.clone()).collect(),
             ..RootFs::default()
@@ -425,6 +442,7 @@ impl Shared<'_> {
                 Ok((
                     FsState {
                         layers: Vec::new(),
+                        pending: None,
                         key: key_of(&[KEY_FORMAT, "scratch"]),
                         created: None,
                     },
@@ -454,22 +472,23 @@ impl Shared<'_> {
 
     /// An image's layers, unpacked.
     fn image_fs(&self, image: &Image) -> Result<FsState, BuildError> {
-        let dirs = self.store.layer_dirs(image)?;
+        let snapshots = self.store.layer_snapshots(image)?;
         let diff_ids = &image.config.rootfs.diff_ids;
         let chains = chain_ids(diff_ids);
         let layers = image
             .layers()?
             .into_iter()
             .zip(chains)
-            .zip(dirs)
-            .map(|((layer, chain_id), dir)| LayerState {
+            .zip(snapshots)
+            .map(|((layer, chain_id), dirs)| LayerState {
                 layer,
                 chain_id,
-                dir,
+                dirs,
             })
             .collect();
         Ok(FsState {
             layers,
+            pending: None,
             key: key_of(&[KEY_FORMAT, "image", image.id().as_ref()]),
             created: image.config.created.clone(),
         })
@@ -605,10 +624,11 @@ impl Shared<'_> {
                     reasons::explain(previous.as_ref(), earlier.as_ref(), &inputs_json, &sources)
                 };
                 self.emit(Event::CacheMiss { step: id, reason });
-                let upper = match &step.op {
-                    Op::Run(run) => {
-                        run::execute(self, run, fs, &source_states, id).map_err(fail)?
-                    }
+                let (upper, stack_on) = match &step.op {
+                    Op::Run(run) => (
+                        run::execute(self, run, fs, &source_states, id).map_err(fail)?,
+                        None,
+                    ),
                     Op::Copy(copy) => {
                         let source = source_states.first().cloned().flatten();
                         let base = earlier
@@ -620,34 +640,38 @@ impl Shared<'_> {
                         fsop::copy(self, copy, fs, source, selections, base).map_err(fail)?
                     }
                     Op::Mkdir { path, user } => {
-                        fsop::mkdir(self.store, fs, path, user).map_err(fail)?
+                        (fsop::mkdir(self.store, fs, path, user).map_err(fail)?, None)
                     }
                 };
-                let next = self.commit(fs, upper.path().join("upper"), &key)?;
-                if matches!(step.op, Op::Run(_)) {
-                    if let Ok(mut run_dirs) = self.run_dirs.lock() {
-                        run_dirs.push(upper);
+                let inputs = serde_json::value::to_raw_value(&inputs_json)
+                    .map_err(|e| BuildError::Other(format!("cache record: {e}")))?;
+                if matches!(step.op, Op::Copy(_)) {
+                    self.commit_behind(fs, upper, &key, stack_on, inputs)?
+                } else {
+                    let (next, mergeable) = self.commit(fs, upper.path().join("upper"), &key)?;
+                    if matches!(step.op, Op::Run(_)) {
+                        if let Ok(mut run_dirs) = self.run_dirs.lock() {
+                            run_dirs.push(upper);
+                        }
+                    } else {
+                        self.discard(upper);
                     }
-                } else if let Ok(trash) = self.trash.lock()
-                    && let Some(trash) = trash.as_ref()
-                {
-                    // Were the remover gone, the value would come back and drop here.
-                    let _ = trash.send(upper);
+                    let made = next.layers.len() > fs.layer_count();
+                    self.store.put_cache_record(
+                        &key,
+                        &CacheRecord {
+                            diff_id: made
+                                .then(|| next.layers.last().map(|l| l.layer.diff_id.clone()))
+                                .flatten(),
+                            size: next.layers.last().map_or(0, |l| l.layer.blob.size()),
+                            chain_id: next.chain_id().cloned(),
+                            created: next.created.clone(),
+                            inputs,
+                            mergeable,
+                        },
+                    )?;
+                    next
                 }
-                self.store.put_cache_record(
-                    &key,
-                    &CacheRecord {
-                        diff_id: (next.layers.len() > fs.layers.len())
-                            .then(|| next.layers.last().map(|l| l.layer.diff_id.clone()))
-                            .flatten(),
-                        size: next.layers.last().map_or(0, |l| l.layer.blob.size()),
-                        chain_id: next.chain_id().cloned(),
-                        created: next.created.clone(),
-                        inputs: serde_json::value::to_raw_value(&inputs_json)
-                            .map_err(|e| BuildError::Other(format!("cache record: {e}")))?,
-                    },
-                )?;
-                next
             }
         };
         if let Ok(mut keys) = self.keys.lock() {
@@ -719,10 +743,25 @@ impl Shared<'_> {
                 }
             }
         }
-        let snapshot = self.store.snapshot_path(record.chain_id.as_ref()?).ok()?;
-        snapshot.is_dir().then_some(fsop::CopyBase {
-            snapshot,
+        let chain_id = record.chain_id.clone()?;
+        let dirs = self.store.snapshot_dirs(&chain_id).ok()??;
+        // Stacked on the last result when its layer tar can give the new layer the entries
+        // that did not change (mtimes clamped otherwise would differ).
+        let stack_on = (record.mergeable
+            && dirs.len() < crate::store::MAX_STACK
+            && self.options.source_date_epoch.is_none())
+        .then(|| self.store.blob_path(record.diff_id.as_ref()?).ok())
+        .flatten()
+        .filter(|tar| tar.is_file())
+        .map(|tar| fsop::StackBase {
+            chain_id,
+            dirs: dirs.clone(),
+            layer: crate::snapshot::BaseLayer::new(tar),
+        });
+        Some(fsop::CopyBase {
+            dirs,
             unchanged,
+            stack_on,
         })
     }
 
@@ -731,8 +770,10 @@ impl Shared<'_> {
         let Some(record) = self.store.cache_record(key)? else {
             return Ok(None);
         };
+        let fs = &self.settle(fs)?;
         let mut next = FsState {
             layers: fs.layers.clone(),
+            pending: None,
             key: key.clone(),
             created: record.created.or_else(|| fs.created.clone()),
         };
@@ -740,11 +781,11 @@ impl Shared<'_> {
             let Some(layer) = self.store.find_layer(&diff_id)? else {
                 return Ok(None);
             };
-            let dir = self.store.layer_snapshot(&chain_id, &layer)?;
+            let dirs = self.store.layer_snapshot(&chain_id, &layer)?;
             next.layers.push(LayerState {
                 layer,
                 chain_id,
-                dir,
+                dirs,
             });
         }
         Ok(Some(next))
@@ -758,44 +799,189 @@ impl Shared<'_> {
         }
     }
 
-    /// Turns an upper dir into a layer on top of `fs` (nothing when it is empty).
-    fn commit(&self, fs: &FsState, upper: PathBuf, key: &Digest) -> Result<FsState, BuildError> {
+    /// Turns an upper dir into a layer on top of `fs` (nothing when it is empty). Says
+    /// whether the layer is [`crate::snapshot::LayerDigest::mergeable`].
+    fn commit(
+        &self,
+        fs: &FsState,
+        upper: PathBuf,
+        key: &Digest,
+    ) -> Result<(FsState, bool), BuildError> {
+        let fs = self.settle(fs)?;
         let mut next = FsState {
             layers: fs.layers.clone(),
+            pending: None,
             key: key.clone(),
             created: Some(self.now()),
         };
-        let empty = std::fs::read_dir(&upper)
-            .map(|mut entries| entries.next().is_none())
-            .unwrap_or(true);
-        if empty {
+        if is_empty_dir(&upper) {
+            return Ok((next, false));
+        }
+        let written = pending::write_step_layer(self.store, &upper, None, &self.write_options())
+            .map_err(BuildError::Other)?;
+        let mergeable = written.digest.mergeable;
+        next.layers
+            .push(self.commit_layer(&fs, written, &upper, None)?);
+        Ok((next, mergeable))
+    }
+
+    /// As [`Shared::commit`] for a COPY, whose layer is written on a thread of its own while
+    /// the next steps run ([`pending`]); over `stack_on`'s layer when given. The step's cache
+    /// record is written once the layer is committed.
+    fn commit_behind(
+        &self,
+        fs: &FsState,
+        work: crate::store::WorkDir,
+        key: &Digest,
+        stack_on: Option<fsop::StackBase>,
+        inputs: Box<serde_json::value::RawValue>,
+    ) -> Result<FsState, BuildError> {
+        let fs = self.settle(fs)?;
+        let upper = work.path().join("upper");
+        let record = pending::StepRecord {
+            key: key.clone(),
+            created: Some(self.now()),
+            inputs,
+        };
+        let mut next = FsState {
+            layers: fs.layers.clone(),
+            pending: None,
+            key: key.clone(),
+            created: record.created.clone(),
+        };
+        if stack_on.is_none() && is_empty_dir(&upper) {
+            self.store.put_cache_record(
+                key,
+                &CacheRecord {
+                    diff_id: None,
+                    size: 0,
+                    chain_id: fs.chain_id().cloned(),
+                    created: record.created,
+                    inputs: record.inputs,
+                    mergeable: false,
+                },
+            )?;
+            self.discard(work);
             return Ok(next);
         }
-        let mut writer = self.store.layer_writer()?;
-        let written = crate::snapshot::write_layer(
-            &upper,
-            &mut writer,
-            &crate::snapshot::WriteOptions {
-                source_date_epoch: self.options.source_date_epoch,
-                overlay_upper: true,
+        let mut dirs = stack_on.as_ref().map_or_else(Vec::new, |s| s.dirs.clone());
+        dirs.push(upper);
+        let pending = PendingLayer::start(self.store, work, stack_on, self.write_options(), record)
+            .map_err(BuildError::Other)?;
+        next.pending = Some((dirs, Arc::new(pending)));
+        Ok(next)
+    }
+
+    /// `fs` with its pending layer committed (waiting for its tar), and that step's cache
+    /// record written.
+    fn settle(&self, fs: &FsState) -> Result<FsState, BuildError> {
+        let Some((_, pending)) = &fs.pending else {
+            return Ok(fs.clone());
+        };
+        let parent = FsState {
+            pending: None,
+            ..fs.clone()
+        };
+        let top = pending
+            .settled
+            .get_or_init(|| {
+                self.commit_pending(&parent, pending)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(BuildError::Other)?;
+        let mut settled = parent;
+        settled.layers.push(top);
+        Ok(settled)
+    }
+
+    fn commit_pending(
+        &self,
+        parent: &FsState,
+        pending: &PendingLayer,
+    ) -> Result<LayerState, BuildError> {
+        let written = pending
+            .join()
+            .ok_or_else(|| BuildError::Other("the layer was committed already".into()))?
+            .map_err(BuildError::Other)?;
+        let work = pending
+            .work
+            .lock()
+            .ok()
+            .and_then(|mut work| work.take())
+            .ok_or_else(|| BuildError::Other("the layer's work dir is gone".into()))?;
+        let mergeable = written.digest.mergeable;
+        let layer = self.commit_layer(
+            parent,
+            written,
+            &work.path().join("upper"),
+            pending.lower.as_ref(),
+        )?;
+        self.discard(work);
+        let record = &pending.record;
+        self.store.put_cache_record(
+            &record.key,
+            &CacheRecord {
+                diff_id: Some(layer.layer.diff_id.clone()),
+                size: layer.layer.blob.size(),
+                chain_id: Some(layer.chain_id.clone()),
+                created: record.created.clone(),
+                inputs: record.inputs.clone(),
+                mergeable,
             },
-        )
-        .map_err(|e| BuildError::Other(format!("writing layer: {e}")))?;
+        )?;
+        Ok(layer)
+    }
+
+    /// Commits a written layer on top of `fs` (settled): the blob, and `upper` as its
+    /// snapshot, stacked on `lower` when given.
+    fn commit_layer(
+        &self,
+        fs: &FsState,
+        written: pending::Written,
+        upper: &std::path::Path,
+        lower: Option<&Digest>,
+    ) -> Result<LayerState, BuildError> {
         let mut diff_ids: Vec<Digest> = fs.layers.iter().map(|l| l.layer.diff_id.clone()).collect();
-        diff_ids.push(written.diff_id.clone());
+        diff_ids.push(written.digest.diff_id.clone());
         let chain_id = chain_ids(&diff_ids)
             .pop()
             .ok_or_else(|| BuildError::Other("no chain id".into()))?;
-        let (blob, dir) = self
-            .store
-            .commit_step(writer, &written.diff_id, &chain_id, &upper)?;
-        next.layers.push(LayerState {
+        let (blob, dirs) = self.store.commit_step(
+            written.writer,
+            &written.digest.diff_id,
+            &chain_id,
+            upper,
+            lower,
+        )?;
+        Ok(LayerState {
             layer: Layer::plain(blob.digest, blob.size),
             chain_id,
-            dir,
-        });
-        Ok(next)
+            dirs,
+        })
     }
+
+    fn write_options(&self) -> crate::snapshot::WriteOptions {
+        crate::snapshot::WriteOptions {
+            source_date_epoch: self.options.source_date_epoch,
+            overlay_upper: true,
+        }
+    }
+
+    /// Hands a finished step's work dir to the remover thread.
+    fn discard(&self, work: crate::store::WorkDir) {
+        if let Ok(trash) = self.trash.lock()
+            && let Some(trash) = trash.as_ref()
+        {
+            // Were the remover gone, the value would come back and drop here.
+            let _ = trash.send(work);
+        }
+    }
+}
+
+/// Whether `dir` holds nothing (or cannot be read: then there is nothing to commit).
+fn is_empty_dir(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none())
 }
 
 fn convert_network(mode: crate::dockerfile::values::NetworkMode) -> NetworkMode {

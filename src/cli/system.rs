@@ -79,10 +79,12 @@ fn df(store: &Store, args: DfArgs) -> CliResult {
                 }
             }
             for chain_id in image.config.chain_ids() {
-                if let Ok(path) = store.snapshot_path(&chain_id)
+                if let (Ok(whole), Ok(stacked)) =
+                    (store.snapshot_path(&chain_id), store.stack_path(&chain_id))
                     && snapshots.insert(chain_id)
                 {
-                    size += dir_size(&path);
+                    // One of the two exists (a stacked one counts its own changes).
+                    size += dir_size(&whole) + dir_size(&stacked);
                 }
             }
         }

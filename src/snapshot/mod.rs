@@ -4,19 +4,22 @@
 //!
 //! Writing: [`write_layer`]. Reading: [`extract_layer`]. Compression: [`Compression`].
 
+pub(crate) mod aligned;
+mod base;
 mod compression;
 mod extract;
 mod fsat;
 mod hash;
 mod write;
 
+pub use base::BaseLayer;
 pub use compression::{Compression, decoder, decompress, sniff};
 pub use extract::{
     ExtractOptions, ExtractSummary, MAX_WARNINGS, OverlayXattrs, WhiteoutHandling, extract_layer,
 };
 pub(crate) use fsat::list_xattrs;
 pub use fsat::remove_tree;
-pub use write::{LayerDigest, WriteOptions, write_layer};
+pub use write::{LayerDigest, WriteOptions, write_layer, write_layer_over};
 
 use std::io;
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! Directory tree → deterministic layer tar, streamed to any writer.
 
+use super::base::BaseLayer;
 use super::compression::STREAM_BUFFER;
 use super::hash::StreamHasher;
 use super::{OPAQUE_WHITEOUT, SnapshotError, WHITEOUT_PREFIX, fsat};
@@ -30,6 +31,10 @@ pub struct WriteOptions {
 pub struct LayerDigest {
     pub diff_id: Digest,
     pub size: u64,
+    /// Whether a later layer may copy this one's entries one by one
+    /// ([`super::write_layer_over`]): it holds no whiteouts and no hard links, whose
+    /// meaning depends on other entries.
+    pub mergeable: bool,
 }
 
 const NAME_FIELD: usize = 100;
@@ -47,6 +52,29 @@ pub fn write_layer<W: Write>(
     out: W,
     options: &WriteOptions,
 ) -> Result<LayerDigest, SnapshotError> {
+    write_tree(root, None, out, options)
+}
+
+/// Writes the layer of `base`'s entries with the tree under `root` laid over them, as
+/// [`write_layer`] writes that whole tree (the same bytes): an entry of `root` replaces the
+/// one of the same path, and every other entry of `base` is copied as it is, not read again
+/// from a file. `root` must not hold whiteouts (nothing of `base` is removed).
+pub fn write_layer_over<W: Write>(
+    root: &Path,
+    base: &BaseLayer,
+    out: W,
+    options: &WriteOptions,
+) -> Result<LayerDigest, SnapshotError> {
+    write_tree(root, Some(base), out, options)
+}
+
+fn write_tree<W: Write>(
+    root: &Path,
+    base: Option<&BaseLayer>,
+    out: W,
+    options: &WriteOptions,
+) -> Result<LayerDigest, SnapshotError> {
+    let mut base = base.map(BaseLayer::entries).transpose()?;
     let mut writer = LayerWriter {
         tar: tar::Builder::new(BufWriter::with_capacity(
             STREAM_BUFFER,
@@ -55,6 +83,7 @@ pub fn write_layer<W: Write>(
         options,
         first_paths: HashMap::new(),
         pax: Vec::new(),
+        mergeable: true,
     };
     let walk = walkdir::WalkDir::new(root)
         .min_depth(1)
@@ -73,13 +102,30 @@ pub fn write_layer<W: Write>(
             source: e.into(),
         })?;
         let relative = item.path().strip_prefix(root).unwrap_or(item.path());
-        writer.append(item.path(), relative.as_os_str().as_bytes(), &meta)?;
+        let name = relative.as_os_str().as_bytes();
+        if let Some(base) = &mut base {
+            if options.overlay_upper && meta.file_type().is_char_device() && meta.rdev() == 0 {
+                return Err(SnapshotError::Unrepresentable {
+                    path: item.path().to_path_buf(),
+                    reason: "a whiteout over a base layer's entries".into(),
+                });
+            }
+            base.copy_before(name, writer.tar.get_mut())?;
+        }
+        writer.append(item.path(), name, &meta)?;
     }
+    if let Some(base) = &mut base {
+        base.copy_rest(writer.tar.get_mut())?;
+    }
+    let mergeable = writer.mergeable;
     let buffered = writer.tar.into_inner().map_err(SnapshotError::Write)?;
     let hashing = buffered
         .into_inner()
         .map_err(|e| SnapshotError::Write(e.into_error()))?;
-    hashing.finish()
+    Ok(LayerDigest {
+        mergeable,
+        ..hashing.finish()?
+    })
 }
 
 struct LayerWriter<'o, W: Write> {
@@ -89,6 +135,8 @@ struct LayerWriter<'o, W: Write> {
     first_paths: HashMap<(u64, u64), Vec<u8>>,
     /// PAX records of the entry being written, reused across entries.
     pax: Vec<(String, Vec<u8>)>,
+    /// No whiteout or hard link written so far.
+    mergeable: bool,
 }
 
 impl<W: Write> LayerWriter<'_, W> {
@@ -109,6 +157,7 @@ impl<W: Write> LayerWriter<'_, W> {
         if self.options.overlay_upper && kind.is_char_device() && meta.rdev() == 0 {
             // An overlay whiteout: the layer says "deleted" with an empty `.wh.NAME` file.
             let whiteout = whiteout_name(name, WHITEOUT_PREFIX.as_bytes());
+            self.mergeable = false;
             header.set_entry_type(EntryType::Regular);
             header.set_mode(0o600);
             return self
@@ -156,6 +205,7 @@ impl<W: Write> LayerWriter<'_, W> {
                 header.set_mtime(0);
                 header.set_mode(meta.mode() & 0o777);
                 let marker = [name, b"/", OPAQUE_WHITEOUT.as_bytes()].concat();
+                self.mergeable = false;
                 self.emit(&mut header, &marker, io::empty())
                     .map_err(io_err)?;
             }
@@ -171,6 +221,7 @@ impl<W: Write> LayerWriter<'_, W> {
             let key = (meta.dev(), meta.ino());
             if let Some(first) = self.first_paths.get(&key).cloned() {
                 header.set_entry_type(EntryType::Link);
+                self.mergeable = false;
                 self.set_link_name(&mut header, &first);
                 return self.emit(&mut header, name, io::empty()).map_err(io_err);
             }
@@ -300,6 +351,7 @@ impl<W: Write> HashingWriter<W> {
         Ok(LayerDigest {
             diff_id: self.hasher.finish(),
             size,
+            mergeable: true,
         })
     }
 }

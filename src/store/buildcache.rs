@@ -35,6 +35,10 @@ pub struct CacheRecord {
     /// What went into the key, kept to explain a later miss: left unparsed until then (with a
     /// large context it is most of the record, and a hit does not read it).
     pub inputs: Box<serde_json::value::RawValue>,
+    /// Whether the next result of the step may copy this layer's entries one by one
+    /// ([`crate::snapshot::LayerDigest::mergeable`]).
+    #[serde(default)]
+    pub mergeable: bool,
 }
 
 /// A directory under tmp/, held locked so a collector leaves it alone, removed on drop.
@@ -234,43 +238,68 @@ impl Store {
     /// (collected later, and the step's cache record then misses). The snapshot `dir` (the
     /// step's upper dir) is derived data renamed as it is, as Docker's overlay2 keeps layers:
     /// a process killed at any point leaves it complete (the page cache outlives the process).
+    /// With `lower`, `dir` holds only what changed over that ChainID's snapshot, and is
+    /// stacked on it. Returns the blob and the snapshot's directories, lowest first.
     pub fn commit_step(
         &self,
         writer: super::BlobWriter,
         diff_id: &Digest,
         chain_id: &Digest,
         dir: &Path,
-    ) -> Result<(super::CommittedBlob, PathBuf)> {
+        lower: Option<&Digest>,
+    ) -> Result<(super::CommittedBlob, Vec<PathBuf>)> {
         let blob = writer.known_digest(diff_id).finish_synced()?;
         let target = self.blob_path(&blob.digest)?;
-        let snapshot = self.snapshot_path(chain_id)?;
-        let _gc = self.lock_gc(LockMode::Shared)?;
-        self.lease(&blob.digest)?;
-        self.lease(chain_id)?;
-        if target.exists() {
-            fs::remove_file(&blob.tmp_path).at(&blob.tmp_path)?;
-        } else {
-            fs::rename(&blob.tmp_path, &target).at(&target)?;
-        }
-        if !snapshot.is_dir() {
-            match fs::rename(dir, &snapshot) {
-                Ok(()) => {}
-                // Another build made it meanwhile: theirs is as good.
-                Err(_) if snapshot.is_dir() => {}
-                Err(source) => {
-                    return Err(StoreError::Io {
-                        path: snapshot,
-                        source,
-                    });
+        let stack = match lower {
+            Some(lower) => Some(self.stack_of(dir, lower)?),
+            None => None,
+        };
+        {
+            let _gc = self.lock_gc(LockMode::Shared)?;
+            self.lease(&blob.digest)?;
+            self.lease(chain_id)?;
+            if target.exists() {
+                fs::remove_file(&blob.tmp_path).at(&blob.tmp_path)?;
+            } else {
+                fs::rename(&blob.tmp_path, &target).at(&target)?;
+            }
+            let (from, to) = match &stack {
+                Some(stack) => (stack.path(), self.stack_path(chain_id)?),
+                None => (dir, self.snapshot_path(chain_id)?),
+            };
+            let made =
+                self.snapshot_path(chain_id)?.is_dir() || self.stack_path(chain_id)?.is_dir();
+            if !made {
+                match fs::rename(from, &to) {
+                    Ok(()) => {}
+                    // Another build made it meanwhile: theirs is as good.
+                    Err(_) if to.is_dir() => {}
+                    Err(source) => return Err(StoreError::Io { path: to, source }),
                 }
             }
         }
+        let dirs = self.snapshot_dirs(chain_id)?.ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "the snapshot of {chain_id} vanished as it was made"
+            ))
+        })?;
         Ok((
             super::CommittedBlob {
                 digest: blob.digest,
                 size: blob.size,
             },
-            snapshot,
+            dirs,
         ))
+    }
+
+    /// A stacked snapshot in tmp/, ready to take its ChainID's name: `upper` (moved from
+    /// `dir`) and `lower`.
+    fn stack_of(&self, dir: &Path, lower: &Digest) -> Result<WorkDir> {
+        let stack = self.work_dir("stack-")?;
+        let lower_path = stack.path().join("lower");
+        fs::write(&lower_path, format!("{lower}\n")).at(&lower_path)?;
+        let upper = stack.path().join("upper");
+        fs::rename(dir, &upper).at(&upper)?;
+        Ok(stack)
     }
 }

@@ -8,66 +8,27 @@
 //! work wrote. The thread lets the producer tar and hash the next chunk while the last one
 //! is written.
 
+use crate::snapshot::aligned::{ALIGN, AlignedChunk};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use std::fs::File;
 use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-/// Bytes handed to the writer thread at once: a multiple of [`ALIGN`].
-const CHUNK: usize = 4 << 20;
-/// O_DIRECT's alignment of memory, length and file offset (a logical block is at most this).
-const ALIGN: usize = 4096;
 /// Chunks in flight: one filling while one is written.
 const CHUNKS: usize = 2;
 
-/// A buffer whose data starts on an [`ALIGN`] boundary.
-struct Chunk {
-    storage: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl Chunk {
-    fn new() -> Chunk {
-        let storage = vec![0u8; CHUNK + ALIGN];
-        let address = storage.as_ptr() as usize;
-        Chunk {
-            storage,
-            start: (ALIGN - address % ALIGN) % ALIGN,
-            len: 0,
-        }
-    }
-
-    fn data(&self) -> &[u8] {
-        &self.storage[self.start..self.start + self.len]
-    }
-
-    /// Copies as much of `bytes` as fits; returns how much.
-    fn fill(&mut self, bytes: &[u8]) -> usize {
-        let n = bytes.len().min(CHUNK - self.len);
-        let at = self.start + self.len;
-        self.storage[at..at + n].copy_from_slice(&bytes[..n]);
-        self.len += n;
-        n
-    }
-
-    fn is_full(&self) -> bool {
-        self.len == CHUNK
-    }
-}
-
 /// The writer thread and the channels that carry chunks to it and back.
 struct WriteBehind {
-    full: SyncSender<Chunk>,
-    empty: Receiver<Chunk>,
+    full: SyncSender<AlignedChunk>,
+    empty: Receiver<AlignedChunk>,
     thread: JoinHandle<io::Result<()>>,
 }
 
 /// Sequential writes to a file, chunked and written behind.
 pub(super) struct BlobFile {
     file: File,
-    chunk: Chunk,
+    chunk: AlignedChunk,
     behind: Option<WriteBehind>,
     allocated: usize,
     /// Whether the file offset is still a multiple of [`ALIGN`] (nothing but whole chunks
@@ -88,7 +49,7 @@ impl BlobFile {
     pub(super) fn new(file: File, aligned: bool) -> BlobFile {
         BlobFile {
             file,
-            chunk: Chunk::new(),
+            chunk: AlignedChunk::new(),
             behind: None,
             allocated: 1,
             aligned,
@@ -110,7 +71,7 @@ impl BlobFile {
             Ok(chunk) => Some(chunk),
             Err(_) if self.allocated < CHUNKS => {
                 self.allocated += 1;
-                Some(Chunk::new())
+                Some(AlignedChunk::new())
             }
             Err(_) => behind.empty.recv().ok(),
         };
@@ -133,13 +94,14 @@ impl BlobFile {
             self.direct = set_direct(&self.file, true).is_ok();
         }
         let file = self.file.try_clone()?;
-        let (full, full_chunks) = sync_channel::<Chunk>(1);
-        let (empty_chunks, empty) = sync_channel::<Chunk>(CHUNKS);
+        let (full, full_chunks) = sync_channel::<AlignedChunk>(1);
+        let (empty_chunks, empty) = sync_channel::<AlignedChunk>(CHUNKS);
         let thread = std::thread::Builder::new()
             .name("blob-writer".into())
             .spawn(move || {
                 for mut chunk in full_chunks {
                     (&file).write_all(chunk.data())?;
+
                     chunk.len = 0;
                     let _ = empty_chunks.send(chunk);
                 }
@@ -214,6 +176,7 @@ fn set_direct(file: &File, on: bool) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::aligned::CHUNK;
     use std::io::Read;
 
     /// Bytes whose every position differs from its neighbours', so a chunk lost, repeated

@@ -39,6 +39,7 @@ impl Store {
         let _gc = self.lock_gc(LockMode::Exclusive)?;
         let mut keep = self.reachable()?;
         self.add_live_leases(&mut keep)?;
+        let stacks = self.keep_stack_lowers(&mut keep)?;
         let mut report = GcReport::default();
 
         let blobs_dir = self.root().join("blobs/sha256");
@@ -51,8 +52,8 @@ impl Store {
             report.blobs.push(digest);
         }
         self.remove_stale_layer_forms(&keep)?;
-        let snapshots = self.root().join("snapshots");
-        for (chain_id, path) in digest_entries(&snapshots)? {
+        let snapshots = digest_entries(&self.root().join("snapshots"))?;
+        for (chain_id, path) in snapshots.into_iter().chain(stacks) {
             if keep.chain_ids.contains(&chain_id) {
                 continue;
             }
@@ -64,6 +65,28 @@ impl Store {
         report.temporary_files += count;
         report.reclaimed += bytes;
         Ok(report)
+    }
+
+    /// Keeps the snapshot under each kept stacked one, down to a whole one. Returns the
+    /// stacked snapshots.
+    fn keep_stack_lowers(&self, keep: &mut Reachable) -> Result<Vec<(Digest, std::path::PathBuf)>> {
+        let stacks = digest_entries(&self.root().join("stacks"))?;
+        let lowers: HashMap<&Digest, Digest> = stacks
+            .iter()
+            .filter_map(|(chain_id, path)| {
+                let text = fs::read_to_string(path.join("lower")).ok()?;
+                Some((chain_id, Digest::from_str(text.trim()).ok()?))
+            })
+            .collect();
+        let mut pending: Vec<Digest> = keep.chain_ids.iter().cloned().collect();
+        while let Some(chain_id) = pending.pop() {
+            if let Some(lower) = lowers.get(&chain_id)
+                && keep.chain_ids.insert(lower.clone())
+            {
+                pending.push(lower.clone());
+            }
+        }
+        Ok(stacks)
     }
 
     /// Drops the records of a layer's compressed forms once neither the layer's plain blob

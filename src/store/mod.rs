@@ -40,6 +40,7 @@ pub use images::layer_compression;
 pub use images::{Image, Layer};
 pub use pins::ContainerPin;
 pub use refs::ImageEntry;
+pub use snapshots::MAX_STACK;
 
 use crate::image::ImageError;
 use lock::{FileLock, LockMode};
@@ -190,6 +191,7 @@ impl Store {
             root.join("compressed/sha256"),
             root.join("claimed/sha256"),
             root.join("snapshots"),
+            root.join("stacks"),
             root.join("tmp"),
             root.join("locks"),
             root.join("leases"),

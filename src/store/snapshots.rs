@@ -15,39 +15,93 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+/// Most directories one layer's snapshot stacks (each an incremental COPY's changes over the
+/// snapshot below); the build makes the next one whole again. Each costs every lookup in the
+/// layers above a miss more.
+pub const MAX_STACK: usize = 8;
+
 impl Store {
     /// The unpacked layers of an image, base layer first (overlayfs' `lowerdir=` lists the
     /// top layer first: reverse them). Missing snapshots are extracted now. The snapshots are
     /// leased to this process, so a concurrent garbage collection keeps them while it runs.
     pub fn layer_dirs(&self, image: &Image) -> Result<Vec<PathBuf>> {
-        let layers = image.layers()?;
-        let chain_ids = image.config.chain_ids();
-        let mut dirs = Vec::with_capacity(layers.len());
-        for (chain_id, layer) in chain_ids.iter().zip(&layers) {
-            dirs.push(self.layer_snapshot(chain_id, layer)?);
-        }
-        Ok(dirs)
+        Ok(self.layer_snapshots(image)?.into_iter().flatten().collect())
     }
 
-    /// Where the snapshot of a ChainID lives (whether or not it exists).
+    /// The directories of each layer's snapshot (see [`Store::snapshot_dirs`]), base first.
+    pub fn layer_snapshots(&self, image: &Image) -> Result<Vec<Vec<PathBuf>>> {
+        let layers = image.layers()?;
+        let chain_ids = image.config.chain_ids();
+        chain_ids
+            .iter()
+            .zip(&layers)
+            .map(|(chain_id, layer)| self.layer_snapshot(chain_id, layer))
+            .collect()
+    }
+
+    /// Where the snapshot of a ChainID lives when it is whole (whether or not it exists).
     pub fn snapshot_path(&self, chain_id: &Digest) -> Result<PathBuf> {
         Ok(self.root().join("snapshots").join(sha256_hex(chain_id)?))
     }
 
-    /// The snapshot of one layer of a chain, extracted from its blob when missing.
-    pub fn layer_snapshot(&self, chain_id: &Digest, layer: &Layer) -> Result<PathBuf> {
-        let target = self.snapshot_path(chain_id)?;
-        {
-            let _gc = self.lock_gc(LockMode::Shared)?;
-            if target.is_dir() {
-                self.lease(chain_id)?;
-                return Ok(target);
+    /// Where the snapshot of a ChainID lives when it is stacked: `upper/`, its own files, and
+    /// `lower`, the ChainID of the snapshot they lie on.
+    pub fn stack_path(&self, chain_id: &Digest) -> Result<PathBuf> {
+        Ok(self.root().join("stacks").join(sha256_hex(chain_id)?))
+    }
+
+    /// The directories that make the snapshot of `chain_id`, lowest first, leased to this
+    /// process: one for a whole snapshot; a stacked one's lower's and then its own `upper/`.
+    /// `None` when it has none.
+    pub fn snapshot_dirs(&self, chain_id: &Digest) -> Result<Option<Vec<PathBuf>>> {
+        let _gc = self.lock_gc(LockMode::Shared)?;
+        let mut dirs = Vec::new();
+        let mut chain_id = chain_id.clone();
+        loop {
+            let whole = self.snapshot_path(&chain_id)?;
+            if whole.is_dir() {
+                self.lease(&chain_id)?;
+                dirs.push(whole);
+                break;
             }
+            let stack = self.stack_path(&chain_id)?;
+            let lower = stack.join("lower");
+            let text = match fs::read_to_string(&lower) {
+                Ok(text) => text,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        path: lower,
+                        source,
+                    });
+                }
+            };
+            if dirs.len() >= MAX_STACK {
+                return Err(StoreError::Invalid(format!(
+                    "{}: stacked over {MAX_STACK} deep",
+                    stack.display()
+                )));
+            }
+            self.lease(&chain_id)?;
+            dirs.push(stack.join("upper"));
+            chain_id = text.trim().parse().map_err(|_| {
+                StoreError::Invalid(format!("{}: not a ChainID: {text:?}", lower.display()))
+            })?;
+        }
+        dirs.reverse();
+        Ok(Some(dirs))
+    }
+
+    /// The snapshot of one layer of a chain (see [`Store::snapshot_dirs`]), extracted from
+    /// its blob when missing.
+    pub fn layer_snapshot(&self, chain_id: &Digest, layer: &Layer) -> Result<Vec<PathBuf>> {
+        if let Some(dirs) = self.snapshot_dirs(chain_id)? {
+            return Ok(dirs);
         }
         // Removed with what it holds, unless adopted: a refused layer leaves no snapshot.
         let work = self.work_dir("snapshot-")?;
         self.extract_into(work.path(), layer)?;
-        self.adopt_snapshot(chain_id, work.path())
+        Ok(vec![self.adopt_snapshot(chain_id, work.path())?])
     }
 
     /// Moves a complete, synced snapshot from tmp/ to its ChainID (leased first); when
