@@ -217,6 +217,7 @@ pub(super) fn copy(
     source: Option<FsState>,
     context_selections: Vec<Selection>,
     base: Option<CopyBase>,
+    remote: RemoteSources,
 ) -> Result<(WorkDir, Option<StackBase>), String> {
     let dirs = StepDirs::create(shared.store, "copy-")?;
     // Unchanged files are hard links to the last result (snapshots are never written to; a
@@ -246,7 +247,7 @@ pub(super) fn copy(
         },
         None => HashSet::new(),
     };
-    let downloads = download_urls(op, &dirs.path("source"))?;
+    let downloads = download_urls(op, &dirs.path("source"), remote.fetched)?;
     let checkouts = clone_repositories(op, &dirs.path("source"))?;
     in_private_namespace(|| {
         dirs.mount_root(&lowers)?;
@@ -1168,10 +1169,19 @@ fn sha256_text(bytes: &[u8]) -> String {
 /// What each remote ADD source holds now, for the step's cache key (BuildKit keys a URL by the
 /// digest of its content, or by `--checksum`, and a git source by the commit its ref names):
 /// `(source, identity)` pairs.
-pub(super) fn remote_identities(op: &CopyOp) -> Result<Vec<(String, String)>, String> {
+/// What keys an ADD's remote sources (URL → what it holds now: a git commit, the checksum
+/// given, or the digest of the body), and the bodies fetched for that, which the copy uses
+/// rather than fetching them again.
+#[derive(Default)]
+pub(super) struct RemoteSources {
+    pub identities: Vec<(String, String)>,
+    fetched: HashMap<String, (Vec<u8>, Option<i64>)>,
+}
+
+pub(super) fn remote_identities(op: &CopyOp) -> Result<RemoteSources, String> {
     let checksum = op.add.as_ref().and_then(|a| a.checksum.clone());
     let mut fetcher = None;
-    let mut identities = Vec::new();
+    let mut remote = RemoteSources::default();
     for source in op.sources.iter().filter(|s| is_url(s)) {
         let identity = if is_git(source) {
             git_commit(source)?
@@ -1181,12 +1191,14 @@ pub(super) fn remote_identities(op: &CopyOp) -> Result<Vec<(String, String)>, St
             if fetcher.is_none() {
                 fetcher = Some(Fetcher::new()?);
             }
-            let (body, _) = fetcher.as_ref().ok_or("no HTTP client")?.get(source)?;
-            sha256_text(&body)
+            let fetched = fetcher.as_ref().ok_or("no HTTP client")?.get(source)?;
+            let identity = sha256_text(&fetched.0);
+            remote.fetched.insert(source.clone(), fetched);
+            identity
         };
-        identities.push((source.clone(), identity));
+        remote.identities.push((source.clone(), identity));
     }
-    Ok(identities)
+    Ok(remote)
 }
 
 /// The commit a git source's ref names on the remote (`git ls-remote`); a ref the remote does
@@ -1230,19 +1242,24 @@ fn git_commit(source: &str) -> Result<String, String> {
 }
 
 /// Fetches ADD's URLs into `dir`, checking `--checksum`.
-fn download_urls(op: &CopyOp, dir: &Path) -> Result<Vec<Download>, String> {
-    let urls: Vec<&String> = op
-        .sources
-        .iter()
-        .filter(|s| is_url(s) && !is_git(s))
-        .collect();
-    if urls.is_empty() {
-        return Ok(Vec::new());
-    }
-    let fetcher = Fetcher::new()?;
+fn download_urls(
+    op: &CopyOp,
+    dir: &Path,
+    mut fetched: HashMap<String, (Vec<u8>, Option<i64>)>,
+) -> Result<Vec<Download>, String> {
+    let mut fetcher = None;
     let mut downloads = Vec::new();
-    for (index, url) in urls.into_iter().enumerate() {
-        let (body, mtime) = fetcher.get(url)?;
+    let urls = op.sources.iter().filter(|s| is_url(s) && !is_git(s));
+    for (index, url) in urls.enumerate() {
+        let (body, mtime) = match fetched.remove(url) {
+            Some(body) => body,
+            None => {
+                if fetcher.is_none() {
+                    fetcher = Some(Fetcher::new()?);
+                }
+                fetcher.as_ref().ok_or("no HTTP client")?.get(url)?
+            }
+        };
         if let Some(expected) = op.add.as_ref().and_then(|a| a.checksum.as_ref()) {
             if !expected.starts_with("sha256:") {
                 return Err(format!("--checksum {expected}: only sha256 is supported"));

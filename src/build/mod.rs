@@ -530,6 +530,7 @@ impl Shared<'_> {
         let mut sources = Vec::new();
         let mut source_states: Vec<Option<FsState>> = Vec::new();
         let mut selections = Vec::new();
+        let mut remote = fsop::RemoteSources::default();
         match &step.op {
             Op::Copy(copy) => {
                 let state = self.source_fs(&copy.from)?;
@@ -552,9 +553,10 @@ impl Shared<'_> {
                         selections.push(selection);
                     }
                     // Remote ADD sources are keyed by what they hold now.
-                    for (source, identity) in fsop::remote_identities(copy).map_err(fail)? {
+                    remote = fsop::remote_identities(copy).map_err(fail)?;
+                    for (source, identity) in &remote.identities {
                         sources.push(crate::context::SourceHash {
-                            source,
+                            source: source.clone(),
                             digest: sha256_digest(identity.as_bytes()),
                             entries: Vec::new(),
                         });
@@ -637,7 +639,8 @@ impl Shared<'_> {
                             .and_then(|earlier| {
                                 self.copy_base(earlier, &inputs_json, &sources, &selections)
                             });
-                        fsop::copy(self, copy, fs, source, selections, base).map_err(fail)?
+                        fsop::copy(self, copy, fs, source, selections, base, remote)
+                            .map_err(fail)?
                     }
                     Op::Mkdir { path, user } => {
                         (fsop::mkdir(self.store, fs, path, user).map_err(fail)?, None)
