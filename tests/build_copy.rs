@@ -556,7 +556,11 @@ fn a_changed_remote_source_is_fetched_again_and_an_unchanged_one_is_cached() {
     ));
     let built = store.build(&context, "remote-1", &[]);
     assert_eq!(built.read("/copy"), "first\n");
-    assert_eq!(server.requests(), 1, "one fetch keys the step and fills the layer");
+    assert_eq!(
+        server.requests(),
+        1,
+        "one fetch keys the step and fills the layer"
+    );
     let built = store.build(&context, "remote-2", &[]);
     assert_eq!(built.read("/copy"), "first\n");
     assert!(!built.log.contains("cache miss"), "{}", built.log);

@@ -116,6 +116,28 @@ fn cache_mounts_persist_across_builds_and_stay_out_of_the_image() {
 }
 
 #[test]
+fn a_cache_mount_from_a_stage_starts_as_that_stage_s_files() {
+    let store = TestStore::with_busybox();
+    let context = Context::new(
+        "FROM busybox AS seed\n\
+         RUN mkdir -p /seed/sub && echo seeded > /seed/sub/file\n\
+         FROM busybox\n\
+         RUN --mount=type=cache,target=/cache,from=seed,source=/seed \
+             sh -c 'cat /cache/sub/file > /first; echo added > /cache/added'\n\
+         RUN --mount=type=cache,target=/cache,from=seed,source=/seed \
+             sh -c 'cat /cache/sub/file /cache/added > /second'\n",
+    );
+    let built = store.build(&context, "cache-from", &[]);
+    assert_eq!(built.read("/first"), "seeded\n");
+    // The same cache, not seeded again: what the first step added is there.
+    assert_eq!(built.read("/second"), "seeded\nadded\n");
+    assert!(!built.exists("/cache/added"));
+    // The stage's own files are untouched by writes to the cache.
+    let again = store.build(&context, "cache-from-2", &["--no-cache"]);
+    assert_eq!(again.read("/first"), "seeded\n");
+}
+
+#[test]
 fn tmpfs_mounts_are_tmpfs_and_leave_nothing_behind() {
     let store = TestStore::with_busybox();
     let context = Context::new(

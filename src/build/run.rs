@@ -204,6 +204,19 @@ fn prepare_mount(
         MountType::Cache => {
             let target = target.ok_or("cache mount needs a target")?;
             let id = mount.id.clone().unwrap_or_else(|| target.clone());
+            // `from`: a new cache starts as a copy of that stage's or image's `source`.
+            let new = !shared
+                .store
+                .cache_mount_path(&id)
+                .map_err(|e| e.to_string())?
+                .is_dir();
+            let seed = match state {
+                Some(state) if new => {
+                    let source = mount.source.clone().unwrap_or_else(|| "/".into());
+                    Some(super::fsop::export(shared.store, &state, &source)?)
+                }
+                _ => None,
+            };
             let dir = shared
                 .store
                 .cache_mount_dir(
@@ -211,6 +224,7 @@ fn prepare_mount(
                     mount.mode.unwrap_or(0o755),
                     mount.uid.unwrap_or(0),
                     mount.gid.unwrap_or(0),
+                    seed.as_ref().map(|copy| copy.path().join("out")).as_deref(),
                 )
                 .map_err(|e| e.to_string())?;
             let dir = match mount.sharing {

@@ -128,20 +128,35 @@ impl Store {
         self.write_cache_file(&path, key.to_string().as_bytes())
     }
 
-    /// The directory of cache mount `id`, created on first use with `mode`, `uid` and `gid`.
-    pub fn cache_mount_dir(&self, id: &str, mode: u32, uid: u32, gid: u32) -> Result<PathBuf> {
-        let path = self.cache_dir("mounts")?.join(hex_of(id));
+    /// The directory of cache mount `id`, created on first use with `mode`, `uid` and `gid`,
+    /// or as `seed` (a directory on the store's filesystem, moved in) when given.
+    pub fn cache_mount_dir(
+        &self,
+        id: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        seed: Option<&Path>,
+    ) -> Result<PathBuf> {
+        let path = self.cache_mount_path(id)?;
         if !path.is_dir() {
             let work = self.work_dir("mount-")?;
-            let dir = work.path().join("d");
-            fs::create_dir(&dir).at(&dir)?;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).at(&dir)?;
-            nix::unistd::chown(&dir, Some(uid.into()), Some(gid.into())).map_err(|e| {
-                StoreError::Io {
-                    path: dir.clone(),
-                    source: e.into(),
+            let dir = match seed {
+                // A seeded cache starts as the seed: its tree, modes and owners.
+                Some(seed) => seed.to_path_buf(),
+                None => {
+                    let dir = work.path().join("d");
+                    fs::create_dir(&dir).at(&dir)?;
+                    fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).at(&dir)?;
+                    nix::unistd::chown(&dir, Some(uid.into()), Some(gid.into())).map_err(|e| {
+                        StoreError::Io {
+                            path: dir.clone(),
+                            source: e.into(),
+                        }
+                    })?;
+                    dir
                 }
-            })?;
+            };
             // Another build may have made it meanwhile; either is as good.
             if fs::rename(&dir, &path).is_err() && !path.is_dir() {
                 return Err(StoreError::Invalid(format!(
@@ -151,6 +166,11 @@ impl Store {
             }
         }
         Ok(path)
+    }
+
+    /// Where cache mount `id` lives (whether or not it exists yet).
+    pub fn cache_mount_path(&self, id: &str) -> Result<PathBuf> {
+        Ok(self.cache_dir("mounts")?.join(hex_of(id)))
     }
 
     /// A lock file serialising users of cache mount `id` (`sharing=locked`).
