@@ -614,8 +614,6 @@ impl Shared<'_> {
                 next
             }
             None => {
-                let mut inputs_json = inputs_json;
-                inputs_json["source_entries"] = serde_json::json!(&sources);
                 let earlier = previous
                     .as_ref()
                     .filter(|_| !no_cache)
@@ -646,10 +644,19 @@ impl Shared<'_> {
                         (fsop::mkdir(self.store, fs, path, user).map_err(fail)?, None)
                     }
                 };
-                let inputs = serde_json::value::to_raw_value(&inputs_json)
-                    .map_err(|e| BuildError::Other(format!("cache record: {e}")))?;
+                let record_error =
+                    |e: serde_json::Error| BuildError::Other(format!("cache record: {e}"));
+                let inputs = serde_json::value::to_raw_value(&inputs_json).map_err(record_error)?;
+                let source_entries =
+                    serde_json::value::to_raw_value(&sources).map_err(record_error)?;
                 if matches!(step.op, Op::Copy(_)) {
-                    self.commit_behind(fs, upper, &key, stack_on, inputs)?
+                    let record = pending::StepRecord {
+                        key: key.clone(),
+                        created: Some(self.now()),
+                        inputs,
+                        sources: source_entries,
+                    };
+                    self.commit_behind(fs, upper, stack_on, record)?
                 } else {
                     let (next, mergeable) = self.commit(fs, upper.path().join("upper"), &key)?;
                     if matches!(step.op, Op::Run(_)) {
@@ -670,6 +677,7 @@ impl Shared<'_> {
                             chain_id: next.chain_id().cloned(),
                             created: next.created.clone(),
                             inputs,
+                            sources: Some(source_entries),
                             mergeable,
                         },
                     )?;
@@ -835,32 +843,27 @@ impl Shared<'_> {
         &self,
         fs: &FsState,
         work: crate::store::WorkDir,
-        key: &Digest,
         stack_on: Option<fsop::StackBase>,
-        inputs: Box<serde_json::value::RawValue>,
+        record: pending::StepRecord,
     ) -> Result<FsState, BuildError> {
         let fs = self.settle(fs)?;
         let upper = work.path().join("upper");
-        let record = pending::StepRecord {
-            key: key.clone(),
-            created: Some(self.now()),
-            inputs,
-        };
         let mut next = FsState {
             layers: fs.layers.clone(),
             pending: None,
-            key: key.clone(),
+            key: record.key.clone(),
             created: record.created.clone(),
         };
         if stack_on.is_none() && is_empty_dir(&upper) {
             self.store.put_cache_record(
-                key,
+                &record.key,
                 &CacheRecord {
                     diff_id: None,
                     size: 0,
                     chain_id: fs.chain_id().cloned(),
                     created: record.created,
                     inputs: record.inputs,
+                    sources: Some(record.sources),
                     mergeable: false,
                 },
             )?;
@@ -930,6 +933,7 @@ impl Shared<'_> {
                 chain_id: Some(layer.chain_id.clone()),
                 created: record.created.clone(),
                 inputs: record.inputs.clone(),
+                sources: Some(record.sources.clone()),
                 mergeable,
             },
         )?;

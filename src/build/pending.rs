@@ -41,6 +41,7 @@ pub(super) struct StepRecord {
     pub key: Digest,
     pub created: Option<String>,
     pub inputs: Box<serde_json::value::RawValue>,
+    pub sources: Box<serde_json::value::RawValue>,
 }
 
 /// A layer being written; see the module's comment.

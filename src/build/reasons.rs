@@ -19,8 +19,12 @@ pub(super) struct Earlier {
 /// The step position's last build, when still in the cache.
 pub(super) fn earlier(store: &Store, previous: &Digest) -> Option<Earlier> {
     let record = store.cache_record(previous).ok()??;
-    let mut inputs: Value = serde_json::from_str(record.inputs.get()).ok()?;
-    let sources = serde_json::from_value(inputs["source_entries"].take()).unwrap_or_default();
+    let inputs: Value = serde_json::from_str(record.inputs.get()).ok()?;
+    let sources = record
+        .sources
+        .as_ref()
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or_default();
     Some(Earlier {
         record,
         inputs,

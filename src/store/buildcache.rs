@@ -35,6 +35,11 @@ pub struct CacheRecord {
     /// What went into the key, kept to explain a later miss: left unparsed until then (with a
     /// large context it is most of the record, and a hit does not read it).
     pub inputs: Box<serde_json::value::RawValue>,
+    /// The content hashes of its sources, entry by entry (to explain a later miss, and to
+    /// start the next result of a COPY from this one): apart from `inputs`, so that neither
+    /// a large context's entries nor the rest go through a JSON tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Box<serde_json::value::RawValue>>,
     /// Whether the next result of the step may copy this layer's entries one by one
     /// ([`crate::snapshot::LayerDigest::mergeable`]).
     #[serde(default)]
