@@ -837,3 +837,24 @@ fn copy_after_a_change_stacks_the_changes_on_the_last_result() {
     );
     store.fsck();
 }
+
+#[test]
+fn an_entry_become_another_kind_is_copied_the_whole_way() {
+    let store = TestStore::with_busybox();
+    let context = Context::new("FROM busybox\nCOPY app /app\n").file("app/a.txt", "a\n");
+    std::fs::create_dir(context.path().join("app/x")).unwrap();
+    store.build(&context, "kind:1", &[]);
+    std::fs::remove_dir(context.path().join("app/x")).unwrap();
+    std::fs::write(context.path().join("app/x"), "now a file\n").unwrap();
+    let second = store.build(&context, "kind:2", &[]);
+    assert_eq!(second.read("/app/x"), "now a file\n");
+    assert_eq!(
+        store.run("kind:2", &["cat", "/app/x", "/app/a.txt"]),
+        "now a file\na\n"
+    );
+    store.build(&context, "kind:full", &["--no-cache"]);
+    assert_eq!(
+        store.inspect("kind:2")["RootFS"]["Layers"],
+        store.inspect("kind:full")["RootFS"]["Layers"]
+    );
+}

@@ -188,14 +188,12 @@ pub(super) fn mkdir(
     Ok(dirs.dir)
 }
 
-/// COPY and ADD. `context_selections` are the context sources as the cache key selected them;
-/// a stage or image source (`source`) is selected here, once mounted.
-/// The last result of a COPY from the context, to start this one from: its snapshot (the
-/// step's upper dir then), and the context paths whose entries are unchanged since.
+/// The last result of a COPY from the context, to start this one from: its snapshot, and the
+/// context paths whose entries changed or were added since (nothing was removed).
 pub(super) struct CopyBase {
     /// The last result's snapshot, lowest directory first.
     pub dirs: Vec<PathBuf>,
-    pub unchanged: HashSet<String>,
+    pub changed: HashSet<String>,
     /// Its layer, when this step's changes are stacked on it (otherwise its files are
     /// linked into the upper dir).
     pub stack_on: Option<StackBase>,
@@ -210,6 +208,8 @@ pub(super) struct StackBase {
     pub layer: crate::snapshot::BaseLayer,
 }
 
+/// COPY and ADD. `context_selections` are the context sources as the cache key selected them;
+/// a stage or image source (`source`) is selected here, once mounted.
 pub(super) fn copy(
     shared: &Shared<'_>,
     op: &CopyOp,
@@ -220,32 +220,32 @@ pub(super) fn copy(
     remote: RemoteSources,
 ) -> Result<(WorkDir, Option<StackBase>), String> {
     let dirs = StepDirs::create(shared.store, "copy-")?;
-    // Unchanged files are hard links to the last result (snapshots are never written to; a
-    // changed file is unlinked and written anew), so one edited file in a large context
-    // costs one file's copy, not the context's.
+    // With a last result, only what changed is copied: one edited file in a large context
+    // costs one file's copy, not the context's. The rest is seen through the last result's
+    // snapshot laid under the upper dir, or else as hard links to it in the upper dir
+    // (snapshots are never written to; a changed file is unlinked and written anew).
     let mut lowers = fs.dirs();
     let mut stack_on = None;
-    let unchanged = match base {
-        // The unchanged files are seen through the last result, laid under the upper dir.
+    let only = match base {
         Some(CopyBase {
-            unchanged,
+            changed,
             stack_on: Some(stack),
             ..
         }) => {
             lowers.extend(stack.dirs.iter().cloned());
             stack_on = Some(stack);
-            unchanged
+            Some(changed)
         }
         Some(base) => match link_snapshot(&base.dirs, &dirs.path("upper")) {
-            Ok(true) => base.unchanged,
+            Ok(true) => Some(base.changed),
             Ok(false) | Err(_) => {
                 let upper = dirs.path("upper");
                 crate::snapshot::remove_tree(&upper).map_err(|e| e.to_string())?;
                 fs::create_dir(&upper).map_err(|e| e.to_string())?;
-                HashSet::new()
+                None
             }
         },
-        None => HashSet::new(),
+        None => None,
     };
     let downloads = download_urls(op, &dirs.path("source"), remote.fetched)?;
     let checkouts = clone_repositories(op, &dirs.path("source"))?;
@@ -299,7 +299,7 @@ pub(super) fn copy(
             from_context,
             hardlinks: HashMap::new(),
             dir_times: Vec::new(),
-            unchanged,
+            only,
             layers,
         };
         copier.run(&root_fd, &selections, &downloads_fd, &downloads)?;
@@ -420,8 +420,9 @@ struct Copier<'a> {
     hardlinks: HashMap<(u64, u64), PathBuf>,
     /// Directories whose times are set after their contents are copied.
     dir_times: Vec<(PathBuf, FileStat)>,
-    /// Context paths already in the upper dir, linked from the last result ([`CopyBase`]).
-    unchanged: HashSet<String>,
+    /// With a last result to start from ([`CopyBase`]), the context paths to copy; the rest
+    /// is there already.
+    only: Option<HashSet<String>>,
     /// The step's layers, for files made in the upper dir directly.
     layers: LayerDirs,
 }
@@ -528,7 +529,12 @@ impl Copier<'_> {
         let mut files = Vec::new();
         for entry in &matched.entries {
             let relative = matched.context_path_of(entry);
-            if entry.kind != FileKind::Dir && self.unchanged.contains(&relative) {
+            if entry.kind != FileKind::Dir
+                && self
+                    .only
+                    .as_ref()
+                    .is_some_and(|changed| !changed.contains(&relative))
+            {
                 continue;
             }
             let target = if entry.path.is_empty() {

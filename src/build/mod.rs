@@ -723,34 +723,31 @@ impl Shared<'_> {
         {
             return None;
         }
-        let mut unchanged = std::collections::HashSet::new();
+        let mut changed = std::collections::HashSet::new();
         for (was, is) in earlier.sources.iter().zip(sources) {
             if was.source != is.source {
                 return None;
             }
             let changes = is.changes_since(was);
-            if changes
-                .iter()
-                .any(|change| matches!(change, crate::context::PathChange::Removed(_)))
-            {
-                return None;
-            }
-            let changed: std::collections::HashSet<&str> =
-                changes.iter().map(|change| change.path()).collect();
             // An entry now of another type (an empty directory become a file) is not
-            // replaced in place.
-            let kinds: std::collections::HashMap<&str, FileKind> = was
-                .entries
-                .iter()
-                .map(|e| (e.path.as_str(), e.kind))
-                .collect();
-            for entry in &is.entries {
-                match kinds.get(entry.path.as_str()) {
-                    Some(kind) if *kind != entry.kind => return None,
-                    _ if !changed.contains(entry.path.as_str()) => {
-                        unchanged.insert(entry.path.clone());
+            // replaced in place. Few changes are looked up one by one, many through maps.
+            let many = changes.len() > 16;
+            let (kinds_was, kinds_is) = (
+                EntryKinds::new(&was.entries, many),
+                EntryKinds::new(&is.entries, many),
+            );
+            for change in changes {
+                match change {
+                    crate::context::PathChange::Removed(_) => return None,
+                    crate::context::PathChange::Added(path) => {
+                        changed.insert(path);
                     }
-                    _ => {}
+                    crate::context::PathChange::Changed(path) => {
+                        if kinds_was.of(&path) != kinds_is.of(&path) {
+                            return None;
+                        }
+                        changed.insert(path);
+                    }
                 }
             }
         }
@@ -771,7 +768,7 @@ impl Shared<'_> {
         });
         Some(fsop::CopyBase {
             dirs,
-            unchanged,
+            changed,
             stack_on,
         })
     }
@@ -982,6 +979,27 @@ impl Shared<'_> {
         {
             // Were the remover gone, the value would come back and drop here.
             let _ = trash.send(work);
+        }
+    }
+}
+
+/// The kind of a source's entries by path: looked up one by one, or through a map when many
+/// are.
+struct EntryKinds<'e> {
+    entries: &'e [crate::context::EntryDigest],
+    map: Option<std::collections::HashMap<&'e str, FileKind>>,
+}
+
+impl<'e> EntryKinds<'e> {
+    fn new(entries: &'e [crate::context::EntryDigest], mapped: bool) -> EntryKinds<'e> {
+        let map = mapped.then(|| entries.iter().map(|e| (e.path.as_str(), e.kind)).collect());
+        EntryKinds { entries, map }
+    }
+
+    fn of(&self, path: &str) -> Option<FileKind> {
+        match &self.map {
+            Some(map) => map.get(path).copied(),
+            None => self.entries.iter().find(|e| e.path == path).map(|e| e.kind),
         }
     }
 }
