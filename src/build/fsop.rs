@@ -206,6 +206,9 @@ pub(super) struct StackBase {
     /// Its snapshot's directories, lowest first.
     pub dirs: Vec<PathBuf>,
     pub layer: crate::snapshot::BaseLayer,
+    /// Its stack is [`crate::store::MAX_STACK`] deep: the new snapshot is made whole (its
+    /// files linked) while the layer is written, rather than stacked.
+    pub flatten: bool,
 }
 
 /// COPY and ADD. `context_selections` are the context sources as the cache key selected them;
@@ -1437,7 +1440,7 @@ fn entries_under<'a>(
 /// carry or overlay reads specially: whiteouts and other devices, fifos, sockets, directories
 /// with extended attributes other than overlay's bookkeeping (an opaque marker, or one a layer
 /// would carry), an entry of one kind over another.
-fn link_snapshot(snapshot: &[PathBuf], upper: &Path) -> Result<bool, String> {
+pub(super) fn link_snapshot(snapshot: &[PathBuf], upper: &Path) -> Result<bool, String> {
     use rayon::prelude::*;
     // Ordered by component: parents before children.
     let mut entries: std::collections::BTreeMap<PathBuf, (PathBuf, bool)> = Default::default();

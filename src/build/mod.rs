@@ -755,17 +755,16 @@ impl Shared<'_> {
         let dirs = self.store.snapshot_dirs(&chain_id).ok()??;
         // Stacked on the last result when its layer tar can give the new layer the entries
         // that did not change (mtimes clamped otherwise would differ).
-        let stack_on = (record.mergeable
-            && dirs.len() < crate::store::MAX_STACK
-            && self.options.source_date_epoch.is_none())
-        .then(|| self.store.blob_path(record.diff_id.as_ref()?).ok())
-        .flatten()
-        .filter(|tar| tar.is_file())
-        .map(|tar| fsop::StackBase {
-            chain_id,
-            dirs: dirs.clone(),
-            layer: crate::snapshot::BaseLayer::new(tar),
-        });
+        let stack_on = (record.mergeable && self.options.source_date_epoch.is_none())
+            .then(|| self.store.blob_path(record.diff_id.as_ref()?).ok())
+            .flatten()
+            .filter(|tar| tar.is_file())
+            .map(|tar| fsop::StackBase {
+                chain_id,
+                flatten: dirs.len() >= crate::store::MAX_STACK,
+                dirs: dirs.clone(),
+                layer: crate::snapshot::BaseLayer::new(tar),
+            });
         Some(fsop::CopyBase {
             dirs,
             changed,
@@ -828,8 +827,7 @@ impl Shared<'_> {
         let written = pending::write_step_layer(self.store, &upper, None, &self.write_options())
             .map_err(BuildError::Other)?;
         let mergeable = written.digest.mergeable;
-        next.layers
-            .push(self.commit_layer(&fs, written, &upper, None)?);
+        next.layers.push(self.commit_layer(&fs, written)?);
         Ok((next, mergeable))
     }
 
@@ -914,12 +912,7 @@ impl Shared<'_> {
             .and_then(|mut work| work.take())
             .ok_or_else(|| BuildError::Other("the layer's work dir is gone".into()))?;
         let mergeable = written.digest.mergeable;
-        let layer = self.commit_layer(
-            parent,
-            written,
-            &work.path().join("upper"),
-            pending.lower.as_ref(),
-        )?;
+        let layer = self.commit_layer(parent, written)?;
         self.discard(work);
         let record = &pending.record;
         self.store.put_cache_record(
@@ -937,14 +930,11 @@ impl Shared<'_> {
         Ok(layer)
     }
 
-    /// Commits a written layer on top of `fs` (settled): the blob, and `upper` as its
-    /// snapshot, stacked on `lower` when given.
+    /// Commits a written layer on top of `fs` (settled): the blob and its snapshot.
     fn commit_layer(
         &self,
         fs: &FsState,
         written: pending::Written,
-        upper: &std::path::Path,
-        lower: Option<&Digest>,
     ) -> Result<LayerState, BuildError> {
         let mut diff_ids: Vec<Digest> = fs.layers.iter().map(|l| l.layer.diff_id.clone()).collect();
         diff_ids.push(written.digest.diff_id.clone());
@@ -955,8 +945,8 @@ impl Shared<'_> {
             written.writer,
             &written.digest.diff_id,
             &chain_id,
-            upper,
-            lower,
+            &written.snapshot,
+            written.lower.as_ref(),
         )?;
         Ok(LayerState {
             layer: Layer::plain(blob.digest, blob.size),

@@ -9,14 +9,17 @@ use super::fsop::StackBase;
 use crate::snapshot::{BaseLayer, LayerDigest, WriteOptions};
 use crate::store::{BlobWriter, Store, WorkDir};
 use oci_spec::image::Digest;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
 
-/// A written layer tar, not yet committed.
+/// A written layer tar, not yet committed, and the directory to commit as its snapshot.
 pub(super) struct Written {
     pub digest: LayerDigest,
     pub writer: BlobWriter,
+    pub snapshot: PathBuf,
+    /// The snapshot `snapshot` is stacked on, if any.
+    pub lower: Option<Digest>,
 }
 
 /// Writes the layer of a step's upper dir into a new blob (not committed): the whole tree,
@@ -33,7 +36,39 @@ pub(super) fn write_step_layer(
         None => crate::snapshot::write_layer(upper, &mut writer, options),
     }
     .map_err(|e| format!("writing layer: {e}"))?;
-    Ok(Written { digest, writer })
+    Ok(Written {
+        digest,
+        writer,
+        snapshot: upper.to_path_buf(),
+        lower: None,
+    })
+}
+
+/// Writes the layer of a COPY's upper dir over `base` when given, and decides its snapshot:
+/// the upper dir stacked on the base's, or when that stack is deep enough, both linked into
+/// one whole snapshot (`flat`) meanwhile.
+fn write_copy_layer(
+    store: &Store,
+    upper: &Path,
+    flat: &Path,
+    base: Option<StackBase>,
+    options: &WriteOptions,
+) -> Result<Written, String> {
+    let mut written = write_step_layer(store, upper, base.as_ref().map(|b| &b.layer), options)?;
+    let Some(base) = base else {
+        return Ok(written);
+    };
+    if base.flatten {
+        let mut dirs = base.dirs;
+        dirs.push(upper.to_path_buf());
+        std::fs::create_dir(flat).map_err(|e| format!("{}: {e}", flat.display()))?;
+        if super::fsop::link_snapshot(&dirs, flat)? {
+            written.snapshot = flat.to_path_buf();
+            return Ok(written);
+        }
+    }
+    written.lower = Some(base.chain_id);
+    Ok(written)
 }
 
 /// The step's cache key, and what its cache record keeps besides the layer.
@@ -49,8 +84,6 @@ pub(crate) struct PendingLayer {
     thread: Mutex<Option<JoinHandle<Result<Written, String>>>>,
     /// The step's work dir, whose `upper/` the layer is made of.
     pub(super) work: Mutex<Option<WorkDir>>,
-    /// The snapshot the upper dir is stacked on, if any.
-    pub(super) lower: Option<Digest>,
     pub(super) record: StepRecord,
     pub(super) settled: OnceLock<Result<LayerState, String>>,
 }
@@ -64,19 +97,15 @@ impl PendingLayer {
         options: WriteOptions,
         record: StepRecord,
     ) -> Result<PendingLayer, String> {
-        let (store, upper) = (store.clone(), work.path().join("upper"));
-        let (lower, base) = match base {
-            Some(base) => (Some(base.chain_id), Some(base.layer)),
-            None => (None, None),
-        };
+        let store = store.clone();
+        let (upper, flat) = (work.path().join("upper"), work.path().join("flat"));
         let thread = std::thread::Builder::new()
             .name("layer-writer".into())
-            .spawn(move || write_step_layer(&store, &upper, base.as_ref(), &options))
+            .spawn(move || write_copy_layer(&store, &upper, &flat, base, &options))
             .map_err(|e| format!("starting the layer writer: {e}"))?;
         Ok(PendingLayer {
             thread: Mutex::new(Some(thread)),
             work: Mutex::new(Some(work)),
-            lower,
             record,
             settled: OnceLock::new(),
         })

@@ -15,10 +15,13 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-/// Most directories one layer's snapshot stacks (each an incremental COPY's changes over the
-/// snapshot below); the build makes the next one whole again. Each costs every lookup in the
+/// Directories one layer's snapshot stacks (each an incremental COPY's changes over the
+/// snapshot below) before a build makes the next one whole again: each costs lookups in the
 /// layers above a miss more.
 pub const MAX_STACK: usize = 8;
+/// Deeper than this, a stack is taken for a loop of `lower` files (a whole snapshot could not
+/// be made at [`MAX_STACK`], and stacking went on).
+const STACK_LIMIT: usize = 64;
 
 impl Store {
     /// The unpacked layers of an image, base layer first (overlayfs' `lowerdir=` lists the
@@ -76,9 +79,9 @@ impl Store {
                     });
                 }
             };
-            if dirs.len() >= MAX_STACK {
+            if dirs.len() >= STACK_LIMIT {
                 return Err(StoreError::Invalid(format!(
-                    "{}: stacked over {MAX_STACK} deep",
+                    "{}: stacked over {STACK_LIMIT} deep",
                     stack.display()
                 )));
             }
