@@ -7,6 +7,8 @@
 //! compressed/sha256/<diffid-hex>                 compressed forms known to hold a layer
 //! claimed/sha256/<diffid-hex>                    pulled blobs a config says hold it (unchecked)
 //! snapshots/<chainid-hex>/                       unpacked layers, extracted once
+//! stacks/<chainid-hex>/upper/  …/lower           a layer as what changed (upper/) over the
+//!                                                snapshot of the ChainID in `lower`
 //! tmp/                                           blobs being written (fsynced, checked, renamed)
 //! locks/index  locks/gc                          flock(2) locks shared by rbuild processes
 //! leases/<pid>-<n>                               what running processes wrote but not yet tagged
