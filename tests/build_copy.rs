@@ -737,8 +737,9 @@ fn copy_of_many_files_into_new_and_existing_directories_of_the_image() {
 }
 
 /// The entries of an image's COPY layer (its second: a plain tar in the store) as `tar tv` shows them,
-/// contents hashed, the mtime of `app/` left out: the build made that directory (it is not
-/// copied from the context), so it has the time of the build, here as with BuildKit.
+/// contents hashed, the mtime of the destination (`/app`, `/big`) left out: the build made
+/// that directory (it is not copied from the context), so it has the time of the build, here
+/// as with BuildKit.
 fn copy_layer_entries(store: &TestStore, image: &str) -> Vec<String> {
     let layers = store.inspect(image)["RootFS"]["Layers"].clone();
     let top = layers[1].as_str().unwrap();
@@ -754,7 +755,8 @@ fn copy_layer_entries(store: &TestStore, image: &str) -> Vec<String> {
         let path = entry.path().unwrap().to_string_lossy().into_owned();
         let mut content = Vec::new();
         std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
-        let mtime = if path == "app/" {
+        let destination = path.ends_with('/') && !path.trim_end_matches('/').contains('/');
+        let mtime = if destination {
             0
         } else {
             header.mtime().unwrap()
@@ -892,4 +894,33 @@ fn an_entry_become_another_kind_is_copied_the_whole_way() {
     );
     store.build(&context, "kind:full", &["--no-cache"]);
     assert_same_copy_layer(&store, "kind:2", "kind:full");
+}
+
+#[test]
+fn a_large_copy_is_written_while_the_next_step_runs_and_gives_the_same_layers() {
+    let store = TestStore::with_busybox();
+    let context = Context::new("FROM busybox\nCOPY big /big\nRUN wc -c /big/a /big/b > /sizes\n")
+        .bytes("big/a", &vec![1u8; 12 << 20], 0o644)
+        .bytes("big/b", &vec![2u8; 12 << 20], 0o600);
+    let sizes = " 12582912 /big/a\n 12582912 /big/b\n 25165824 total\n";
+    let first = store.build(&context, "big:1", &[]);
+    assert_eq!(first.read("/sizes"), sizes);
+    // Edited in place: stacked over the first result, whose 24 MiB layer is copied.
+    std::fs::write(context.path().join("big/b"), vec![3u8; 12 << 20]).unwrap();
+    let second = store.build(&context, "big:2", &[]);
+    assert_eq!(second.read("/sizes"), sizes);
+    assert_eq!(
+        std::fs::read(second.path("/big/b")).unwrap(),
+        vec![3u8; 12 << 20]
+    );
+    assert_eq!(stack_depths(&store), [2]);
+    let again = store.build(&context, "big:3", &[]);
+    assert_eq!(count_cached(&again.log), 2, "{}", again.log);
+    store.build(&context, "big:full", &["--no-cache"]);
+    assert_same_copy_layer(&store, "big:2", "big:full");
+    store.fsck();
+}
+
+fn count_cached(log: &str) -> usize {
+    log.matches("CACHED").count()
 }

@@ -211,6 +211,14 @@ pub(super) struct StackBase {
     pub flatten: bool,
 }
 
+/// What a COPY made: its work dir (the changes in `upper/`), what they lie on if stacked, and
+/// how many bytes of files it copied.
+pub(super) struct Copied {
+    pub dir: WorkDir,
+    pub stack_on: Option<StackBase>,
+    pub bytes: u64,
+}
+
 /// COPY and ADD. `context_selections` are the context sources as the cache key selected them;
 /// a stage or image source (`source`) is selected here, once mounted.
 pub(super) fn copy(
@@ -221,7 +229,7 @@ pub(super) fn copy(
     context_selections: Vec<Selection>,
     base: Option<CopyBase>,
     remote: RemoteSources,
-) -> Result<(WorkDir, Option<StackBase>), String> {
+) -> Result<Copied, String> {
     let dirs = StepDirs::create(shared.store, "copy-")?;
     // With a last result, only what changed is copied: one edited file in a large context
     // costs one file's copy, not the context's. The rest is seen through the last result's
@@ -252,7 +260,7 @@ pub(super) fn copy(
     };
     let downloads = download_urls(op, &dirs.path("source"), remote.fetched)?;
     let checkouts = clone_repositories(op, &dirs.path("source"))?;
-    in_private_namespace(|| {
+    let bytes = in_private_namespace(|| {
         dirs.mount_root(&lowers)?;
         let stage_context;
         let (context, from_context) = match &source {
@@ -304,6 +312,7 @@ pub(super) fn copy(
             dir_times: Vec::new(),
             only,
             layers,
+            copied: std::sync::atomic::AtomicU64::new(0),
         };
         copier.run(&root_fd, &selections, &downloads_fd, &downloads)?;
         // A repository's tree goes into the destination as a directory source does.
@@ -318,9 +327,13 @@ pub(super) fn copy(
         for (dir, stat) in copier.dir_times.drain(..).rev() {
             restore_dir_times(&dir, &stat)?;
         }
-        Ok(())
+        Ok(copier.copied.into_inner())
     })?;
-    Ok((dirs.dir, stack_on))
+    Ok(Copied {
+        dir: dirs.dir,
+        stack_on,
+        bytes,
+    })
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd, String> {
@@ -428,6 +441,8 @@ struct Copier<'a> {
     only: Option<HashSet<String>>,
     /// The step's layers, for files made in the upper dir directly.
     layers: LayerDirs,
+    /// Bytes of regular files copied so far (by every copying thread).
+    copied: std::sync::atomic::AtomicU64,
 }
 
 impl Copier<'_> {
@@ -774,7 +789,10 @@ impl Copier<'_> {
         stat: &FileStat,
     ) -> Result<(), String> {
         let mut input = open_source(root, relative)?;
-        io::copy(&mut input, &mut output).map_err(|e| format!("{}: {e}", target.display()))?;
+        let bytes =
+            io::copy(&mut input, &mut output).map_err(|e| format!("{}: {e}", target.display()))?;
+        self.copied
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
         // Metadata through the open file: no more path lookups in the overlay, which
         // cost more than the copy for small files. Owner before mode (chown clears
         // set-id bits); a new file is root's already.

@@ -386,6 +386,9 @@ impl Shared<'_> {
                     fs = next;
                 }
                 Err(error) => {
+                    // The steps that finished stay in the cache, a COPY whose layer was
+                    // still being written included.
+                    let _ = self.settle(&fs);
                     let shown = match &error {
                         BuildError::Step { message, .. } => message.clone(),
                         other => other.to_string(),
@@ -624,11 +627,12 @@ impl Shared<'_> {
                     reasons::explain(previous.as_ref(), earlier.as_ref(), &inputs_json, &sources)
                 };
                 self.emit(Event::CacheMiss { step: id, reason });
-                let (upper, stack_on) = match &step.op {
-                    Op::Run(run) => (
-                        run::execute(self, run, fs, &source_states, id).map_err(fail)?,
-                        None,
-                    ),
+                let copied = match &step.op {
+                    Op::Run(run) => fsop::Copied {
+                        dir: run::execute(self, run, fs, &source_states, id).map_err(fail)?,
+                        stack_on: None,
+                        bytes: 0,
+                    },
                     Op::Copy(copy) => {
                         let source = source_states.first().cloned().flatten();
                         let base = earlier
@@ -640,10 +644,17 @@ impl Shared<'_> {
                         fsop::copy(self, copy, fs, source, selections, base, remote)
                             .map_err(fail)?
                     }
-                    Op::Mkdir { path, user } => {
-                        (fsop::mkdir(self.store, fs, path, user).map_err(fail)?, None)
-                    }
+                    Op::Mkdir { path, user } => fsop::Copied {
+                        dir: fsop::mkdir(self.store, fs, path, user).map_err(fail)?,
+                        stack_on: None,
+                        bytes: 0,
+                    },
                 };
+                let fsop::Copied {
+                    dir: upper,
+                    stack_on,
+                    bytes,
+                } = copied;
                 let record_error =
                     |e: serde_json::Error| BuildError::Other(format!("cache record: {e}"));
                 let inputs = serde_json::value::to_raw_value(&inputs_json).map_err(record_error)?;
@@ -656,7 +667,16 @@ impl Shared<'_> {
                         inputs,
                         sources: source_entries,
                     };
-                    self.commit_behind(fs, upper, stack_on, record)?
+                    // A large layer is written while the next steps run; a small one
+                    // (the whole of a stacked one counts) before, so that the step is
+                    // done, and cached, when its DONE shows.
+                    let layer_bytes = bytes + stack_on.as_ref().map_or(0, |s| s.layer.size());
+                    let next = self.commit_behind(fs, upper, stack_on, record)?;
+                    if layer_bytes < WRITTEN_BEHIND_MIN {
+                        self.settle(&next)?
+                    } else {
+                        next
+                    }
                 } else {
                     let (next, mergeable) = self.commit(fs, upper.path().join("upper"), &key)?;
                     if matches!(step.op, Op::Run(_)) {
@@ -867,67 +887,40 @@ impl Shared<'_> {
         }
         let mut dirs = stack_on.as_ref().map_or_else(Vec::new, |s| s.dirs.clone());
         dirs.push(upper);
-        let pending = PendingLayer::start(self.store, work, stack_on, self.write_options(), record)
-            .map_err(BuildError::Other)?;
+        let parent = fs.layers.iter().map(|l| l.layer.diff_id.clone()).collect();
+        let pending = PendingLayer::start(
+            self.store,
+            work,
+            stack_on,
+            self.write_options(),
+            parent,
+            record,
+        )
+        .map_err(BuildError::Other)?;
         next.pending = Some((dirs, Arc::new(pending)));
         Ok(next)
     }
 
-    /// `fs` with its pending layer committed (waiting for its tar), and that step's cache
-    /// record written.
+    /// `fs` with its pending layer in place (waiting for it to be written).
     fn settle(&self, fs: &FsState) -> Result<FsState, BuildError> {
         let Some((_, pending)) = &fs.pending else {
             return Ok(fs.clone());
         };
-        let parent = FsState {
-            pending: None,
-            ..fs.clone()
-        };
         let top = pending
             .settled
             .get_or_init(|| {
-                self.commit_pending(&parent, pending)
-                    .map_err(|e| e.to_string())
+                let (layer, work) = pending.finish(self.store)?;
+                self.discard(work);
+                Ok(layer)
             })
             .clone()
             .map_err(BuildError::Other)?;
-        let mut settled = parent;
+        let mut settled = FsState {
+            pending: None,
+            ..fs.clone()
+        };
         settled.layers.push(top);
         Ok(settled)
-    }
-
-    fn commit_pending(
-        &self,
-        parent: &FsState,
-        pending: &PendingLayer,
-    ) -> Result<LayerState, BuildError> {
-        let written = pending
-            .join()
-            .ok_or_else(|| BuildError::Other("the layer was committed already".into()))?
-            .map_err(BuildError::Other)?;
-        let work = pending
-            .work
-            .lock()
-            .ok()
-            .and_then(|mut work| work.take())
-            .ok_or_else(|| BuildError::Other("the layer's work dir is gone".into()))?;
-        let mergeable = written.digest.mergeable;
-        let layer = self.commit_layer(parent, written)?;
-        self.discard(work);
-        let record = &pending.record;
-        self.store.put_cache_record(
-            &record.key,
-            &CacheRecord {
-                diff_id: Some(layer.layer.diff_id.clone()),
-                size: layer.layer.blob.size(),
-                chain_id: Some(layer.chain_id.clone()),
-                created: record.created.clone(),
-                inputs: record.inputs.clone(),
-                sources: Some(record.sources.clone()),
-                mergeable,
-            },
-        )?;
-        Ok(layer)
     }
 
     /// Commits a written layer on top of `fs` (settled): the blob and its snapshot.
@@ -972,6 +965,10 @@ impl Shared<'_> {
         }
     }
 }
+
+/// Bytes of a COPY's layer from which it is written while the next steps run ([`pending`]):
+/// about 30 ms of tar writing.
+const WRITTEN_BEHIND_MIN: u64 = 16 << 20;
 
 /// The kind of a source's entries by path: looked up one by one, or through a map when many
 /// are.

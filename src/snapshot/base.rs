@@ -33,6 +33,11 @@ impl BaseLayer {
         BaseLayer { path }
     }
 
+    /// Its size in bytes (0 when it cannot be read: the merge will say why).
+    pub fn size(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
     pub(super) fn entries(&self) -> Result<BaseEntries, SnapshotError> {
         let file = open_direct(&self.path).map_err(|source| SnapshotError::Io {
             path: self.path.clone(),

@@ -273,21 +273,49 @@ impl Store {
         dir: &Path,
         lower: Option<&Digest>,
     ) -> Result<(super::CommittedBlob, Vec<PathBuf>)> {
+        let blob = self.commit_step_blob(writer, diff_id, chain_id)?;
+        Ok((blob, self.commit_step_snapshot(chain_id, dir, lower)?))
+    }
+
+    /// The blob half of [`Store::commit_step`]: the layer is in the store (and leased, with
+    /// its ChainID) once this returns, its snapshot may follow later.
+    pub fn commit_step_blob(
+        &self,
+        writer: super::BlobWriter,
+        diff_id: &Digest,
+        chain_id: &Digest,
+    ) -> Result<super::CommittedBlob> {
         let blob = writer.known_digest(diff_id).finish_synced()?;
         let target = self.blob_path(&blob.digest)?;
+        let _gc = self.lock_gc(LockMode::Shared)?;
+        self.lease(&blob.digest)?;
+        self.lease(chain_id)?;
+        if target.exists() {
+            fs::remove_file(&blob.tmp_path).at(&blob.tmp_path)?;
+        } else {
+            fs::rename(&blob.tmp_path, &target).at(&target)?;
+        }
+        Ok(super::CommittedBlob {
+            digest: blob.digest,
+            size: blob.size,
+        })
+    }
+
+    /// The snapshot half of [`Store::commit_step`]: `dir` becomes the snapshot of `chain_id`
+    /// (stacked on `lower`'s when given) unless it has one already. Returns its directories.
+    pub fn commit_step_snapshot(
+        &self,
+        chain_id: &Digest,
+        dir: &Path,
+        lower: Option<&Digest>,
+    ) -> Result<Vec<PathBuf>> {
         let stack = match lower {
             Some(lower) => Some(self.stack_of(dir, lower)?),
             None => None,
         };
         {
             let _gc = self.lock_gc(LockMode::Shared)?;
-            self.lease(&blob.digest)?;
             self.lease(chain_id)?;
-            if target.exists() {
-                fs::remove_file(&blob.tmp_path).at(&blob.tmp_path)?;
-            } else {
-                fs::rename(&blob.tmp_path, &target).at(&target)?;
-            }
             let (from, to) = match &stack {
                 Some(stack) => (stack.path(), self.stack_path(chain_id)?),
                 None => (dir, self.snapshot_path(chain_id)?),
@@ -303,18 +331,11 @@ impl Store {
                 }
             }
         }
-        let dirs = self.snapshot_dirs(chain_id)?.ok_or_else(|| {
+        self.snapshot_dirs(chain_id)?.ok_or_else(|| {
             StoreError::Invalid(format!(
                 "the snapshot of {chain_id} vanished as it was made"
             ))
-        })?;
-        Ok((
-            super::CommittedBlob {
-                digest: blob.digest,
-                size: blob.size,
-            },
-            dirs,
-        ))
+        })
     }
 
     /// A stacked snapshot in tmp/, ready to take its ChainID's name: `upper` (moved from
