@@ -20,6 +20,8 @@ use tar::{EntryType, Header};
 
 const BLOCK: usize = 512;
 const READERS: usize = 2;
+/// Chunks of one reader: one being filled, one waiting to be taken, one being taken.
+const CHUNKS_PER_READER: usize = 3;
 
 /// A layer tar whose entries can be taken one by one: [`super::write_layer`] wrote it, and
 /// said it is [`super::LayerDigest::mergeable`] (no whiteouts, no hard links).
@@ -356,9 +358,20 @@ fn read_turns(
     full: &SyncSender<io::Result<AlignedChunk>>,
     empty: &Receiver<AlignedChunk>,
 ) {
-    let mut index = reader;
+    let (mut index, mut allocated) = (reader, 0);
     loop {
-        let mut chunk = empty.try_recv().unwrap_or_else(|_| AlignedChunk::new());
+        // A few chunks each, used again: a new one costs a page fault per 4 KiB.
+        let mut chunk = match empty.try_recv() {
+            Ok(chunk) => chunk,
+            Err(_) if allocated < CHUNKS_PER_READER => {
+                allocated += 1;
+                AlignedChunk::new()
+            }
+            Err(_) => match empty.recv() {
+                Ok(chunk) => chunk,
+                Err(_) => return,
+            },
+        };
         let offset = (index * CHUNK) as u64;
         let read = fill_from(file, &mut chunk, offset);
         let last = !matches!(read, Ok(()) if chunk.len == CHUNK);
