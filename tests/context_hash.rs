@@ -165,7 +165,7 @@ fn corrupt_cache_file_is_ignored() {
     let cache_dir = tempfile::tempdir().unwrap();
     std::fs::write(
         cache_dir.path().join("context-stat-cache"),
-        b"RBSTAT1\nshort",
+        b"RBSTAT2\nshort",
     )
     .unwrap();
     let cache = StatCache::open(cache_dir.path()).unwrap();

@@ -3,16 +3,18 @@
 //! digest over its matches and entries in walk order. Entries are stat'ed and read in
 //! parallel on every core.
 
-use super::select::{FileKind, Selection};
+use super::select::{FileKind, Match, SelectedEntry, Selection};
 use super::statcache::StatCache;
 use super::{ContextError, io_error};
+use crate::image::config::digest_from_hash;
 use nix::fcntl::{AtFlags, OFlag, readlinkat};
 use nix::sys::stat::{Mode, fstatat};
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
+use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Version tag mixed into every selection digest, so a change of this format changes keys.
 const FORMAT: &[u8] = b"rbuild-context-hash-v1\0";
@@ -23,8 +25,25 @@ pub struct EntryDigest {
     /// Path relative to the context root.
     pub path: String,
     pub kind: FileKind,
-    /// Hex sha256 of the entry's record.
-    pub digest: String,
+    /// The sha256 of the entry's record; hex in JSON.
+    #[serde(with = "hex_digest")]
+    pub digest: [u8; 32],
+}
+
+/// A digest as 64 lowercase hex characters in serialized forms.
+mod hex_digest {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(digest: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(digest))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 32], D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        let mut digest = [0; 32];
+        hex::decode_to_slice(text.as_bytes(), &mut digest).map_err(D::Error::custom)?;
+        Ok(digest)
+    }
 }
 
 /// The content hash of one COPY/ADD source. Serializable, so the build engine can keep it
@@ -66,10 +85,10 @@ impl std::fmt::Display for PathChange {
 impl SourceHash {
     /// The paths that differ from an earlier hash, sorted by path.
     pub fn changes_since(&self, earlier: &SourceHash) -> Vec<PathChange> {
-        let before: std::collections::HashMap<&str, &str> = earlier
+        let before: std::collections::HashMap<&str, &[u8; 32]> = earlier
             .entries
             .iter()
-            .map(|e| (e.path.as_str(), e.digest.as_str()))
+            .map(|e| (e.path.as_str(), &e.digest))
             .collect();
         let now: std::collections::HashSet<&str> =
             self.entries.iter().map(|e| e.path.as_str()).collect();
@@ -78,7 +97,7 @@ impl SourceHash {
             .iter()
             .filter_map(|entry| match before.get(entry.path.as_str()) {
                 None => Some(PathChange::Added(entry.path.clone())),
-                Some(digest) if *digest != entry.digest => {
+                Some(digest) if **digest != entry.digest => {
                     Some(PathChange::Changed(entry.path.clone()))
                 }
                 Some(_) => None,
@@ -108,47 +127,126 @@ fn kind_tag(kind: FileKind) -> u8 {
     }
 }
 
-/// An entry to hash: match `m`'s entry `e`, at `host`.
-struct Pending {
-    m: usize,
-    e: usize,
-    host: PathBuf,
-}
-
-/// The kind and record digest of one entry: `path` (relative to its match) and `host`, whose
-/// directory `dir` is open.
+/// The record digest of one entry, stat'ed as `name` in the open directory `dir`: its path
+/// relative to its match, type, permission bits, owner, and content digest, link target or
+/// device number. `host` names it in errors.
 fn entry_digest(
     path: &str,
-    host: &Path,
     dir: BorrowedFd<'_>,
+    name: &OsStr,
+    host: &dyn Fn() -> PathBuf,
     cache: &StatCache,
 ) -> Result<(FileKind, [u8; 32]), ContextError> {
-    let name = host.file_name().unwrap_or(host.as_os_str());
-    let stat =
-        fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| io_error(host)(e.into()))?;
+    let stat = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(|e| io_error(&host())(e.into()))?;
     let kind = FileKind::of_mode(stat.st_mode);
-    let mut record = Vec::with_capacity(path.len() + 64);
-    record.extend_from_slice(path.as_bytes());
-    record.push(0);
-    record.push(kind_tag(kind));
-    record.extend_from_slice(&(stat.st_mode & 0o7777).to_le_bytes());
-    record.extend_from_slice(&stat.st_uid.to_le_bytes());
-    record.extend_from_slice(&stat.st_gid.to_le_bytes());
+    let mut record = Sha256::new();
+    record.update(path.as_bytes());
+    record.update([0, kind_tag(kind)]);
+    record.update((stat.st_mode & 0o7777).to_le_bytes());
+    record.update(stat.st_uid.to_le_bytes());
+    record.update(stat.st_gid.to_le_bytes());
     match kind {
         FileKind::File => {
-            record.extend_from_slice(&cache.content_digest(host, dir, name, &stat)?);
+            record.update(cache.content_digest(&host(), dir, name, &stat)?);
         }
         FileKind::Symlink => {
-            let target = readlinkat(dir, name).map_err(|e| io_error(host)(e.into()))?;
-            record.extend_from_slice(target.as_bytes());
-            record.push(0);
+            let target = readlinkat(dir, name).map_err(|e| io_error(&host())(e.into()))?;
+            record.update(target.as_bytes());
+            record.update([0]);
         }
         FileKind::CharDevice | FileKind::BlockDevice => {
-            record.extend_from_slice(&stat.st_rdev.to_le_bytes());
+            record.update(stat.st_rdev.to_le_bytes());
         }
         FileKind::Dir | FileKind::Fifo | FileKind::Socket => {}
     }
-    Ok((kind, Sha256::digest(&record).into()))
+    Ok((kind, record.finalize().into()))
+}
+
+/// Consecutive entries of one match that share a directory, stat'ed through that directory
+/// opened once: a lookup of one name per entry instead of the whole host path.
+struct Run<'a> {
+    matched: &'a Match,
+    /// The directory on the host.
+    dir: PathBuf,
+    entries: &'a [SelectedEntry],
+}
+
+impl Run<'_> {
+    /// Digests the run's entries into `out` (as many slots as entries).
+    fn hash_into(&self, out: &mut [EntryDigest], cache: &StatCache) -> Result<(), ContextError> {
+        let dir = nix::fcntl::open(
+            self.dir.as_path(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_error(&self.dir)(e.into()))?;
+        for (entry, slot) in self.entries.iter().zip(out) {
+            let name = match entry.path.rsplit_once('/') {
+                Some((_, name)) if !entry.path.is_empty() => OsStr::new(name),
+                _ if !entry.path.is_empty() => OsStr::new(&entry.path),
+                // The match itself, named in its parent directory.
+                _ => self
+                    .matched
+                    .host_path
+                    .file_name()
+                    .unwrap_or(OsStr::new(".")),
+            };
+            let host = || self.matched.host_path_of(entry);
+            let (kind, digest) = entry_digest(&entry.path, dir.as_fd(), name, &host, cache)?;
+            *slot = EntryDigest {
+                path: self.matched.context_path_of(entry),
+                kind,
+                digest,
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Splits a match's entries into runs that share a directory (entries are listed parents
+/// first, so a directory's files are consecutive up to its first subdirectory's contents).
+fn runs_of(matched: &Match) -> Vec<Run<'_>> {
+    let mut runs = Vec::new();
+    let mut rest = matched.entries.as_slice();
+    if let Some((itself, children)) = rest.split_first()
+        && itself.path.is_empty()
+    {
+        let parent = matched
+            .host_path
+            .parent()
+            .filter(|_| matched.host_path.file_name().is_some());
+        runs.push(Run {
+            matched,
+            dir: parent.unwrap_or(&matched.host_path).to_path_buf(),
+            entries: std::slice::from_ref(itself),
+        });
+        rest = children;
+    }
+    while let Some(first) = rest.first() {
+        let dir = dir_of(first);
+        let length = rest
+            .iter()
+            .position(|entry| dir_of(entry) != dir)
+            .unwrap_or(rest.len());
+        let (entries, after) = rest.split_at(length);
+        runs.push(Run {
+            matched,
+            dir: if dir.is_empty() {
+                matched.host_path.clone()
+            } else {
+                matched.host_path.join(dir)
+            },
+            entries,
+        });
+        rest = after;
+    }
+    runs
+}
+
+/// The directory of an entry, relative to its match.
+fn dir_of(entry: &SelectedEntry) -> &str {
+    entry.path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
 /// Hashes one selection. Contents come from `cache` when a file's stat is unchanged.
@@ -156,78 +254,40 @@ pub fn hash_selection(
     selection: &Selection,
     cache: &StatCache,
 ) -> Result<SourceHash, ContextError> {
-    // Entries in runs that share a directory; each run is stat'ed and read through its open
-    // directory, a lookup of one name instead of the whole host path per entry.
-    let mut runs: Vec<(PathBuf, Vec<Pending>)> = Vec::new();
-    for (m, matched) in selection.matches.iter().enumerate() {
-        for (e, entry) in matched.entries.iter().enumerate() {
-            let host = matched.host_path_of(entry);
-            let parent = host.parent().unwrap_or(Path::new("/"));
-            let new_run = match runs.last() {
-                Some((dir, _)) => dir.as_path() != parent,
-                None => true,
-            };
-            if new_run {
-                runs.push((parent.to_path_buf(), Vec::new()));
-            }
-            if let Some((_, run)) = runs.last_mut() {
-                run.push(Pending { m, e, host });
-            }
-        }
+    let runs: Vec<Run<'_>> = selection.matches.iter().flat_map(runs_of).collect();
+    let total_entries = runs.iter().map(|run| run.entries.len()).sum();
+    let placeholder = EntryDigest {
+        path: String::new(),
+        kind: FileKind::File,
+        digest: [0; 32],
+    };
+    let mut entries = vec![placeholder; total_entries];
+    // Each run fills its own slice of `entries`, so the runs go in parallel in walk order.
+    let mut work = Vec::with_capacity(runs.len());
+    let mut free = entries.as_mut_slice();
+    for run in &runs {
+        let (slots, after) = free.split_at_mut(run.entries.len());
+        work.push((run, slots));
+        free = after;
     }
-    let records: Vec<Vec<(String, FileKind, [u8; 32])>> = runs
-        .par_iter()
-        .map(|(dir, run)| {
-            let dir_fd = nix::fcntl::open(
-                dir.as_path(),
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| io_error(dir)(e.into()))?;
-            run.iter()
-                .map(|Pending { m, e, host }| {
-                    let matched = selection
-                        .matches
-                        .get(*m)
-                        .ok_or_else(|| ContextError::NotFound(selection.source.clone()))?;
-                    let entry = matched
-                        .entries
-                        .get(*e)
-                        .ok_or_else(|| ContextError::NotFound(selection.source.clone()))?;
-                    let digest = entry_digest(&entry.path, host, dir_fd.as_fd(), cache)?;
-                    Ok((matched.context_path_of(entry), digest.0, digest.1))
-                })
-                .collect()
-        })
-        .collect::<Result<_, ContextError>>()?;
-    let records = records.into_iter().flatten().collect::<Vec<_>>();
-    let work_len = records.len();
+    work.into_par_iter()
+        .try_for_each(|(run, slots)| run.hash_into(slots, cache))?;
 
     let mut total = Sha256::new();
     total.update(FORMAT);
     total.update([u8::from(selection.parents)]);
-    let mut records = records.into_iter();
-    let mut entries = Vec::with_capacity(work_len);
+    let mut digests = entries.iter();
     for matched in &selection.matches {
         total.update(b"match\0");
         total.update(matched.name.as_bytes());
         total.update([0]);
-        for (path, kind, digest) in records.by_ref().take(matched.entries.len()) {
-            total.update(digest);
-            entries.push(EntryDigest {
-                path,
-                kind,
-                digest: hex::encode(digest),
-            });
+        for entry in digests.by_ref().take(matched.entries.len()) {
+            total.update(entry.digest);
         }
     }
-    let hex_digest = hex::encode(total.finalize());
-    let digest = format!("sha256:{hex_digest}")
-        .parse::<oci_spec::image::Digest>()
-        .expect("64 lowercase hex characters form a sha256 digest");
     Ok(SourceHash {
         source: selection.source.clone(),
-        digest,
+        digest: digest_from_hash(&total.finalize()),
         entries,
     })
 }

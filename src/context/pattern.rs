@@ -544,16 +544,28 @@ impl PatternMatcher {
         path: &str,
         parent: &MatchInfo,
     ) -> Result<(bool, MatchInfo), PatternError> {
+        self.matches_using_parent_results_of(path, parent, true)
+    }
+
+    /// [`PatternMatcher::matches_using_parent_results`] for a walker: the result for the
+    /// children is only worked out for a directory (`is_dir`); a file's is empty.
+    pub(crate) fn matches_using_parent_results_of(
+        &self,
+        path: &str,
+        parent: &MatchInfo,
+        is_dir: bool,
+    ) -> Result<(bool, MatchInfo), PatternError> {
         let mut matched = false;
         let mut info = MatchInfo {
-            parent_matched: vec![false; self.patterns.len()],
+            parent_matched: if is_dir {
+                vec![false; self.patterns.len()]
+            } else {
+                Vec::new()
+            },
         };
-        // Go's filepath.Dir: everything up to the last slash, cleaned.
-        let parent_dir = match path.rfind('/') {
-            Some(at) => clean(path.get(..=at).unwrap_or_default()),
-            None => ".".to_string(),
-        };
-        let parent_dir = parent_dir.as_str();
+        // Go's filepath.Dir (everything up to the last slash, cleaned), needed only when the
+        // parent's results are unknown.
+        let mut parent_dir: Option<String> = None;
         for (index, pattern) in self.patterns.iter().enumerate() {
             let mut hit = parent.parent_matched.get(index).copied().unwrap_or(false);
             if !hit {
@@ -561,15 +573,21 @@ impl PatternMatcher {
                     continue;
                 }
                 hit = pattern.matches(path)?;
-                if !hit && parent.parent_matched.is_empty() && parent_dir != "." {
-                    for (at, _) in parent_dir.match_indices('/') {
-                        if pattern.matches(parent_dir.get(..at).unwrap_or_default())? {
-                            hit = true;
-                            break;
+                if !hit && parent.parent_matched.is_empty() {
+                    let parent_dir = parent_dir.get_or_insert_with(|| match path.rfind('/') {
+                        Some(at) => clean(path.get(..=at).unwrap_or_default()),
+                        None => ".".to_string(),
+                    });
+                    if parent_dir != "." {
+                        for (at, _) in parent_dir.match_indices('/') {
+                            if pattern.matches(parent_dir.get(..at).unwrap_or_default())? {
+                                hit = true;
+                                break;
+                            }
                         }
-                    }
-                    if !hit {
-                        hit = pattern.matches(parent_dir)?;
+                        if !hit {
+                            hit = pattern.matches(parent_dir)?;
+                        }
                     }
                 }
             }

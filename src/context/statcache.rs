@@ -1,32 +1,32 @@
 //! Content digests remembered by (device, inode, size, mtime, ctime), persisted in one compact
 //! binary file so that a rebuild with nothing changed only stats files.
 //!
-//! File format: the magic `RBSTAT1\n`, then fixed 80-byte little-endian records: device,
-//! inode, size (u64), mtime seconds (i64), mtime nanoseconds (u32), ctime seconds (i64),
-//! ctime nanoseconds (u32), sha256 (32 bytes). Saved to a temporary file and renamed, so a
-//! reader never sees half a file; an unreadable file is treated as empty.
+//! File format: the magic `RBSTAT2\n`, then fixed 80-byte little-endian records sorted by
+//! (device, inode), one per file: device, inode, size (u64), mtime seconds (i64), mtime
+//! nanoseconds (u32), ctime seconds (i64), ctime nanoseconds (u32), sha256 (32 bytes). Sorted,
+//! it is searched as read, without building a table. Saved to a temporary file and renamed,
+//! so a reader never sees half a file; an unreadable file is treated as empty.
 
 use super::{ContextError, io_error};
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, fstat};
 use sha2::{Digest as _, Sha256};
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const MAGIC: &[u8; 8] = b"RBSTAT1\n";
+const MAGIC: &[u8; 8] = b"RBSTAT2\n";
 const RECORD_LEN: usize = 80;
 const FILE_NAME: &str = "context-stat-cache";
 /// File timestamps come from a coarse clock; a file changed within this window of being read
 /// could keep the same timestamps, so its digest is not remembered (git's "racy clean").
 const TIMESTAMP_GRANULARITY: Duration = Duration::from_millis(20);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct FileId {
     device: u64,
     inode: u64,
@@ -76,14 +76,24 @@ pub struct HashStats {
     pub cache_hits: u64,
 }
 
-/// The stat cache. Shared by reference between parallel hashing threads.
+/// One remembered digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Record {
+    id: FileId,
+    validity: Validity,
+    digest: [u8; 32],
+}
+
+/// The stat cache. Shared by reference between parallel hashing threads: the records read
+/// from the file are sorted by file and never change, so lookups take no lock; digests
+/// computed during this run go to a small locked list.
 #[derive(Debug)]
 pub struct StatCache {
     file: Option<PathBuf>,
-    entries: Mutex<HashMap<FileId, (Validity, [u8; 32])>>,
-    /// The file is read on first use: most builds copy nothing from the context.
-    loaded: Once,
-    dirty: AtomicBool,
+    /// Sorted by `id`, one record per file. Read on first use: most builds copy nothing from
+    /// the context.
+    loaded: OnceLock<Vec<Record>>,
+    added: Mutex<Vec<Record>>,
     files_read: AtomicU64,
     bytes_read: AtomicU64,
     cache_hits: AtomicU64,
@@ -94,9 +104,8 @@ impl StatCache {
     pub fn in_memory() -> StatCache {
         StatCache {
             file: None,
-            entries: Mutex::new(HashMap::new()),
-            loaded: Once::new(),
-            dirty: AtomicBool::new(false),
+            loaded: OnceLock::new(),
+            added: Mutex::new(Vec::new()),
             files_read: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
@@ -112,43 +121,55 @@ impl StatCache {
         Ok(cache)
     }
 
-    /// The entries, read from the file the first time.
-    fn entries(&self) -> MutexGuard<'_, HashMap<FileId, (Validity, [u8; 32])>> {
-        self.loaded.call_once(|| {
+    /// The records of the file, read and decoded the first time.
+    fn loaded(&self) -> &[Record] {
+        self.loaded.get_or_init(|| {
             let Some(file) = &self.file else {
-                return;
+                return Vec::new();
             };
-            if let Ok(bytes) = std::fs::read(file)
-                && let Some(records) = bytes.strip_prefix(MAGIC.as_slice())
-                && records.len() % RECORD_LEN == 0
-            {
-                let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-                entries.reserve(records.len() / RECORD_LEN);
-                for record in records.chunks_exact(RECORD_LEN) {
-                    let (id, validity, digest) = decode(record);
-                    entries.insert(id, (validity, digest));
+            let Ok(bytes) = std::fs::read(file) else {
+                return Vec::new();
+            };
+            match bytes.strip_prefix(MAGIC.as_slice()) {
+                Some(records) if records.len() % RECORD_LEN == 0 => {
+                    sorted(records.chunks_exact(RECORD_LEN).map(decode).collect())
                 }
+                _ => Vec::new(),
             }
-        });
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        })
     }
 
-    /// Writes the cache back atomically when it changed.
+    fn added(&self) -> MutexGuard<'_, Vec<Record>> {
+        self.added.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The remembered digest of `id` if its stat is still `validity`.
+    fn lookup(&self, id: FileId, validity: Validity) -> Option<[u8; 32]> {
+        let loaded = self.loaded();
+        let found = match loaded.binary_search_by_key(&id, |r| r.id) {
+            Ok(at) => loaded.get(at).copied(),
+            // Rare: the same file hashed twice in one build, by two sources.
+            Err(_) => self.added().iter().rev().find(|r| r.id == id).copied(),
+        };
+        found.filter(|r| r.validity == validity).map(|r| r.digest)
+    }
+
+    /// Writes the cache back atomically when this run computed digests, sorted so the next
+    /// run loads it without sorting.
     pub fn save(&self) -> Result<(), ContextError> {
         let Some(file) = &self.file else {
             return Ok(());
         };
-        if !self.dirty.swap(false, Ordering::AcqRel) {
+        let added = std::mem::take(&mut *self.added());
+        if added.is_empty() {
             return Ok(());
         }
-        let mut bytes = Vec::new();
-        {
-            let entries = self.entries();
-            bytes.reserve(MAGIC.len() + entries.len() * RECORD_LEN);
-            bytes.extend_from_slice(MAGIC);
-            for (id, (validity, digest)) in entries.iter() {
-                encode(&mut bytes, id, validity, digest);
-            }
+        // Added records come last so they win over the loaded ones of the same file.
+        let records = sorted(self.loaded().iter().copied().chain(added).collect());
+        let mut bytes = Vec::with_capacity(MAGIC.len() + records.len() * RECORD_LEN);
+        bytes.extend_from_slice(MAGIC);
+        for record in &records {
+            encode(&mut bytes, record);
         }
         let dir = file.parent().unwrap_or(Path::new("."));
         let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io_error(dir))?;
@@ -182,14 +203,9 @@ impl StatCache {
             inode: stat.st_ino,
         };
         let validity = Validity::of(stat);
-        {
-            let entries = self.entries();
-            if let Some((cached, digest)) = entries.get(&id)
-                && *cached == validity
-            {
-                self.cache_hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(*digest);
-            }
+        if let Some(digest) = self.lookup(id, validity) {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(digest);
         }
         let read_start = SystemTime::now();
         let mut file = std::fs::File::from(
@@ -221,14 +237,34 @@ impl StatCache {
         let after = fstat(&file).map_err(|e| io_error(path)(e.into()))?;
         let unchanged = Validity::of(&after) == validity && after.st_ino == id.inode;
         if unchanged && !validity.is_racy(read_start) {
-            self.entries().insert(id, (validity, digest));
-            self.dirty.store(true, Ordering::Release);
+            self.added().push(Record {
+                id,
+                validity,
+                digest,
+            });
         }
         Ok(digest)
     }
 }
 
-fn encode(out: &mut Vec<u8>, id: &FileId, validity: &Validity, digest: &[u8; 32]) {
+/// Sorts records by file, keeping the last of each file.
+fn sorted(mut records: Vec<Record>) -> Vec<Record> {
+    if !records.is_sorted_by(|a, b| a.id < b.id) {
+        // Stable, so of equal files the later stays later; reversed, dedup keeps the later.
+        records.sort_by_key(|r| r.id);
+        records.reverse();
+        records.dedup_by_key(|r| r.id);
+        records.reverse();
+    }
+    records
+}
+
+fn encode(out: &mut Vec<u8>, record: &Record) {
+    let Record {
+        id,
+        validity,
+        digest,
+    } = record;
     out.extend_from_slice(&id.device.to_le_bytes());
     out.extend_from_slice(&id.inode.to_le_bytes());
     out.extend_from_slice(&validity.size.to_le_bytes());
@@ -239,7 +275,7 @@ fn encode(out: &mut Vec<u8>, id: &FileId, validity: &Validity, digest: &[u8; 32]
     out.extend_from_slice(digest);
 }
 
-fn decode(record: &[u8]) -> (FileId, Validity, [u8; 32]) {
+fn decode(record: &[u8]) -> Record {
     fn bytes<const N: usize>(record: &[u8], at: usize) -> [u8; N] {
         record
             .get(at..at + N)
@@ -261,5 +297,9 @@ fn decode(record: &[u8]) -> (FileId, Validity, [u8; 32]) {
             u32::from_le_bytes(bytes(record, 44)),
         ),
     };
-    (id, validity, bytes(record, 48))
+    Record {
+        id,
+        validity,
+        digest: bytes(record, 48),
+    }
 }
