@@ -136,6 +136,7 @@ fn entry_digest(
     name: &OsStr,
     host: &dyn Fn() -> PathBuf,
     cache: &StatCache,
+    near: &mut usize,
 ) -> Result<(FileKind, [u8; 32]), ContextError> {
     let stat = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
         .map_err(|e| io_error(&host())(e.into()))?;
@@ -148,7 +149,7 @@ fn entry_digest(
     record.update(stat.st_gid.to_le_bytes());
     match kind {
         FileKind::File => {
-            record.update(cache.content_digest(&host(), dir, name, &stat)?);
+            record.update(cache.content_digest(&host(), dir, name, &stat, near)?);
         }
         FileKind::Symlink => {
             let target = readlinkat(dir, name).map_err(|e| io_error(&host())(e.into()))?;
@@ -181,6 +182,7 @@ impl Run<'_> {
             Mode::empty(),
         )
         .map_err(|e| io_error(&self.dir)(e.into()))?;
+        let mut near = usize::MAX;
         for (entry, slot) in self.entries.iter().zip(out) {
             let name = match entry.path.rsplit_once('/') {
                 Some((_, name)) if !entry.path.is_empty() => OsStr::new(name),
@@ -193,7 +195,8 @@ impl Run<'_> {
                     .unwrap_or(OsStr::new(".")),
             };
             let host = || self.matched.host_path_of(entry);
-            let (kind, digest) = entry_digest(&entry.path, dir.as_fd(), name, &host, cache)?;
+            let (kind, digest) =
+                entry_digest(&entry.path, dir.as_fd(), name, &host, cache, &mut near)?;
             *slot = EntryDigest {
                 path: self.matched.context_path_of(entry),
                 kind,

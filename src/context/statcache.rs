@@ -143,11 +143,21 @@ impl StatCache {
         self.added.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The remembered digest of `id` if its stat is still `validity`.
-    fn lookup(&self, id: FileId, validity: Validity) -> Option<[u8; 32]> {
+    /// The remembered digest of `id` if its stat is still `validity`. The record after
+    /// `near` is tried first, and `near` moves to the one found: the files of a directory,
+    /// hashed in name order, mostly have consecutive inode numbers.
+    fn lookup(&self, id: FileId, validity: Validity, near: &mut usize) -> Option<[u8; 32]> {
         let loaded = self.loaded();
-        let found = match loaded.binary_search_by_key(&id, |r| r.id) {
-            Ok(at) => loaded.get(at).copied(),
+        let next = near.wrapping_add(1);
+        let at = match loaded.get(next) {
+            Some(record) if record.id == id => Ok(next),
+            _ => loaded.binary_search_by_key(&id, |r| r.id),
+        };
+        let found = match at {
+            Ok(at) => {
+                *near = at;
+                loaded.get(at).copied()
+            }
             // Rare: the same file hashed twice in one build, by two sources.
             Err(_) => self.added().iter().rev().find(|r| r.id == id).copied(),
         };
@@ -190,20 +200,23 @@ impl StatCache {
 
     /// The sha256 of a regular file's contents: from the cache when its stat is unchanged,
     /// else read (and remembered unless it changed while being read or too recently).
-    /// The file is `name` in the open directory `dir`; `path` names it in errors.
+    /// The file is `name` in the open directory `dir`; `path` names it in errors. `near` is
+    /// where the previous file of the same directory was found in the cache (any value for
+    /// the first), updated.
     pub(crate) fn content_digest(
         &self,
         path: &Path,
         dir: BorrowedFd<'_>,
         name: &OsStr,
         stat: &FileStat,
+        near: &mut usize,
     ) -> Result<[u8; 32], ContextError> {
         let id = FileId {
             device: stat.st_dev,
             inode: stat.st_ino,
         };
         let validity = Validity::of(stat);
-        if let Some(digest) = self.lookup(id, validity) {
+        if let Some(digest) = self.lookup(id, validity, near) {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(digest);
         }
