@@ -12,7 +12,7 @@ use nix::sys::stat::{Mode, fstatat};
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -164,92 +164,72 @@ fn entry_digest(
     Ok((kind, record.finalize().into()))
 }
 
-/// Consecutive entries of one match that share a directory, stat'ed through that directory
-/// opened once: a lookup of one name per entry instead of the whole host path.
-struct Run<'a> {
-    matched: &'a Match,
-    /// The directory on the host.
-    dir: PathBuf,
-    entries: &'a [SelectedEntry],
+/// The directory of the entries being hashed, opened once for all of them: each entry is then
+/// a lookup of one name instead of its whole host path.
+#[derive(Default)]
+struct OpenDir {
+    /// The directory relative to its match (`None` for the match's parent).
+    relative: Option<String>,
+    fd: Option<OwnedFd>,
 }
 
-impl Run<'_> {
-    /// Digests the run's entries into `out` (as many slots as entries).
-    fn hash_into(&self, out: &mut [EntryDigest], cache: &StatCache) -> Result<(), ContextError> {
-        let dir = nix::fcntl::open(
-            self.dir.as_path(),
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| io_error(&self.dir)(e.into()))?;
-        let mut near = usize::MAX;
-        for (entry, slot) in self.entries.iter().zip(out) {
-            let name = match entry.path.rsplit_once('/') {
-                Some((_, name)) if !entry.path.is_empty() => OsStr::new(name),
-                _ if !entry.path.is_empty() => OsStr::new(&entry.path),
-                // The match itself, named in its parent directory.
-                _ => self
-                    .matched
-                    .host_path
-                    .file_name()
-                    .unwrap_or(OsStr::new(".")),
-            };
-            let host = || self.matched.host_path_of(entry);
-            let (kind, digest) =
-                entry_digest(&entry.path, dir.as_fd(), name, &host, cache, &mut near)?;
-            *slot = EntryDigest {
-                path: self.matched.context_path_of(entry),
-                kind,
-                digest,
-            };
-        }
-        Ok(())
+impl OpenDir {
+    /// The open directory `relative` of `matched`; `None` for the match's parent.
+    fn get(
+        &mut self,
+        matched: &Match,
+        relative: Option<&str>,
+    ) -> Result<BorrowedFd<'_>, ContextError> {
+        let fd = match self.fd.take() {
+            Some(fd) if self.relative.as_deref() == relative => fd,
+            _ => {
+                let host = match relative {
+                    None => match (matched.host_path.parent(), matched.host_path.file_name()) {
+                        (Some(parent), Some(_)) => parent.to_path_buf(),
+                        _ => matched.host_path.clone(),
+                    },
+                    Some("") => matched.host_path.clone(),
+                    Some(dir) => matched.host_path.join(dir),
+                };
+                self.relative = relative.map(str::to_string);
+                nix::fcntl::open(
+                    host.as_path(),
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io_error(&host)(e.into()))?
+            }
+        };
+        let fd: &OwnedFd = self.fd.insert(fd);
+        Ok(fd.as_fd())
     }
 }
 
-/// Splits a match's entries into runs that share a directory (entries are listed parents
-/// first, so a directory's files are consecutive up to its first subdirectory's contents).
-fn runs_of(matched: &Match) -> Vec<Run<'_>> {
-    let mut runs = Vec::new();
-    let mut rest = matched.entries.as_slice();
-    if let Some((itself, children)) = rest.split_first()
-        && itself.path.is_empty()
-    {
-        let parent = matched
-            .host_path
-            .parent()
-            .filter(|_| matched.host_path.file_name().is_some());
-        runs.push(Run {
-            matched,
-            dir: parent.unwrap_or(&matched.host_path).to_path_buf(),
-            entries: std::slice::from_ref(itself),
-        });
-        rest = children;
-    }
-    while let Some(first) = rest.first() {
-        let dir = dir_of(first);
-        let length = rest
-            .iter()
-            .position(|entry| dir_of(entry) != dir)
-            .unwrap_or(rest.len());
-        let (entries, after) = rest.split_at(length);
-        runs.push(Run {
-            matched,
-            dir: if dir.is_empty() {
-                matched.host_path.clone()
-            } else {
-                matched.host_path.join(dir)
-            },
-            entries,
-        });
-        rest = after;
-    }
-    runs
-}
-
-/// The directory of an entry, relative to its match.
-fn dir_of(entry: &SelectedEntry) -> &str {
-    entry.path.rsplit_once('/').map_or("", |(dir, _)| dir)
+/// The digest of one entry of `matched`, stat'ed through `dir`.
+fn hash_entry(
+    matched: &Match,
+    entry: &SelectedEntry,
+    dir: &mut OpenDir,
+    cache: &StatCache,
+    near: &mut usize,
+) -> Result<EntryDigest, ContextError> {
+    let (relative, name) = match entry.path.rsplit_once('/') {
+        Some((relative, name)) => (Some(relative), OsStr::new(name)),
+        None if !entry.path.is_empty() => (Some(""), OsStr::new(&entry.path)),
+        // The match itself, named in its parent directory.
+        None => (
+            None,
+            matched.host_path.file_name().unwrap_or(OsStr::new(".")),
+        ),
+    };
+    let host = || matched.host_path_of(entry);
+    let fd = dir.get(matched, relative)?;
+    let (kind, digest) = entry_digest(&entry.path, fd, name, &host, cache, near)?;
+    Ok(EntryDigest {
+        path: matched.context_path_of(entry),
+        kind,
+        digest,
+    })
 }
 
 /// Hashes one selection. Contents come from `cache` when a file's stat is unchanged.
@@ -257,24 +237,24 @@ pub fn hash_selection(
     selection: &Selection,
     cache: &StatCache,
 ) -> Result<SourceHash, ContextError> {
-    let runs: Vec<Run<'_>> = selection.matches.iter().flat_map(runs_of).collect();
-    let total_entries = runs.iter().map(|run| run.entries.len()).sum();
-    let placeholder = EntryDigest {
-        path: String::new(),
-        kind: FileKind::File,
-        digest: [0; 32],
-    };
-    let mut entries = vec![placeholder; total_entries];
-    // Each run fills its own slice of `entries`, so the runs go in parallel in walk order.
-    let mut work = Vec::with_capacity(runs.len());
-    let mut free = entries.as_mut_slice();
-    for run in &runs {
-        let (slots, after) = free.split_at_mut(run.entries.len());
-        work.push((run, slots));
-        free = after;
+    let mut entries = Vec::new();
+    for matched in &selection.matches {
+        // In parallel, each worker keeping its directory open across the entries it takes
+        // (consecutive ones, mostly of one directory).
+        let digests: Vec<EntryDigest> = matched
+            .entries
+            .par_iter()
+            .map_init(
+                || (OpenDir::default(), usize::MAX),
+                |(dir, near), entry| hash_entry(matched, entry, dir, cache, near),
+            )
+            .collect::<Result<_, ContextError>>()?;
+        if entries.is_empty() {
+            entries = digests;
+        } else {
+            entries.extend(digests);
+        }
     }
-    work.into_par_iter()
-        .try_for_each(|(run, slots)| run.hash_into(slots, cache))?;
 
     let mut total = Sha256::new();
     total.update(FORMAT);

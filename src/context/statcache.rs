@@ -90,9 +90,8 @@ struct Record {
 #[derive(Debug)]
 pub struct StatCache {
     file: Option<PathBuf>,
-    /// Sorted by `id`, one record per file. Read on first use: most builds copy nothing from
-    /// the context.
-    loaded: OnceLock<Vec<Record>>,
+    /// Read on first use: most builds copy nothing from the context.
+    loaded: OnceLock<Loaded>,
     added: Mutex<Vec<Record>>,
     files_read: AtomicU64,
     bytes_read: AtomicU64,
@@ -121,22 +120,11 @@ impl StatCache {
         Ok(cache)
     }
 
-    /// The records of the file, read and decoded the first time.
-    fn loaded(&self) -> &[Record] {
-        self.loaded.get_or_init(|| {
-            let Some(file) = &self.file else {
-                return Vec::new();
-            };
-            let Ok(bytes) = std::fs::read(file) else {
-                return Vec::new();
-            };
-            match bytes.strip_prefix(MAGIC.as_slice()) {
-                Some(records) if records.len() % RECORD_LEN == 0 => {
-                    sorted(records.chunks_exact(RECORD_LEN).map(decode).collect())
-                }
-                _ => Vec::new(),
-            }
-        })
+    /// The records of the file, read the first time.
+    fn loaded(&self) -> &[[u8; RECORD_LEN]] {
+        self.loaded
+            .get_or_init(|| self.file.as_deref().map(Loaded::read).unwrap_or_default())
+            .records()
     }
 
     fn added(&self) -> MutexGuard<'_, Vec<Record>> {
@@ -150,13 +138,13 @@ impl StatCache {
         let loaded = self.loaded();
         let next = near.wrapping_add(1);
         let at = match loaded.get(next) {
-            Some(record) if record.id == id => Ok(next),
-            _ => loaded.binary_search_by_key(&id, |r| r.id),
+            Some(record) if id_of(record) == id => Ok(next),
+            _ => loaded.binary_search_by_key(&id, |record| id_of(record)),
         };
         let found = match at {
             Ok(at) => {
                 *near = at;
-                loaded.get(at).copied()
+                loaded.get(at).map(|record| decode(record))
             }
             // Rare: the same file hashed twice in one build, by two sources.
             Err(_) => self.added().iter().rev().find(|r| r.id == id).copied(),
@@ -175,7 +163,8 @@ impl StatCache {
             return Ok(());
         }
         // Added records come last so they win over the loaded ones of the same file.
-        let records = sorted(self.loaded().iter().copied().chain(added).collect());
+        let loaded = self.loaded().iter().map(|record| decode(record));
+        let records = sorted(loaded.chain(added).collect());
         let mut bytes = Vec::with_capacity(MAGIC.len() + records.len() * RECORD_LEN);
         bytes.extend_from_slice(MAGIC);
         for record in &records {
@@ -260,6 +249,32 @@ impl StatCache {
     }
 }
 
+/// The cache file as read: the magic, then records sorted by file, searched in place (no
+/// table to build, no copy).
+#[derive(Debug, Default)]
+struct Loaded(Vec<u8>);
+
+impl Loaded {
+    /// The file's contents; empty when it is missing, of another format or unsorted.
+    fn read(file: &Path) -> Loaded {
+        let Ok(bytes) = std::fs::read(file) else {
+            return Loaded::default();
+        };
+        let loaded = Loaded(bytes);
+        let whole = loaded.0.len() == MAGIC.len() + loaded.records().len() * RECORD_LEN;
+        let sorted = loaded.records().is_sorted_by(|a, b| id_of(a) < id_of(b));
+        if loaded.0.starts_with(MAGIC) && whole && sorted {
+            loaded
+        } else {
+            Loaded::default()
+        }
+    }
+
+    fn records(&self) -> &[[u8; RECORD_LEN]] {
+        self.0.get(MAGIC.len()..).unwrap_or_default().as_chunks().0
+    }
+}
+
 /// Sorts records by file, keeping the last of each file.
 fn sorted(mut records: Vec<Record>) -> Vec<Record> {
     if !records.is_sorted_by(|a, b| a.id < b.id) {
@@ -288,6 +303,10 @@ fn encode(out: &mut Vec<u8>, record: &Record) {
     out.extend_from_slice(digest);
 }
 
+fn id_of(record: &[u8; RECORD_LEN]) -> FileId {
+    decode(record).id
+}
+
 fn decode(record: &[u8]) -> Record {
     fn bytes<const N: usize>(record: &[u8], at: usize) -> [u8; N] {
         record
@@ -314,5 +333,73 @@ fn decode(record: &[u8]) -> Record {
         id,
         validity,
         digest: bytes(record, 48),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(inode: u64, fill: u8) -> Record {
+        Record {
+            id: FileId { device: 1, inode },
+            validity: Validity {
+                size: 10,
+                mtime: (1, 2),
+                ctime: (3, 4),
+            },
+            digest: [fill; 32],
+        }
+    }
+
+    fn file_of(records: &[Record]) -> Vec<u8> {
+        let mut bytes = MAGIC.to_vec();
+        for record in records {
+            encode(&mut bytes, record);
+        }
+        bytes
+    }
+
+    #[test]
+    fn records_are_found_where_they_lie() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<Record> = (0..100).map(|i| record(i * 3, i as u8)).collect();
+        std::fs::write(dir.path().join(FILE_NAME), file_of(&records)).unwrap();
+        let cache = StatCache::open(dir.path()).unwrap();
+        let mut near = usize::MAX;
+        for wanted in records.iter().rev().chain(&records) {
+            assert_eq!(
+                cache.lookup(wanted.id, wanted.validity, &mut near),
+                Some(wanted.digest)
+            );
+        }
+        let absent = record(1, 0);
+        assert_eq!(cache.lookup(absent.id, absent.validity, &mut near), None);
+        let mut changed = records[5];
+        changed.validity.ctime.1 += 1;
+        assert_eq!(cache.lookup(changed.id, changed.validity, &mut near), None);
+    }
+
+    #[test]
+    fn unsorted_or_cut_file_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let unsorted = file_of(&[record(9, 1), record(4, 2)]);
+        let duplicated = file_of(&[record(4, 1), record(4, 2)]);
+        let sorted = file_of(&[record(4, 1), record(9, 2)]);
+        let cut = sorted.get(..sorted.len() - 1).unwrap().to_vec();
+        for (bytes, found) in [(unsorted, 0), (duplicated, 0), (cut, 0), (sorted, 2)] {
+            std::fs::write(&path, bytes).unwrap();
+            let cache = StatCache::open(dir.path()).unwrap();
+            assert_eq!(cache.loaded().len(), found);
+        }
+    }
+
+    #[test]
+    fn newer_record_of_a_file_wins() {
+        let merged = sorted(vec![record(9, 1), record(4, 1), record(9, 2), record(1, 1)]);
+        let ids: Vec<u64> = merged.iter().map(|r| r.id.inode).collect();
+        assert_eq!(ids, [1, 4, 9]);
+        assert_eq!(merged[2].digest, [2; 32]);
     }
 }
