@@ -139,7 +139,7 @@ impl StatCache {
         let next = near.wrapping_add(1);
         let at = match loaded.get(next) {
             Some(record) if id_of(record) == id => Ok(next),
-            _ => loaded.binary_search_by_key(&id, |record| id_of(record)),
+            _ => loaded.binary_search_by_key(&id, id_of),
         };
         let found = match at {
             Ok(at) => {
