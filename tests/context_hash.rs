@@ -231,3 +231,13 @@ fn entry_digests_are_hex_in_json() {
     bad["entries"][0]["digest"] = "xyz".into();
     assert!(serde_json::from_value::<SourceHash>(bad).is_err());
 }
+
+#[test]
+fn a_file_gone_between_select_and_hash_is_an_error_naming_it() {
+    let dir = project();
+    let context = Context::open(dir.path(), None).unwrap();
+    let selection = context.select("src", &SelectOptions::default()).unwrap();
+    std::fs::remove_file(dir.path().join("src/mod2/file10.txt")).unwrap();
+    let error = hash_selection(&selection, &StatCache::in_memory()).unwrap_err();
+    assert!(error.to_string().contains("src/mod2/file10.txt"), "{error}");
+}

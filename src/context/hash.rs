@@ -15,6 +15,7 @@ use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// Version tag mixed into every selection digest, so a change of this format changes keys.
 const FORMAT: &[u8] = b"rbuild-context-hash-v1\0";
@@ -238,21 +239,36 @@ pub fn hash_selection(
     cache: &StatCache,
 ) -> Result<SourceHash, ContextError> {
     let mut entries = Vec::new();
+    let mut digests = Vec::new();
     for matched in &selection.matches {
         // In parallel, each worker keeping its directory open across the entries it takes
-        // (consecutive ones, mostly of one directory).
-        let digests: Vec<EntryDigest> = matched
+        // (consecutive ones, mostly of one directory). The digests are written straight into
+        // place; the first error is set aside meanwhile.
+        let failure = OnceLock::new();
+        matched
             .entries
             .par_iter()
             .map_init(
                 || (OpenDir::default(), usize::MAX),
-                |(dir, near), entry| hash_entry(matched, entry, dir, cache, near),
+                |(dir, near), entry| {
+                    hash_entry(matched, entry, dir, cache, near).unwrap_or_else(|error| {
+                        let _ = failure.set(error);
+                        EntryDigest {
+                            path: String::new(),
+                            kind: entry.kind,
+                            digest: [0; 32],
+                        }
+                    })
+                },
             )
-            .collect::<Result<_, ContextError>>()?;
+            .collect_into_vec(&mut digests);
+        if let Some(error) = failure.into_inner() {
+            return Err(error);
+        }
         if entries.is_empty() {
-            entries = digests;
+            std::mem::swap(&mut entries, &mut digests);
         } else {
-            entries.extend(digests);
+            entries.append(&mut digests);
         }
     }
 

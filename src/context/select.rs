@@ -506,6 +506,7 @@ impl Context {
             })
             .collect::<Result<_, ContextError>>()?;
 
+        out.reserve(kept.len() + walked.iter().map(|(_, inside)| inside.len()).sum::<usize>());
         let mut kept_any = false;
         let mut subdirs = subdirs.iter().zip(walked).peekable();
         for (at, entry) in kept.into_iter().enumerate() {
