@@ -165,25 +165,30 @@ fn entry_digest(
     Ok((kind, record.finalize().into()))
 }
 
-/// The directory of the entries being hashed, opened once for all of them: each entry is then
-/// a lookup of one name instead of its whole host path.
+/// Directories of the entries being hashed, kept open: each entry is then a lookup of one name
+/// instead of its whole host path. Two stay open, a directory and its parent, as hashing goes
+/// down into a subdirectory and comes back for the next one.
 #[derive(Default)]
-struct OpenDir {
-    /// The directory relative to its match (`None` for the match's parent).
-    relative: Option<String>,
-    fd: Option<OwnedFd>,
+struct OpenDirs {
+    /// Each directory relative to its match (`None` for the match's parent) and its
+    /// descriptor; the most recently used last.
+    slots: Vec<(Option<String>, OwnedFd)>,
 }
 
-impl OpenDir {
+impl OpenDirs {
     /// The open directory `relative` of `matched`; `None` for the match's parent.
     fn get(
         &mut self,
         matched: &Match,
         relative: Option<&str>,
     ) -> Result<BorrowedFd<'_>, ContextError> {
-        let fd = match self.fd.take() {
-            Some(fd) if self.relative.as_deref() == relative => fd,
-            _ => {
+        let slot = match self
+            .slots
+            .iter()
+            .position(|(dir, _)| dir.as_deref() == relative)
+        {
+            Some(at) => self.slots.remove(at),
+            None => {
                 let host = match relative {
                     None => match (matched.host_path.parent(), matched.host_path.file_name()) {
                         (Some(parent), Some(_)) => parent.to_path_buf(),
@@ -192,16 +197,19 @@ impl OpenDir {
                     Some("") => matched.host_path.clone(),
                     Some(dir) => matched.host_path.join(dir),
                 };
-                self.relative = relative.map(str::to_string);
-                nix::fcntl::open(
+                let fd = nix::fcntl::open(
                     host.as_path(),
                     OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
                     Mode::empty(),
                 )
-                .map_err(|e| io_error(&host)(e.into()))?
+                .map_err(|e| io_error(&host)(e.into()))?;
+                (relative.map(str::to_string), fd)
             }
         };
-        let fd: &OwnedFd = self.fd.insert(fd);
+        if self.slots.len() > 1 {
+            self.slots.remove(0);
+        }
+        let fd: &OwnedFd = &self.slots.push_mut(slot).1;
         Ok(fd.as_fd())
     }
 }
@@ -210,7 +218,7 @@ impl OpenDir {
 fn hash_entry(
     matched: &Match,
     entry: &SelectedEntry,
-    dir: &mut OpenDir,
+    dir: &mut OpenDirs,
     cache: &StatCache,
     near: &mut usize,
 ) -> Result<EntryDigest, ContextError> {
@@ -249,7 +257,7 @@ pub fn hash_selection(
             .entries
             .par_iter()
             .map_init(
-                || (OpenDir::default(), usize::MAX),
+                || (OpenDirs::default(), usize::MAX),
                 |(dir, near), entry| {
                     hash_entry(matched, entry, dir, cache, near).unwrap_or_else(|error| {
                         let _ = failure.set(error);

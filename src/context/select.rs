@@ -374,14 +374,15 @@ impl Context {
         dir: &Path,
         prefix: &str,
     ) -> Result<Vec<(String, FileKind)>, ContextError> {
-        let mut handle = Dir::open(
+        let handle = Dir::open(
             dir,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
         .map_err(|e| io_error(dir)(e.into()))?;
         let mut children = Vec::new();
-        for entry in handle.iter() {
+        // Owning: a borrowing iterator rewinds the directory when dropped, a wasted seek.
+        for entry in handle {
             let entry = entry.map_err(|e| io_error(dir)(e.into()))?;
             let name = entry.file_name();
             if matches!(name.to_bytes(), b"." | b"..") {
