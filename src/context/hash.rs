@@ -116,18 +116,6 @@ impl SourceHash {
     }
 }
 
-fn kind_tag(kind: FileKind) -> u8 {
-    match kind {
-        FileKind::File => b'f',
-        FileKind::Dir => b'd',
-        FileKind::Symlink => b'l',
-        FileKind::Fifo => b'p',
-        FileKind::Socket => b's',
-        FileKind::CharDevice => b'c',
-        FileKind::BlockDevice => b'b',
-    }
-}
-
 /// The record digest of one entry, stat'ed as `name` in the open directory `dir`: its path
 /// relative to its match, type, permission bits, owner, and content digest, link target or
 /// device number. `host` names it in errors.
@@ -144,7 +132,7 @@ fn entry_digest(
     let kind = FileKind::of_mode(stat.st_mode);
     let mut record = Sha256::new();
     record.update(path.as_bytes());
-    record.update([0, kind_tag(kind)]);
+    record.update([0, kind.tag()]);
     record.update((stat.st_mode & 0o7777).to_le_bytes());
     record.update(stat.st_uid.to_le_bytes());
     record.update(stat.st_gid.to_le_bytes());

@@ -8,6 +8,7 @@
 //! changed between two builds.
 
 mod hash;
+mod listing;
 pub mod pattern;
 mod select;
 mod statcache;
@@ -68,6 +69,7 @@ pub struct Context {
     root: PathBuf,
     ignore: PatternMatcher,
     ignore_file: Option<PathBuf>,
+    listings: listing::Listings,
     /// Keeps a context extracted from a tar stream alive as long as the context.
     _extracted: Option<tempfile::TempDir>,
 }
@@ -100,6 +102,7 @@ impl Context {
                         root,
                         ignore,
                         ignore_file: Some(candidate),
+                        listings: listing::Listings::default(),
                         _extracted: None,
                     });
                 }
@@ -111,6 +114,7 @@ impl Context {
             root,
             ignore: PatternMatcher::default(),
             ignore_file: None,
+            listings: listing::Listings::default(),
             _extracted: None,
         })
     }
@@ -123,6 +127,7 @@ impl Context {
             root,
             ignore: PatternMatcher::default(),
             ignore_file: None,
+            listings: listing::Listings::default(),
             _extracted: None,
         })
     }
@@ -144,6 +149,23 @@ impl Context {
         let mut context = Context::open(dir.path(), dockerfile.as_deref())?;
         context._extracted = Some(dir);
         Ok(context)
+    }
+
+    /// Remembers the context's directory listings in `cache_dir` (read there now, written by
+    /// [`Context::save_listings`]): a later walk of an unchanged directory stats it instead
+    /// of reading it.
+    pub fn keep_listings_in(&self, cache_dir: &Path) {
+        self.listings.keep_in(cache_dir);
+    }
+
+    /// Writes the listings remembered by this walk, if any.
+    pub fn save_listings(&self) -> Result<(), ContextError> {
+        self.listings.save()
+    }
+
+    /// How many directories were read rather than taken from the kept listings.
+    pub fn directories_read(&self) -> u64 {
+        self.listings.directories_read()
     }
 
     /// The context directory on the host (canonical).

@@ -5,13 +5,8 @@
 
 use super::pattern::{self, MatchInfo, PatternMatcher};
 use super::{Context, ContextError, exclude_matcher, io_error};
-use nix::dir::Dir;
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
 use rayon::prelude::*;
-use std::ffi::OsStr;
 use std::fs::FileType;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
@@ -44,7 +39,34 @@ impl FileKind {
         }
     }
 
-    fn of_dir_entry(file_type: nix::dir::Type) -> FileKind {
+    /// One byte naming the kind, in cache keys and cache files.
+    pub(crate) fn tag(self) -> u8 {
+        match self {
+            FileKind::File => b'f',
+            FileKind::Dir => b'd',
+            FileKind::Symlink => b'l',
+            FileKind::Fifo => b'p',
+            FileKind::Socket => b's',
+            FileKind::CharDevice => b'c',
+            FileKind::BlockDevice => b'b',
+        }
+    }
+
+    pub(crate) fn of_tag(tag: u8) -> Option<FileKind> {
+        [
+            FileKind::File,
+            FileKind::Dir,
+            FileKind::Symlink,
+            FileKind::Fifo,
+            FileKind::Socket,
+            FileKind::CharDevice,
+            FileKind::BlockDevice,
+        ]
+        .into_iter()
+        .find(|kind| kind.tag() == tag)
+    }
+
+    pub(crate) fn of_dir_entry(file_type: nix::dir::Type) -> FileKind {
         match file_type {
             nix::dir::Type::Directory => FileKind::Dir,
             nix::dir::Type::Symlink => FileKind::Symlink,
@@ -374,42 +396,7 @@ impl Context {
         dir: &Path,
         prefix: &str,
     ) -> Result<Vec<(String, FileKind)>, ContextError> {
-        let handle = Dir::open(
-            dir,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| io_error(dir)(e.into()))?;
-        let mut children = Vec::new();
-        // Owning: a borrowing iterator rewinds the directory when dropped, a wasted seek.
-        for entry in handle {
-            let entry = entry.map_err(|e| io_error(dir)(e.into()))?;
-            let name = entry.file_name();
-            if matches!(name.to_bytes(), b"." | b"..") {
-                continue;
-            }
-            let Ok(name) = name.to_str() else {
-                return Err(ContextError::Io {
-                    path: dir.join(OsStr::from_bytes(name.to_bytes())),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        "file name is not UTF-8",
-                    ),
-                });
-            };
-            let kind = match entry.file_type() {
-                Some(file_type) => FileKind::of_dir_entry(file_type),
-                // A file system that does not say: ask the entry itself.
-                None => {
-                    let path = dir.join(name);
-                    let metadata = std::fs::symlink_metadata(&path).map_err(io_error(&path))?;
-                    FileKind::of(metadata.file_type())
-                }
-            };
-            children.push((join(prefix, name), kind));
-        }
-        children.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        Ok(children)
+        self.listings.sorted_entries(dir, prefix)
     }
 
     /// Walks a selected directory, appending what it keeps to `out`. An entry hidden by a

@@ -26,21 +26,30 @@ const FILE_NAME: &str = "context-stat-cache";
 /// could keep the same timestamps, so its digest is not remembered (git's "racy clean").
 const TIMESTAMP_GRANULARITY: Duration = Duration::from_millis(20);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct FileId {
-    device: u64,
-    inode: u64,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct FileId {
+    pub(super) device: u64,
+    pub(super) inode: u64,
+}
+
+impl FileId {
+    pub(super) fn of(stat: &FileStat) -> FileId {
+        FileId {
+            device: stat.st_dev,
+            inode: stat.st_ino,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Validity {
+pub(super) struct Validity {
     size: u64,
     mtime: (i64, u32),
     ctime: (i64, u32),
 }
 
 impl Validity {
-    fn of(stat: &FileStat) -> Validity {
+    pub(super) fn of(stat: &FileStat) -> Validity {
         Validity {
             size: u64::try_from(stat.st_size).unwrap_or(0),
             mtime: (stat.st_mtime, clamp_nanos(stat.st_mtime_nsec)),
@@ -50,7 +59,7 @@ impl Validity {
 
     /// True when the file changed so recently before `read_start` that a later change could
     /// carry the same timestamps.
-    fn is_racy(&self, read_start: SystemTime) -> bool {
+    pub(super) fn is_racy(&self, read_start: SystemTime) -> bool {
         let horizon = read_start
             .checked_sub(TIMESTAMP_GRANULARITY)
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -170,12 +179,7 @@ impl StatCache {
         for record in &records {
             encode(&mut bytes, record);
         }
-        let dir = file.parent().unwrap_or(Path::new("."));
-        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io_error(dir))?;
-        temp.write_all(&bytes).map_err(io_error(temp.path()))?;
-        temp.as_file().sync_all().map_err(io_error(file))?;
-        temp.persist(file).map_err(|e| io_error(file)(e.error))?;
-        Ok(())
+        write_atomically(file, &bytes)
     }
 
     /// Counters since the cache was opened.
@@ -200,10 +204,7 @@ impl StatCache {
         stat: &FileStat,
         near: &mut usize,
     ) -> Result<[u8; 32], ContextError> {
-        let id = FileId {
-            device: stat.st_dev,
-            inode: stat.st_ino,
-        };
+        let id = FileId::of(stat);
         let validity = Validity::of(stat);
         if let Some(digest) = self.lookup(id, validity, near) {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -249,6 +250,16 @@ impl StatCache {
     }
 }
 
+/// Writes `file` by a temporary file renamed over it, so a reader never sees half of it.
+pub(super) fn write_atomically(file: &Path, bytes: &[u8]) -> Result<(), ContextError> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io_error(dir))?;
+    temp.write_all(bytes).map_err(io_error(temp.path()))?;
+    temp.as_file().sync_all().map_err(io_error(file))?;
+    temp.persist(file).map_err(|e| io_error(file)(e.error))?;
+    Ok(())
+}
+
 /// The cache file as read: the magic, then records sorted by file, searched in place (no
 /// table to build, no copy).
 #[derive(Debug, Default)]
@@ -288,11 +299,14 @@ fn sorted(mut records: Vec<Record>) -> Vec<Record> {
 }
 
 fn encode(out: &mut Vec<u8>, record: &Record) {
-    let Record {
-        id,
-        validity,
-        digest,
-    } = record;
+    encode_stat(out, &record.id, &record.validity);
+    out.extend_from_slice(&record.digest);
+}
+
+/// The 48 bytes of a file's identity and validity, as both cache files store them.
+pub(super) const STAT_LEN: usize = 48;
+
+pub(super) fn encode_stat(out: &mut Vec<u8>, id: &FileId, validity: &Validity) {
     out.extend_from_slice(&id.device.to_le_bytes());
     out.extend_from_slice(&id.inode.to_le_bytes());
     out.extend_from_slice(&validity.size.to_le_bytes());
@@ -300,7 +314,6 @@ fn encode(out: &mut Vec<u8>, record: &Record) {
     out.extend_from_slice(&validity.mtime.1.to_le_bytes());
     out.extend_from_slice(&validity.ctime.0.to_le_bytes());
     out.extend_from_slice(&validity.ctime.1.to_le_bytes());
-    out.extend_from_slice(digest);
 }
 
 fn id_of(record: &[u8; RECORD_LEN]) -> FileId {
@@ -308,12 +321,23 @@ fn id_of(record: &[u8; RECORD_LEN]) -> FileId {
 }
 
 fn decode(record: &[u8]) -> Record {
-    fn bytes<const N: usize>(record: &[u8], at: usize) -> [u8; N] {
-        record
-            .get(at..at + N)
-            .and_then(|slice| slice.try_into().ok())
-            .unwrap_or([0; N])
+    let (id, validity) = decode_stat(record);
+    Record {
+        id,
+        validity,
+        digest: bytes(record, STAT_LEN),
     }
+}
+
+/// `N` bytes of `record` at `at`; zeros past its end.
+pub(super) fn bytes<const N: usize>(record: &[u8], at: usize) -> [u8; N] {
+    record
+        .get(at..at + N)
+        .and_then(|slice| slice.try_into().ok())
+        .unwrap_or([0; N])
+}
+
+pub(super) fn decode_stat(record: &[u8]) -> (FileId, Validity) {
     let id = FileId {
         device: u64::from_le_bytes(bytes(record, 0)),
         inode: u64::from_le_bytes(bytes(record, 8)),
@@ -329,11 +353,7 @@ fn decode(record: &[u8]) -> Record {
             u32::from_le_bytes(bytes(record, 44)),
         ),
     };
-    Record {
-        id,
-        validity,
-        digest: bytes(record, 48),
-    }
+    (id, validity)
 }
 
 #[cfg(test)]
