@@ -8,7 +8,7 @@
 //! kind (one byte), the length of its name (u16) and the name (UTF-8). Little-endian; saved
 //! by rename; a file that does not parse is treated as empty.
 
-use super::select::FileKind;
+use super::select::{FileKind, join};
 use super::statcache::{
     FileId, STAT_LEN, Validity, bytes, decode_stat, encode_stat, write_atomically,
 };
@@ -29,7 +29,7 @@ const MAGIC: &[u8; 8] = b"RBLIST1\n";
 const FILE_NAME: &str = "context-listings";
 const HEADER_LEN: usize = STAT_LEN + 4;
 
-/// One directory's entries: names (without the directory) and kinds, sorted by name.
+/// One directory's entries, sorted by name: their paths (`prefix/name`) and kinds.
 type Entries = Vec<(String, FileKind)>;
 
 /// The listings of one context, kept in a file when [`Listings::keep_in`] names its folder.
@@ -41,7 +41,7 @@ pub(super) struct Listings {
     read: AtomicU64,
 }
 
-/// The file as read, with where each directory's entries start.
+/// The file as read, with where each directory's entries lie.
 #[derive(Debug, Default)]
 struct Loaded {
     bytes: Vec<u8>,
@@ -101,17 +101,6 @@ impl Loaded {
         }
         Some(entries)
     }
-}
-
-fn join(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() {
-        return name.to_string();
-    }
-    let mut joined = String::with_capacity(prefix.len() + 1 + name.len());
-    joined.push_str(prefix);
-    joined.push('/');
-    joined.push_str(name);
-    joined
 }
 
 impl Listings {

@@ -175,7 +175,7 @@ fn exclude_failed(source: pattern::PatternError) -> ContextError {
     }
 }
 
-fn join(dir: &str, name: &str) -> String {
+pub(super) fn join(dir: &str, name: &str) -> String {
     match (dir.is_empty(), name.is_empty()) {
         (true, _) => name.to_string(),
         (false, true) => dir.to_string(),
