@@ -138,7 +138,7 @@ fn entry_digest(
     record.update(stat.st_gid.to_le_bytes());
     match kind {
         FileKind::File => {
-            record.update(cache.content_digest(&host(), dir, name, &stat, near)?);
+            record.update(cache.content_digest(host, dir, name, &stat, near)?);
         }
         FileKind::Symlink => {
             let target = readlinkat(dir, name).map_err(|e| io_error(&host())(e.into()))?;

@@ -193,12 +193,13 @@ impl StatCache {
 
     /// The sha256 of a regular file's contents: from the cache when its stat is unchanged,
     /// else read (and remembered unless it changed while being read or too recently).
-    /// The file is `name` in the open directory `dir`; `path` names it in errors. `near` is
+    /// The file is `name` in the open directory `dir`; `path` gives its name for errors (only
+    /// worked out then). `near` is
     /// where the previous file of the same directory was found in the cache (any value for
     /// the first), updated.
     pub(crate) fn content_digest(
         &self,
-        path: &Path,
+        path: &dyn Fn() -> PathBuf,
         dir: BorrowedFd<'_>,
         name: &OsStr,
         stat: &FileStat,
@@ -218,7 +219,7 @@ impl StatCache {
                 OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                 Mode::empty(),
             )
-            .map_err(|e| io_error(path)(e.into()))?,
+            .map_err(|e| io_error(&path())(e.into()))?,
         );
         let mut hasher = Sha256::new();
         // Sized to the file: a fixed 256 KiB buffer is an mmap, page faults and a munmap for
@@ -227,7 +228,7 @@ impl StatCache {
         let mut buffer = vec![0u8; length.saturating_add(1).clamp(4096, 256 * 1024)];
         let mut total = 0u64;
         loop {
-            let n = file.read(&mut buffer).map_err(io_error(path))?;
+            let n = file.read(&mut buffer).map_err(|e| io_error(&path())(e))?;
             if n == 0 {
                 break;
             }
@@ -237,7 +238,7 @@ impl StatCache {
         self.files_read.fetch_add(1, Ordering::Relaxed);
         self.bytes_read.fetch_add(total, Ordering::Relaxed);
         let digest: [u8; 32] = hasher.finalize().into();
-        let after = fstat(&file).map_err(|e| io_error(path)(e.into()))?;
+        let after = fstat(&file).map_err(|e| io_error(&path())(e.into()))?;
         let unchanged = Validity::of(&after) == validity && after.st_ino == id.inode;
         if unchanged && !validity.is_racy(read_start) {
             self.added().push(Record {
