@@ -70,6 +70,8 @@ pub struct Context {
     ignore: PatternMatcher,
     ignore_file: Option<PathBuf>,
     listings: listing::Listings,
+    /// Whether walks may use the rayon pool's threads (see [`Context::without_ignore`]).
+    parallel: bool,
     /// Keeps a context extracted from a tar stream alive as long as the context.
     _extracted: Option<tempfile::TempDir>,
 }
@@ -77,6 +79,7 @@ pub struct Context {
 impl Context {
     /// Opens the context directory `dir`. The ignore file is `<dockerfile>.dockerignore` beside
     /// the Dockerfile when it exists, else `.dockerignore` at the context root, as BuildKit.
+    /// Its walks run on the rayon pool's threads too, which see the process's mounts.
     pub fn open(dir: &Path, dockerfile: Option<&Path>) -> Result<Context, ContextError> {
         let root = std::fs::canonicalize(dir).map_err(io_error(dir))?;
         let metadata = std::fs::metadata(&root).map_err(io_error(&root))?;
@@ -103,6 +106,7 @@ impl Context {
                         ignore,
                         ignore_file: Some(candidate),
                         listings: listing::Listings::default(),
+                        parallel: true,
                         _extracted: None,
                     });
                 }
@@ -115,12 +119,14 @@ impl Context {
             ignore: PatternMatcher::default(),
             ignore_file: None,
             listings: listing::Listings::default(),
+            parallel: true,
             _extracted: None,
         })
     }
 
     /// A directory read without any ignore file: an image's or a stage's root file system as
-    /// the source of `COPY --from`.
+    /// the source of `COPY --from`. It is walked on the calling thread alone: such a root is
+    /// often mounted in the caller's private mount namespace, which other threads do not see.
     pub fn without_ignore(dir: &Path) -> Result<Context, ContextError> {
         let root = std::fs::canonicalize(dir).map_err(io_error(dir))?;
         Ok(Context {
@@ -128,6 +134,7 @@ impl Context {
             ignore: PatternMatcher::default(),
             ignore_file: None,
             listings: listing::Listings::default(),
+            parallel: false,
             _extracted: None,
         })
     }

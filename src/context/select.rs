@@ -477,22 +477,30 @@ impl Context {
             });
         }
 
-        let walked: Vec<(bool, Vec<SelectedEntry>)> = subdirs
-            .par_iter()
-            .map(|(at, _, child_state)| {
-                let mut inside = Vec::new();
-                let match_path = kept.get(*at).map_or("", |entry| entry.path.as_str());
-                let name = match_path.rsplit('/').next().unwrap_or_default();
-                let kept_inside = self.walk(
-                    filter,
-                    &host_dir.join(name),
-                    match_path,
-                    child_state,
-                    &mut inside,
-                )?;
-                Ok((kept_inside, inside))
-            })
-            .collect::<Result<_, ContextError>>()?;
+        let walk_subdir = |(at, _, child_state): &(usize, bool, WalkState)| {
+            let mut inside = Vec::new();
+            let match_path = kept.get(*at).map_or("", |entry| entry.path.as_str());
+            let name = match_path.rsplit('/').next().unwrap_or_default();
+            let kept_inside = self.walk(
+                filter,
+                &host_dir.join(name),
+                match_path,
+                child_state,
+                &mut inside,
+            )?;
+            Ok((kept_inside, inside))
+        };
+        let walked: Vec<(bool, Vec<SelectedEntry>)> = if self.parallel {
+            subdirs
+                .par_iter()
+                .map(walk_subdir)
+                .collect::<Result<_, ContextError>>()?
+        } else {
+            subdirs
+                .iter()
+                .map(walk_subdir)
+                .collect::<Result<_, ContextError>>()?
+        };
 
         out.reserve(kept.len() + walked.iter().map(|(_, inside)| inside.len()).sum::<usize>());
         let mut kept_any = false;
