@@ -1,6 +1,6 @@
 //! Hashing a large build context shaped like ../shared/bench's bigctx (20,000 files in 200
-//! folders, about 200 MB, plus 2,100 ignored files): cold (every file read) and warm (stat
-//! cache loaded from disk, nothing read).
+//! folders, about 200 MB, plus 2,100 ignored files): cold (every file and folder read) and
+//! warm (stat cache and listings loaded from disk, no file or folder read).
 //!
 //! Run: cargo bench --bench context
 
@@ -60,10 +60,17 @@ fn cpu_time() -> std::time::Duration {
     micros(usage.user_time()) + micros(usage.system_time())
 }
 
-fn hash_all(root: &Path, cache: &StatCache) -> usize {
+/// Selects and hashes the whole context; with `cache_dir`, keeping listings there. Returns
+/// the number of entries and of folders read.
+fn hash_all(root: &Path, cache: &StatCache, cache_dir: Option<&Path>) -> (usize, u64) {
     let context = Context::open(root, None).unwrap();
+    if let Some(cache_dir) = cache_dir {
+        context.keep_listings_in(cache_dir);
+    }
     let selection = context.select(".", &SelectOptions::default()).unwrap();
-    hash_selection(&selection, cache).unwrap().entries.len()
+    let entries = hash_selection(&selection, cache).unwrap().entries.len();
+    context.save_listings().unwrap();
+    (entries, context.directories_read())
 }
 
 fn bench(c: &mut Criterion) {
@@ -71,20 +78,23 @@ fn bench(c: &mut Criterion) {
     generate(context.path());
     let cache_dir = tempfile::tempdir().unwrap();
     let primed = StatCache::open(cache_dir.path()).unwrap();
-    let entries = hash_all(context.path(), &primed);
+    let (entries, _) = hash_all(context.path(), &primed, Some(cache_dir.path()));
     primed.save().unwrap();
     eprintln!("bigctx-like context: {entries} selected entries");
     // The machine is shared: CPU time (all threads) says more than wall time there.
     for (label, cold) in [("cold", true), ("warm", false)] {
         let before = cpu_time();
-        let cache = if cold {
-            StatCache::in_memory()
+        let (cache, kept) = if cold {
+            (StatCache::in_memory(), None)
         } else {
-            StatCache::open(cache_dir.path()).unwrap()
+            (
+                StatCache::open(cache_dir.path()).unwrap(),
+                Some(cache_dir.path()),
+            )
         };
-        hash_all(context.path(), &cache);
+        let (_, folders_read) = hash_all(context.path(), &cache, kept);
         eprintln!(
-            "{label}: {:?} CPU time, {:?}",
+            "{label}: {:?} CPU time, {:?}, {folders_read} folders read",
             cpu_time() - before,
             cache.stats()
         );
@@ -93,13 +103,13 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("context");
     group.sample_size(10);
     group.bench_function("hash_bigctx_cold", |b| {
-        b.iter(|| hash_all(context.path(), &StatCache::in_memory()))
+        b.iter(|| hash_all(context.path(), &StatCache::in_memory(), None))
     });
     group.bench_function("hash_bigctx_warm", |b| {
         b.iter(|| {
             let cache = StatCache::open(cache_dir.path()).unwrap();
-            let entries = hash_all(context.path(), &cache);
-            assert_eq!(cache.stats().files_read, 0);
+            let (entries, folders_read) = hash_all(context.path(), &cache, Some(cache_dir.path()));
+            assert_eq!((cache.stats().files_read, folders_read), (0, 0));
             cache.save().unwrap();
             entries
         })

@@ -165,11 +165,79 @@ fn corrupt_cache_file_is_ignored() {
     let cache_dir = tempfile::tempdir().unwrap();
     std::fs::write(
         cache_dir.path().join("context-stat-cache"),
-        b"RBSTAT1\nshort",
+        b"RBSTAT2\nshort",
     )
     .unwrap();
     let cache = StatCache::open(cache_dir.path()).unwrap();
     let hashed = hash(dir.path(), "README.md", &cache);
     assert_eq!(hashed.entries.len(), 1);
     assert_eq!(cache.stats().files_read, 1);
+}
+
+#[test]
+fn a_file_selected_twice_in_one_build_is_read_once() {
+    let dir = project();
+    let cache = StatCache::in_memory();
+    let first = hash(dir.path(), "src/mod1", &cache);
+    let again = hash(dir.path(), "src/mod1", &cache);
+    assert_eq!(again, first);
+    let stats = cache.stats();
+    assert_eq!((stats.files_read, stats.cache_hits), (10, 10));
+}
+
+#[test]
+fn saved_cache_keeps_earlier_and_new_digests() {
+    let dir = project();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = StatCache::open(cache_dir.path()).unwrap();
+    hash(dir.path(), "src/mod0", &cache);
+    cache.save().unwrap();
+
+    // A second build reads only what the first did not, and saves the union.
+    let second = StatCache::open(cache_dir.path()).unwrap();
+    hash(dir.path(), ".", &second);
+    assert_eq!(
+        (second.stats().files_read, second.stats().cache_hits),
+        (31, 10)
+    );
+    second.save().unwrap();
+
+    let third = StatCache::open(cache_dir.path()).unwrap();
+    hash(dir.path(), ".", &third);
+    assert_eq!(
+        (third.stats().files_read, third.stats().cache_hits),
+        (0, 41)
+    );
+    // Nothing new: the file is left as it was.
+    let before = std::fs::metadata(cache_dir.path().join("context-stat-cache")).unwrap();
+    third.save().unwrap();
+    let after = std::fs::metadata(cache_dir.path().join("context-stat-cache")).unwrap();
+    assert_eq!(before.modified().unwrap(), after.modified().unwrap());
+}
+
+#[test]
+fn entry_digests_are_hex_in_json() {
+    let dir = project();
+    let hashed = hash(dir.path(), "README.md", &StatCache::in_memory());
+    let json = serde_json::to_value(&hashed).unwrap();
+    let digest = json["entries"][0]["digest"].as_str().unwrap();
+    assert_eq!(digest.len(), 64);
+    assert!(
+        digest
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    let mut bad = json.clone();
+    bad["entries"][0]["digest"] = "xyz".into();
+    assert!(serde_json::from_value::<SourceHash>(bad).is_err());
+}
+
+#[test]
+fn a_file_gone_between_select_and_hash_is_an_error_naming_it() {
+    let dir = project();
+    let context = Context::open(dir.path(), None).unwrap();
+    let selection = context.select("src", &SelectOptions::default()).unwrap();
+    std::fs::remove_file(dir.path().join("src/mod2/file10.txt")).unwrap();
+    let error = hash_selection(&selection, &StatCache::in_memory()).unwrap_err();
+    assert!(error.to_string().contains("src/mod2/file10.txt"), "{error}");
 }

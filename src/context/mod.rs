@@ -8,6 +8,7 @@
 //! changed between two builds.
 
 mod hash;
+mod listing;
 pub mod pattern;
 mod select;
 mod statcache;
@@ -68,6 +69,9 @@ pub struct Context {
     root: PathBuf,
     ignore: PatternMatcher,
     ignore_file: Option<PathBuf>,
+    listings: listing::Listings,
+    /// Whether walks may use the rayon pool's threads (see [`Context::without_ignore`]).
+    parallel: bool,
     /// Keeps a context extracted from a tar stream alive as long as the context.
     _extracted: Option<tempfile::TempDir>,
 }
@@ -75,6 +79,7 @@ pub struct Context {
 impl Context {
     /// Opens the context directory `dir`. The ignore file is `<dockerfile>.dockerignore` beside
     /// the Dockerfile when it exists, else `.dockerignore` at the context root, as BuildKit.
+    /// Its walks run on the rayon pool's threads too, which see the process's mounts.
     pub fn open(dir: &Path, dockerfile: Option<&Path>) -> Result<Context, ContextError> {
         let root = std::fs::canonicalize(dir).map_err(io_error(dir))?;
         let metadata = std::fs::metadata(&root).map_err(io_error(&root))?;
@@ -100,6 +105,8 @@ impl Context {
                         root,
                         ignore,
                         ignore_file: Some(candidate),
+                        listings: listing::Listings::default(),
+                        parallel: true,
                         _extracted: None,
                     });
                 }
@@ -111,18 +118,23 @@ impl Context {
             root,
             ignore: PatternMatcher::default(),
             ignore_file: None,
+            listings: listing::Listings::default(),
+            parallel: true,
             _extracted: None,
         })
     }
 
     /// A directory read without any ignore file: an image's or a stage's root file system as
-    /// the source of `COPY --from`.
+    /// the source of `COPY --from`. It is walked on the calling thread alone: such a root is
+    /// often mounted in the caller's private mount namespace, which other threads do not see.
     pub fn without_ignore(dir: &Path) -> Result<Context, ContextError> {
         let root = std::fs::canonicalize(dir).map_err(io_error(dir))?;
         Ok(Context {
             root,
             ignore: PatternMatcher::default(),
             ignore_file: None,
+            listings: listing::Listings::default(),
+            parallel: false,
             _extracted: None,
         })
     }
@@ -144,6 +156,23 @@ impl Context {
         let mut context = Context::open(dir.path(), dockerfile.as_deref())?;
         context._extracted = Some(dir);
         Ok(context)
+    }
+
+    /// Remembers the context's directory listings in `cache_dir` (read there now, written by
+    /// [`Context::save_listings`]): a later walk of an unchanged directory stats it instead
+    /// of reading it.
+    pub fn keep_listings_in(&self, cache_dir: &Path) {
+        self.listings.keep_in(cache_dir);
+    }
+
+    /// Writes the listings remembered by this walk, if any.
+    pub fn save_listings(&self) -> Result<(), ContextError> {
+        self.listings.save()
+    }
+
+    /// How many directories were read rather than taken from the kept listings.
+    pub fn directories_read(&self) -> u64 {
+        self.listings.directories_read()
     }
 
     /// The context directory on the host (canonical).

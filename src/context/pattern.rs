@@ -285,7 +285,9 @@ enum Compiled {
     Exact,
     Prefix,
     Suffix,
-    Regex(Regex),
+    /// The expression, and the literal text every match ends with: most paths fail that
+    /// cheaper test first.
+    Regex(Regex, String),
     /// Moby defers compiling; a pattern Go's regexp rejects fails at match time.
     Invalid,
 }
@@ -320,7 +322,9 @@ impl Pattern {
                         .strip_prefix('/')
                         .is_some_and(|without_slash| path == without_slash)
             }
-            Compiled::Regex(regex) => regex.is_match(path.as_bytes()),
+            Compiled::Regex(regex, ending) => {
+                path.ends_with(ending.as_str()) && regex.is_match(path.as_bytes())
+            }
             Compiled::Invalid => return Err(PatternError::Bad(self.cleaned.clone())),
         })
     }
@@ -438,11 +442,26 @@ fn compile(cleaned: &str) -> Compiled {
         Kind::Regex => {
             regex.push('$');
             match Regex::new(&regex) {
-                Ok(compiled) => Compiled::Regex(compiled),
+                Ok(compiled) => Compiled::Regex(compiled, literal_ending(cleaned).to_string()),
                 Err(_) => Compiled::Invalid,
             }
         }
     }
+}
+
+/// The end of a pattern that `compile` turns into the same text in the expression: letters,
+/// digits and `._-/`, none escaped (an escaped letter is a class such as `\d`).
+fn literal_ending(cleaned: &str) -> &str {
+    let mut start = 0;
+    let mut escaped = false;
+    for (at, ch) in cleaned.char_indices() {
+        let literal = !escaped && (ch.is_alphanumeric() || matches!(ch, '.' | '_' | '-' | '/'));
+        escaped = !escaped && ch == '\\';
+        if !literal {
+            start = at + ch.len_utf8();
+        }
+    }
+    cleaned.get(start..).unwrap_or_default()
 }
 
 /// What a directory's patterns matched, handed to its children so that `dir` also matches
@@ -544,16 +563,28 @@ impl PatternMatcher {
         path: &str,
         parent: &MatchInfo,
     ) -> Result<(bool, MatchInfo), PatternError> {
+        self.matches_using_parent_results_of(path, parent, true)
+    }
+
+    /// [`PatternMatcher::matches_using_parent_results`] for a walker: the result for the
+    /// children is only worked out for a directory (`is_dir`); a file's is empty.
+    pub(crate) fn matches_using_parent_results_of(
+        &self,
+        path: &str,
+        parent: &MatchInfo,
+        is_dir: bool,
+    ) -> Result<(bool, MatchInfo), PatternError> {
         let mut matched = false;
         let mut info = MatchInfo {
-            parent_matched: vec![false; self.patterns.len()],
+            parent_matched: if is_dir {
+                vec![false; self.patterns.len()]
+            } else {
+                Vec::new()
+            },
         };
-        // Go's filepath.Dir: everything up to the last slash, cleaned.
-        let parent_dir = match path.rfind('/') {
-            Some(at) => clean(path.get(..=at).unwrap_or_default()),
-            None => ".".to_string(),
-        };
-        let parent_dir = parent_dir.as_str();
+        // Go's filepath.Dir (everything up to the last slash, cleaned), needed only when the
+        // parent's results are unknown.
+        let mut parent_dir: Option<String> = None;
         for (index, pattern) in self.patterns.iter().enumerate() {
             let mut hit = parent.parent_matched.get(index).copied().unwrap_or(false);
             if !hit {
@@ -561,15 +592,21 @@ impl PatternMatcher {
                     continue;
                 }
                 hit = pattern.matches(path)?;
-                if !hit && parent.parent_matched.is_empty() && parent_dir != "." {
-                    for (at, _) in parent_dir.match_indices('/') {
-                        if pattern.matches(parent_dir.get(..at).unwrap_or_default())? {
-                            hit = true;
-                            break;
+                if !hit && parent.parent_matched.is_empty() {
+                    let parent_dir = parent_dir.get_or_insert_with(|| match path.rfind('/') {
+                        Some(at) => clean(path.get(..=at).unwrap_or_default()),
+                        None => ".".to_string(),
+                    });
+                    if parent_dir != "." {
+                        for (at, _) in parent_dir.match_indices('/') {
+                            if pattern.matches(parent_dir.get(..at).unwrap_or_default())? {
+                                hit = true;
+                                break;
+                            }
                         }
-                    }
-                    if !hit {
-                        hit = pattern.matches(parent_dir)?;
+                        if !hit {
+                            hit = pattern.matches(parent_dir)?;
+                        }
                     }
                 }
             }
@@ -624,6 +661,33 @@ mod tests {
         ] {
             assert_eq!(clean(input), want, "{input}");
         }
+    }
+
+    #[test]
+    fn literal_ending_stops_at_wildcards_classes_and_escapes() {
+        for (pattern, ending) in [
+            ("**/*.log", ".log"),
+            ("a/*/b-c_d", "/b-c_d"),
+            ("x[ab]yz", "yz"),
+            ("a\\d", ""),
+            ("a\\*bc", "bc"),
+            ("name?", ""),
+            ("caf\u{e9}*.t\u{e9}", ".t\u{e9}"),
+        ] {
+            assert_eq!(literal_ending(pattern), ending, "{pattern}");
+        }
+    }
+
+    #[test]
+    fn escaped_letter_is_a_class_not_its_letter() {
+        // Moby hands `\d` to Go's regexp, where it means a digit.
+        let matcher = PatternMatcher::new(&["file\\d"]).unwrap();
+        assert!(matcher.matches_exact("file7").unwrap());
+        assert!(!matcher.matches_exact("filed").unwrap());
+        let matcher = PatternMatcher::new(&["**/*.log"]).unwrap();
+        assert!(matcher.matches_exact("a/b/c.log").unwrap());
+        assert!(matcher.matches_exact("c.log").unwrap());
+        assert!(!matcher.matches_exact("c.log.gz").unwrap());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use super::pattern::{self, MatchInfo, PatternMatcher};
 use super::{Context, ContextError, exclude_matcher, io_error};
+use rayon::prelude::*;
 use std::fs::FileType;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,45 @@ impl FileKind {
             libc::S_IFCHR => FileKind::CharDevice,
             libc::S_IFBLK => FileKind::BlockDevice,
             _ => FileKind::File,
+        }
+    }
+
+    /// One byte naming the kind, in cache keys and cache files.
+    pub(crate) fn tag(self) -> u8 {
+        match self {
+            FileKind::File => b'f',
+            FileKind::Dir => b'd',
+            FileKind::Symlink => b'l',
+            FileKind::Fifo => b'p',
+            FileKind::Socket => b's',
+            FileKind::CharDevice => b'c',
+            FileKind::BlockDevice => b'b',
+        }
+    }
+
+    pub(crate) fn of_tag(tag: u8) -> Option<FileKind> {
+        [
+            FileKind::File,
+            FileKind::Dir,
+            FileKind::Symlink,
+            FileKind::Fifo,
+            FileKind::Socket,
+            FileKind::CharDevice,
+            FileKind::BlockDevice,
+        ]
+        .into_iter()
+        .find(|kind| kind.tag() == tag)
+    }
+
+    pub(crate) fn of_dir_entry(file_type: nix::dir::Type) -> FileKind {
+        match file_type {
+            nix::dir::Type::Directory => FileKind::Dir,
+            nix::dir::Type::Symlink => FileKind::Symlink,
+            nix::dir::Type::Fifo => FileKind::Fifo,
+            nix::dir::Type::Socket => FileKind::Socket,
+            nix::dir::Type::CharacterDevice => FileKind::CharDevice,
+            nix::dir::Type::BlockDevice => FileKind::BlockDevice,
+            nix::dir::Type::File => FileKind::File,
         }
     }
 
@@ -135,11 +175,17 @@ fn exclude_failed(source: pattern::PatternError) -> ContextError {
     }
 }
 
-fn join(dir: &str, name: &str) -> String {
+pub(super) fn join(dir: &str, name: &str) -> String {
     match (dir.is_empty(), name.is_empty()) {
         (true, _) => name.to_string(),
         (false, true) => dir.to_string(),
-        (false, false) => format!("{dir}/{name}"),
+        (false, false) => {
+            let mut joined = String::with_capacity(dir.len() + 1 + name.len());
+            joined.push_str(dir);
+            joined.push('/');
+            joined.push_str(name);
+            joined
+        }
     }
 }
 
@@ -150,6 +196,8 @@ fn base_name(path: &str) -> String {
 /// Filters applied while walking a match: the ignore file (paths relative to the context
 /// root), `--exclude` and the `--parents` include pattern (paths relative to the match).
 struct WalkFilter<'a> {
+    /// The match's path relative to the context root.
+    root: &'a str,
     ignore: &'a PatternMatcher,
     exclude: Option<&'a PatternMatcher>,
     include: Option<&'a PatternMatcher>,
@@ -296,12 +344,13 @@ impl Context {
         }];
         if kind == FileKind::Dir {
             let filter = WalkFilter {
+                root: real,
                 ignore: &self.ignore,
                 exclude,
                 include,
             };
             let state = self.state_of_dir(real)?;
-            self.walk(&filter, &host_path, real, "", &state, &mut entries)?;
+            self.walk(&filter, &host_path, "", &state, &mut entries)?;
         }
         Ok(Match {
             source_path: named.to_string(),
@@ -340,61 +389,61 @@ impl Context {
         Ok(state)
     }
 
-    fn read_sorted_dir(&self, dir: &Path) -> Result<Vec<(String, FileKind)>, ContextError> {
-        let mut children = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
-            let entry = entry.map_err(io_error(dir))?;
-            let file_type = entry.file_type().map_err(io_error(&entry.path()))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                return Err(ContextError::Io {
-                    path: entry.path(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        "file name is not UTF-8",
-                    ),
-                });
-            };
-            children.push((name.to_string(), FileKind::of(file_type)));
-        }
-        children.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        Ok(children)
+    /// The entries of the host directory `dir`, sorted by name, each named `prefix/name`
+    /// (just `name` when `prefix` is empty).
+    fn read_sorted_dir(
+        &self,
+        dir: &Path,
+        prefix: &str,
+    ) -> Result<Vec<(String, FileKind)>, ContextError> {
+        self.listings.sorted_entries(dir, prefix)
     }
 
-    /// Walks a selected directory. An entry hidden by a filter is skipped; a hidden directory
-    /// is still walked when an exception may re-include something inside it, and is kept
-    /// only if something inside it is. Returns whether anything was kept.
+    /// Walks a selected directory, appending what it keeps to `out`. An entry hidden by a
+    /// filter is skipped; a hidden directory is still walked when an exception may re-include
+    /// something inside it, and is kept only if something inside it is. Subdirectories are
+    /// walked in parallel. Returns whether anything was kept.
     fn walk(
         &self,
         filter: &WalkFilter,
         host_dir: &Path,
-        context_dir: &str,
         match_dir: &str,
         state: &WalkState,
         out: &mut Vec<SelectedEntry>,
     ) -> Result<bool, ContextError> {
-        let mut kept_any = false;
-        for (name, kind) in self.read_sorted_dir(host_dir)? {
-            let context_path = join(context_dir, &name);
-            let match_path = join(match_dir, &name);
+        // Children that pass the filters, in order; directories with whether they are hidden
+        // and the matcher state their own children start from.
+        let mut kept = Vec::new();
+        let mut subdirs = Vec::new();
+        let mut context_path = String::new();
+        for (match_path, kind) in self.read_sorted_dir(host_dir, match_dir)? {
             let is_dir = kind == FileKind::Dir;
             let mut child_state = WalkState::default();
             let mut hidden = false;
 
+            let context_path = if filter.root.is_empty() {
+                match_path.as_str()
+            } else {
+                context_path.clear();
+                context_path.push_str(filter.root);
+                context_path.push('/');
+                context_path.push_str(&match_path);
+                context_path.as_str()
+            };
             let (ignored, info) = filter
                 .ignore
-                .matches_using_parent_results(&context_path, &state.ignore)
+                .matches_using_parent_results_of(context_path, &state.ignore, is_dir)
                 .map_err(|source| self.ignore_error(source))?;
             child_state.ignore = info;
             if ignored {
-                if !is_dir || !filter.ignore.exception_may_match_under(&context_path) {
+                if !is_dir || !filter.ignore.exception_may_match_under(context_path) {
                     continue;
                 }
                 hidden = true;
             }
             if let Some(exclude) = filter.exclude {
                 let (excluded, info) = exclude
-                    .matches_using_parent_results(&match_path, &state.exclude)
+                    .matches_using_parent_results_of(&match_path, &state.exclude, is_dir)
                     .map_err(exclude_failed)?;
                 child_state.exclude = info;
                 if excluded {
@@ -406,7 +455,7 @@ impl Context {
             }
             if let Some(include) = filter.include {
                 let (included, info) = include
-                    .matches_using_parent_results(&match_path, &state.include)
+                    .matches_using_parent_results_of(&match_path, &state.include, is_dir)
                     .map_err(|source| ContextError::ParentsPattern {
                         source_path: match_path.clone(),
                         source,
@@ -419,29 +468,56 @@ impl Context {
                     hidden = true;
                 }
             }
-
-            let position = out.len();
-            out.push(SelectedEntry {
-                path: match_path.clone(),
+            if is_dir {
+                subdirs.push((kept.len(), hidden, child_state));
+            }
+            kept.push(SelectedEntry {
+                path: match_path,
                 kind,
             });
-            let mut kept = !hidden;
-            if is_dir {
-                let child_host = host_dir.join(&name);
-                let kept_inside = self.walk(
-                    filter,
-                    &child_host,
-                    &context_path,
-                    &match_path,
-                    &child_state,
-                    out,
-                )?;
-                kept = kept || kept_inside;
-            }
-            if kept {
-                kept_any = true;
-            } else {
-                out.truncate(position);
+        }
+
+        let walk_subdir = |(at, _, child_state): &(usize, bool, WalkState)| {
+            let mut inside = Vec::new();
+            let match_path = kept.get(*at).map_or("", |entry| entry.path.as_str());
+            let name = match_path.rsplit('/').next().unwrap_or_default();
+            let kept_inside = self.walk(
+                filter,
+                &host_dir.join(name),
+                match_path,
+                child_state,
+                &mut inside,
+            )?;
+            Ok((kept_inside, inside))
+        };
+        let walked: Vec<(bool, Vec<SelectedEntry>)> = if self.parallel {
+            subdirs
+                .par_iter()
+                .map(walk_subdir)
+                .collect::<Result<_, ContextError>>()?
+        } else {
+            subdirs
+                .iter()
+                .map(walk_subdir)
+                .collect::<Result<_, ContextError>>()?
+        };
+
+        out.reserve(kept.len() + walked.iter().map(|(_, inside)| inside.len()).sum::<usize>());
+        let mut kept_any = false;
+        let mut subdirs = subdirs.iter().zip(walked).peekable();
+        for (at, entry) in kept.into_iter().enumerate() {
+            match subdirs.next_if(|((dir_at, ..), _)| *dir_at == at) {
+                Some(((_, hidden, ..), (kept_inside, inside))) => {
+                    if !hidden || kept_inside {
+                        out.push(entry);
+                        out.extend(inside);
+                        kept_any = true;
+                    }
+                }
+                None => {
+                    out.push(entry);
+                    kept_any = true;
+                }
             }
         }
         Ok(kept_any)
@@ -465,20 +541,14 @@ impl Context {
             return Ok(false);
         }
         let filter = WalkFilter {
+            root: real,
             ignore: &self.ignore,
             exclude: None,
             include: None,
         };
         let state = self.state_of_dir(real)?;
         let mut inside = Vec::new();
-        self.walk(
-            &filter,
-            &self.host_path(real),
-            real,
-            "",
-            &state,
-            &mut inside,
-        )
+        self.walk(&filter, &self.host_path(real), "", &state, &mut inside)
     }
 
     /// Walks the wildcard base down to the pattern's depth and collects the paths (relative to
@@ -496,8 +566,7 @@ impl Context {
             return Ok(());
         }
         let host_dir = self.host_path(&join(base_real, relative));
-        for (name, kind) in self.read_sorted_dir(&host_dir)? {
-            let candidate = join(relative, &name);
+        for (candidate, kind) in self.read_sorted_dir(&host_dir, relative)? {
             let context_path = join(base_real, &candidate);
             if !self.is_visible(&context_path, kind)? {
                 continue;
