@@ -188,6 +188,7 @@ pub fn build(
     std::fs::create_dir_all(&cache_dir)
         .map_err(|e| BuildError::Other(format!("{}: {e}", cache_dir.display())))?;
     let stat_cache = StatCache::open(&cache_dir)?;
+    context.keep_listings_in(&cache_dir);
     let mut first_step = Vec::with_capacity(plan.stages.len());
     let mut next = 0;
     for stage in &plan.stages {
@@ -236,6 +237,7 @@ pub fn build(
         }
     });
     let _ = stat_cache.save();
+    let _ = context.save_listings();
     if let Ok(mut run_dirs) = shared.run_dirs.lock()
         && let Ok(trash) = shared.trash.lock()
         && let Some(trash) = trash.as_ref()
@@ -658,14 +660,15 @@ impl Shared<'_> {
                 let record_error =
                     |e: serde_json::Error| BuildError::Other(format!("cache record: {e}"));
                 let inputs = serde_json::value::to_raw_value(&inputs_json).map_err(record_error)?;
-                let source_entries =
-                    serde_json::value::to_raw_value(&sources).map_err(record_error)?;
+                if !sources.is_empty() {
+                    let entries = serde_json::to_string(&sources).map_err(record_error)?;
+                    self.store.put_cache_sources(&key, &entries)?;
+                }
                 if matches!(step.op, Op::Copy(_)) {
                     let record = pending::StepRecord {
                         key: key.clone(),
                         created: Some(self.now()),
                         inputs,
-                        sources: source_entries,
                     };
                     // A large layer is written while the next steps run; a small one
                     // (the whole of a stacked one counts) before, so that the step is
@@ -697,7 +700,6 @@ impl Shared<'_> {
                             chain_id: next.chain_id().cloned(),
                             created: next.created.clone(),
                             inputs,
-                            sources: Some(source_entries),
                             mergeable,
                         },
                     )?;
@@ -878,7 +880,6 @@ impl Shared<'_> {
                     chain_id: fs.chain_id().cloned(),
                     created: record.created,
                     inputs: record.inputs,
-                    sources: Some(record.sources),
                     mergeable: false,
                 },
             )?;

@@ -79,7 +79,6 @@ pub(super) struct StepRecord {
     pub key: Digest,
     pub created: Option<String>,
     pub inputs: Box<serde_json::value::RawValue>,
-    pub sources: Box<serde_json::value::RawValue>,
 }
 
 /// A layer in the store whose snapshot is still the step's upper dir (or its `flat` copy).
@@ -117,7 +116,6 @@ fn write_and_commit(
                 chain_id: Some(chain_id.clone()),
                 created: record.created,
                 inputs: record.inputs,
-                sources: Some(record.sources),
                 mergeable: written.digest.mergeable,
             },
         )

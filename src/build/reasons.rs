@@ -20,10 +20,11 @@ pub(super) struct Earlier {
 pub(super) fn earlier(store: &Store, previous: &Digest) -> Option<Earlier> {
     let record = store.cache_record(previous).ok()??;
     let inputs: Value = serde_json::from_str(record.inputs.get()).ok()?;
-    let sources = record
-        .sources
-        .as_ref()
-        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+    let sources = store
+        .cache_sources(previous)
+        .ok()
+        .flatten()
+        .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default();
     Some(Earlier {
         record,

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cache/records/<key-hex>.json       a CacheRecord
+//! cache/sources/<key-hex>.json       its sources' content hashes, entry by entry
 //! cache/positions/<position-hex>     the key a step position had last time
 //! cache/mounts/<id-hex>/             RUN --mount=type=cache directories
 //! ```
@@ -35,11 +36,6 @@ pub struct CacheRecord {
     /// What went into the key, kept to explain a later miss: left unparsed until then (with a
     /// large context it is most of the record, and a hit does not read it).
     pub inputs: Box<serde_json::value::RawValue>,
-    /// The content hashes of its sources, entry by entry (to explain a later miss, and to
-    /// start the next result of a COPY from this one): apart from `inputs`, so that neither
-    /// a large context's entries nor the rest go through a JSON tree.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sources: Option<Box<serde_json::value::RawValue>>,
     /// Whether the next result of the step may copy this layer's entries one by one
     /// ([`crate::snapshot::LayerDigest::mergeable`]).
     #[serde(default)]
@@ -102,6 +98,32 @@ impl Store {
         let bytes = serde_json::to_vec(record)
             .map_err(|e| StoreError::Invalid(format!("cache record: {e}")))?;
         self.write_cache_file(&path, &bytes)
+    }
+
+    /// The content hashes of the sources of the step of `key`, entry by entry, as written by
+    /// [`Store::put_cache_sources`]: to explain a later miss, and to start the next result of
+    /// a COPY from this one. Kept apart from the record, which a cache hit reads, because a
+    /// large context makes them megabytes.
+    pub fn cache_sources(&self, key: &Digest) -> Result<Option<String>> {
+        let path = self.cache_sources_path(key)?;
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    /// Writes what [`Store::cache_sources`] reads; before the record, so that a record found
+    /// has its sources.
+    pub fn put_cache_sources(&self, key: &Digest, sources: &str) -> Result<()> {
+        let path = self.cache_sources_path(key)?;
+        self.write_cache_file(&path, sources.as_bytes())
+    }
+
+    fn cache_sources_path(&self, key: &Digest) -> Result<PathBuf> {
+        Ok(self
+            .cache_dir("sources")?
+            .join(format!("{}.json", sha256_hex(key)?)))
     }
 
     /// Writes by rename but without fsync: a cache file lost or cut short by a crash reads as
