@@ -2,14 +2,6 @@
 
 mod cli;
 
-/// Builds allocate and free many small values (a path and a digest per context file); mimalloc
-/// does that with less CPU than glibc's malloc, whose consolidation of freed chunks showed in
-/// profiles of large-context builds. Without transparent huge pages (`no_thp`): a huge page
-/// is zeroed whole on first touch, 2 MiB for a few small values, which cost a touch build
-/// 0.14 s of page clearing.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
