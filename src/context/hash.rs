@@ -10,6 +10,9 @@ use crate::image::config::digest_from_hash;
 use nix::fcntl::{AtFlags, OFlag, readlinkat};
 use nix::sys::stat::{Mode, fstatat};
 use rayon::prelude::*;
+
+/// Entries of one match from which they are hashed on the rayon pool's threads.
+const PARALLEL_ENTRIES_MIN: usize = 256;
 use sha2::{Digest as _, Sha256};
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -241,23 +244,32 @@ pub fn hash_selection(
         // (consecutive ones, mostly of one directory). The digests are written straight into
         // place; the first error is set aside meanwhile.
         let failure = OnceLock::new();
-        matched
-            .entries
-            .par_iter()
-            .map_init(
-                || (OpenDirs::default(), usize::MAX),
-                |(dir, near), entry| {
-                    hash_entry(matched, entry, dir, cache, near).unwrap_or_else(|error| {
-                        let _ = failure.set(error);
-                        EntryDigest {
-                            path: String::new(),
-                            kind: entry.kind,
-                            digest: [0; 32],
-                        }
-                    })
-                },
-            )
-            .collect_into_vec(&mut digests);
+        let hash = |(dir, near): &mut (OpenDirs, usize), entry| {
+            hash_entry(matched, entry, dir, cache, near).unwrap_or_else(|error| {
+                let _ = failure.set(error);
+                EntryDigest {
+                    path: String::new(),
+                    kind: entry.kind,
+                    digest: [0; 32],
+                }
+            })
+        };
+        let start = || (OpenDirs::default(), usize::MAX);
+        // The pool only for many entries: waking its threads costs a few more than it saves.
+        if matched.entries.len() >= PARALLEL_ENTRIES_MIN {
+            matched
+                .entries
+                .par_iter()
+                .map_init(start, hash)
+                .collect_into_vec(&mut digests);
+        } else {
+            let mut state = start();
+            digests = matched
+                .entries
+                .iter()
+                .map(|entry| hash(&mut state, entry))
+                .collect();
+        }
         if let Some(error) = failure.into_inner() {
             return Err(error);
         }
