@@ -245,7 +245,6 @@ impl CStringArray {
 
 struct Plan {
     clone_flags: c_ulong,
-    wait_for_parent: bool,
     root: CString,
     /// overlay options, or None to bind-mount `rootfs_dir`.
     overlay: Option<CString>,
@@ -443,7 +442,6 @@ impl Plan {
                 LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
             } as c_ulong;
         }
-        let userns = clone_flags & libc::CLONE_NEWUSER as c_ulong != 0;
 
         let mut mounts = Vec::new();
         for mount in spec.mounts().as_deref().unwrap_or_default() {
@@ -534,7 +532,6 @@ impl Plan {
         };
         Ok(Plan {
             clone_flags,
-            wait_for_parent: userns || !request.limits.is_empty(),
             root: cstring(bundle.rootfs.to_string_lossy().into_owned(), "rootfs")?,
             overlay: bundle
                 .overlay_options(request, id_map.is_some())?
@@ -710,10 +707,8 @@ pub fn run(
     if let Some(cgroup) = &cgroup {
         cgroup.add(pid)?;
     }
-    if plan.wait_for_parent {
-        nix::unistd::write(&sync_write, &[1])
-            .map_err(|errno| Error::io("releasing the sandbox")(errno.into()))?;
-    }
+    nix::unistd::write(&sync_write, &[1])
+        .map_err(|errno| Error::io("releasing the sandbox")(errno.into()))?;
     drop(sync_write);
     drop(plan);
 
@@ -1178,11 +1173,12 @@ unsafe fn child_main(plan: &Plan) -> ! {
         libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         libc::umask(0o022);
-        if plan.wait_for_parent {
-            let mut byte = [0u8; 1];
-            if libc::read(plan.fds.sync, byte.as_mut_ptr().cast(), 1) != 1 {
-                fail(plan, Stage::Sync, errno(), 0);
-            }
+        // Always wait for the parent's byte, even when it has no ID map or cgroup to set up:
+        // a parent killed before the prctl above would leave this child orphaned, and in a
+        // new PID namespace getppid() cannot tell. Its death closes the pipe, so we see EOF.
+        let mut byte = [0u8; 1];
+        if libc::read(plan.fds.sync, byte.as_mut_ptr().cast(), 1) != 1 {
+            fail(plan, Stage::Sync, errno(), 0);
         }
         libc::close(plan.fds.sync);
 
