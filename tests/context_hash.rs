@@ -1,16 +1,13 @@
 //! Content hashes: what changes them and what does not, the stat cache that spares a rebuild
 //! from reading any file, and the report of changed paths.
 
+mod context_support;
+
+use context_support::write;
 use rbuild::context::{Context, PathChange, SelectOptions, SourceHash, StatCache, hash_selection};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
-
-fn write(root: &Path, path: &str, content: &str) {
-    let full = root.join(path);
-    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-    std::fs::write(full, content).unwrap();
-}
 
 fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -1,15 +1,12 @@
 //! Kept directory listings: an unchanged context is walked without reading its directories,
 //! and any entry added, removed or replaced is seen.
 
+mod context_support;
+
+use context_support::write;
 use rbuild::context::{Context, FileKind, SelectOptions, Selection};
 use std::path::Path;
 use std::time::Duration;
-
-fn write(root: &Path, path: &str, content: &str) {
-    let full = root.join(path);
-    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-    std::fs::write(full, content).unwrap();
-}
 
 fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -1,15 +1,11 @@
 //! Source selection against real directories: .dockerignore, wildcards, --exclude, --parents,
 //! symlinks kept inside the context, and BuildKit's not-found message.
 
+mod context_support;
+
+use context_support::write;
 use rbuild::context::{Context, ContextError, FileKind, SelectOptions, Selection};
 use std::os::unix::fs::symlink;
-use std::path::Path;
-
-fn write(root: &Path, path: &str, content: &str) {
-    let full = root.join(path);
-    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-    std::fs::write(full, content).unwrap();
-}
 
 /// Every selected entry as "context/path" (matches in order, entries in walk order).
 fn selected(selection: &Selection) -> Vec<String> {
