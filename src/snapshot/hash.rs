@@ -2,11 +2,11 @@
 //! files, the extractor writing them) goes on with the next bytes while the last are hashed.
 //! sha256 was a third of the time of writing bigctx's 220 MB layer on one thread.
 
+use super::behind::Behind;
 use super::write::sha256_digest;
 use oci_spec::image::Digest;
 use sha2::{Digest as _, Sha256};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::thread::JoinHandle;
+use std::convert::Infallible;
 
 /// Streams shorter than this are hashed where they are written: a thread costs more.
 const THREAD_AFTER: u64 = 4 << 20;
@@ -23,15 +23,8 @@ pub(crate) struct StreamHasher {
 
 enum State {
     Here(Sha256),
-    Behind(Behind),
-}
-
-struct Behind {
-    batch: Vec<u8>,
-    full: SyncSender<Vec<u8>>,
-    empty: Receiver<Vec<u8>>,
-    allocated: usize,
-    thread: JoinHandle<Sha256>,
+    /// The batch being filled, and the thread hashing the ones before it.
+    Behind(Vec<u8>, Behind<Vec<u8>, Result<Sha256, Infallible>>),
 }
 
 impl StreamHasher {
@@ -54,26 +47,36 @@ impl StreamHasher {
                 hasher.update(bytes);
                 return;
             }
-            match spawn(std::mem::take(hasher)) {
-                Ok(behind) => self.state = State::Behind(behind),
+            let spawned = Behind::spawn(
+                "sha256",
+                BATCHES,
+                hasher.clone(),
+                |state, batch: &mut Vec<u8>| {
+                    state.update(batch.as_slice());
+                    batch.clear();
+                    Ok(())
+                },
+            );
+            match spawned {
+                Ok(behind) => self.state = State::Behind(Vec::with_capacity(BATCH), behind),
                 // No thread to be had: hash here after all.
-                Err(mut kept) => {
-                    kept.update(bytes);
-                    *hasher = kept;
+                Err(_) => {
+                    hasher.update(bytes);
                     return;
                 }
             }
         }
-        let State::Behind(behind) = &mut self.state else {
+        let State::Behind(batch, behind) = &mut self.state else {
             return;
         };
         while !bytes.is_empty() {
-            let room = BATCH - behind.batch.len();
+            let room = BATCH - batch.len();
             let (now, rest) = bytes.split_at(room.min(bytes.len()));
-            behind.batch.extend_from_slice(now);
+            batch.extend_from_slice(now);
             bytes = rest;
-            if behind.batch.len() == BATCH {
-                behind.ship();
+            if batch.len() == BATCH {
+                // The thread only hashes: it ends only when finished.
+                behind.ship(batch, || Vec::with_capacity(BATCH));
             }
         }
     }
@@ -81,66 +84,19 @@ impl StreamHasher {
     pub(crate) fn finish(self) -> Digest {
         let hasher = match self.state {
             State::Here(hasher) => hasher,
-            State::Behind(mut behind) => {
-                behind.ship();
-                let Behind { full, thread, .. } = behind;
-                drop(full);
+            State::Behind(mut batch, mut behind) => {
+                if !batch.is_empty() {
+                    behind.ship(&mut batch, Vec::new);
+                }
                 // The thread only hashes: it cannot fail but by a panic, passed on as one.
-                match thread.join() {
-                    Ok(hasher) => hasher,
+                match behind.finish() {
+                    Ok(Ok(hasher)) => hasher,
+                    Ok(Err(never)) => match never {},
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
             }
         };
         sha256_digest(hasher)
-    }
-}
-
-/// Starts the hashing thread with `hasher`'s state; gives the hasher back if it cannot.
-fn spawn(hasher: Sha256) -> Result<Behind, Sha256> {
-    let (full, batches) = sync_channel::<Vec<u8>>(BATCHES - 1);
-    let (recycle, empty) = sync_channel::<Vec<u8>>(BATCHES);
-    let mut state = hasher.clone();
-    let thread = std::thread::Builder::new()
-        .name("sha256".into())
-        .spawn(move || {
-            for mut batch in batches {
-                state.update(&batch);
-                batch.clear();
-                let _ = recycle.send(batch);
-            }
-            state
-        });
-    match thread {
-        Ok(thread) => Ok(Behind {
-            batch: Vec::with_capacity(BATCH),
-            full,
-            empty,
-            allocated: 1,
-            thread,
-        }),
-        Err(_) => Err(hasher),
-    }
-}
-
-impl Behind {
-    /// Sends the batch to the thread and takes an empty one: a recycled one, a new one while
-    /// fewer than [`BATCHES`] exist, else the next the thread gives back.
-    fn ship(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        let next = match self.empty.try_recv() {
-            Ok(batch) => batch,
-            Err(_) if self.allocated < BATCHES => {
-                self.allocated += 1;
-                Vec::with_capacity(BATCH)
-            }
-            Err(_) => self.empty.recv().unwrap_or_default(),
-        };
-        let full = std::mem::replace(&mut self.batch, next);
-        // The thread outlives every send: it ends only when `full` is dropped.
-        let _ = self.full.send(full);
     }
 }
 

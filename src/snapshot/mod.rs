@@ -6,6 +6,7 @@
 
 pub(crate) mod aligned;
 mod base;
+pub(crate) mod behind;
 mod compression;
 mod extract;
 mod fsat;

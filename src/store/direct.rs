@@ -9,28 +9,22 @@
 //! is written.
 
 use crate::snapshot::aligned::{ALIGN, AlignedChunk};
+use crate::snapshot::behind::Behind;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use std::fs::File;
 use std::io::{self, Write};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::thread::JoinHandle;
 
 /// Chunks in flight: one filling while one is written.
 const CHUNKS: usize = 2;
 
-/// The writer thread and the channels that carry chunks to it and back.
-struct WriteBehind {
-    full: SyncSender<AlignedChunk>,
-    empty: Receiver<AlignedChunk>,
-    thread: JoinHandle<io::Result<()>>,
-}
+/// The writer thread, with its own handle of the file.
+type WriteBehind = Behind<AlignedChunk, io::Result<File>>;
 
 /// Sequential writes to a file, chunked and written behind.
 pub(super) struct BlobFile {
     file: File,
     chunk: AlignedChunk,
     behind: Option<WriteBehind>,
-    allocated: usize,
     /// Whether the file offset is still a multiple of [`ALIGN`] (nothing but whole chunks
     /// written from an aligned start), the condition for O_DIRECT.
     aligned: bool,
@@ -51,7 +45,6 @@ impl BlobFile {
             file,
             chunk: AlignedChunk::new(),
             behind: None,
-            allocated: 1,
             aligned,
             direct: false,
         }
@@ -63,22 +56,11 @@ impl BlobFile {
 
     /// Hands the full chunk to the writer thread (started on first use) and takes an empty one.
     fn ship(&mut self) -> io::Result<()> {
-        let behind = match self.behind.take() {
+        let mut behind = match self.behind.take() {
             Some(behind) => behind,
             None => self.start_behind()?,
         };
-        let next = match behind.empty.try_recv() {
-            Ok(chunk) => Some(chunk),
-            Err(_) if self.allocated < CHUNKS => {
-                self.allocated += 1;
-                Some(AlignedChunk::new())
-            }
-            Err(_) => behind.empty.recv().ok(),
-        };
-        let sent = next.is_some_and(|next| {
-            let full = std::mem::replace(&mut self.chunk, next);
-            behind.full.send(full).is_ok()
-        });
+        let sent = behind.ship(&mut self.chunk, AlignedChunk::new);
         self.behind = Some(behind);
         if sent {
             Ok(())
@@ -94,44 +76,28 @@ impl BlobFile {
             self.direct = set_direct(&self.file, true).is_ok();
         }
         let file = self.file.try_clone()?;
-        let (full, full_chunks) = sync_channel::<AlignedChunk>(1);
-        let (empty_chunks, empty) = sync_channel::<AlignedChunk>(CHUNKS);
-        let thread = std::thread::Builder::new()
-            .name("blob-writer".into())
-            .spawn(move || {
-                for mut chunk in full_chunks {
-                    (&file).write_all(chunk.data())?;
-
-                    chunk.len = 0;
-                    let _ = empty_chunks.send(chunk);
-                }
+        Behind::spawn(
+            "blob-writer",
+            CHUNKS,
+            file,
+            |file, chunk: &mut AlignedChunk| {
+                (&*file).write_all(chunk.data())?;
+                chunk.len = 0;
                 Ok(())
-            })?;
-        Ok(WriteBehind {
-            full,
-            empty,
-            thread,
-        })
+            },
+        )
     }
 
     /// Waits for the chunks in flight; returns the thread's error, if it had one.
     fn stop(&mut self) -> io::Result<()> {
-        let Some(WriteBehind {
-            full,
-            empty,
-            thread,
-        }) = self.behind.take()
-        else {
+        let Some(behind) = self.behind.take() else {
             return Ok(());
         };
-        drop(full);
-        let result = thread
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the blob writer thread panicked")));
         // The chunks it held are gone with it.
-        drop(empty);
-        self.allocated = 1;
-        result
+        match behind.finish() {
+            Ok(result) => result.map(drop),
+            Err(_) => Err(io::Error::other("the blob writer thread panicked")),
+        }
     }
 }
 
