@@ -245,19 +245,25 @@ fn copy_chunks(
     recycled: &mpsc::Receiver<Vec<u8>>,
 ) -> Result<()> {
     loop {
-        let mut chunk = recycled.try_recv().unwrap_or_default();
-        chunk.resize(CHUNK, 0);
-        let filled = fill(tar, &mut chunk).map_err(read_error)?;
-        if filled == 0 {
-            let _ = chunks.send(Ok(Vec::new()));
+        let chunk = next_chunk(tar, recycled).map_err(read_error)?;
+        if chunk.is_empty() {
+            let _ = chunks.send(Ok(chunk));
             return Ok(());
         }
-        chunk.truncate(filled);
         writer.write_all(&chunk).at(writer.tmp_path())?;
         if chunks.send(Ok(chunk)).is_err() {
             return Ok(());
         }
     }
+}
+
+/// The next chunk of `input` (empty at its end), read into a recycled buffer if one is back.
+fn next_chunk(input: &mut dyn Read, recycled: &mpsc::Receiver<Vec<u8>>) -> io::Result<Vec<u8>> {
+    let mut chunk = recycled.try_recv().unwrap_or_default();
+    chunk.resize(CHUNK, 0);
+    let filled = fill(input, &mut chunk)?;
+    chunk.truncate(filled);
+    Ok(chunk)
 }
 
 /// Reads until `buffer` is full or the stream ends; returns how many bytes it holds.
@@ -292,12 +298,7 @@ pub(super) fn decompressing_thread(compression: Compression, blob: File) -> Chun
             }
         };
         loop {
-            let mut chunk = recycled.try_recv().unwrap_or_default();
-            chunk.resize(CHUNK, 0);
-            let next = fill(&mut tar, &mut chunk).map(|filled| {
-                chunk.truncate(filled);
-                chunk
-            });
+            let next = next_chunk(&mut tar, &recycled);
             let ended = !matches!(&next, Ok(chunk) if !chunk.is_empty());
             // A reader that stopped early drops its end: nothing more to do.
             if chunks.send(next).is_err() || ended {
