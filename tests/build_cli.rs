@@ -84,9 +84,8 @@ impl Fixture {
     }
 
     /// After a failed or interrupted build: the store passes fsck, and a build of
-    /// `dockerfile` (the first step as before, then a new one) completes and reuses that step.
-    /// The store checks clean and `dockerfile` builds, with `cached` steps found in the
-    /// cache when given.
+    /// `dockerfile` (the first step as before, then a new one) completes, with `cached` steps
+    /// found in the cache when given.
     fn assert_consistent_and_resumes(&self, dockerfile: &str, cached: Option<usize>) {
         let fsck = rbuild(&self.store(), &["system", "fsck"]);
         assert!(fsck.contains("0 problem"), "{fsck}");

@@ -1193,18 +1193,18 @@ fn sha256_text(bytes: &[u8]) -> String {
     )
 }
 
-/// What each remote ADD source holds now, for the step's cache key (BuildKit keys a URL by the
-/// digest of its content, or by `--checksum`, and a git source by the commit its ref names):
-/// `(source, identity)` pairs.
-/// What keys an ADD's remote sources (URL → what it holds now: a git commit, the checksum
-/// given, or the digest of the body), and the bodies fetched for that, which the copy uses
+/// What keys an ADD's remote sources, and the bodies fetched for that, which the copy uses
 /// rather than fetching them again.
 #[derive(Default)]
 pub(super) struct RemoteSources {
+    /// `(source, identity)` pairs: what each source holds now.
     pub identities: Vec<(String, String)>,
+    /// URL → its body and Last-Modified time.
     fetched: HashMap<String, (Vec<u8>, Option<i64>)>,
 }
 
+/// What each remote ADD source holds now, for the step's cache key (BuildKit keys a URL by the
+/// digest of its content, or by `--checksum`, and a git source by the commit its ref names).
 pub(super) fn remote_identities(op: &CopyOp) -> Result<RemoteSources, String> {
     let checksum = op.add.as_ref().and_then(|a| a.checksum.clone());
     let mut fetcher = None;
@@ -1487,13 +1487,10 @@ pub(super) fn link_snapshot(snapshot: &[PathBuf], upper: &Path) -> Result<bool, 
             }
         }
     }
-    let (dirs, links): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(_, (_, is_dir))| *is_dir);
-    let dirs: Vec<(PathBuf, PathBuf)> =
-        dirs.into_iter().map(|(to, (from, _))| (from, to)).collect();
-    let links: Vec<(PathBuf, PathBuf)> = links
-        .into_iter()
-        .map(|(to, (from, _))| (from, to))
-        .collect();
+    let (mut dirs, mut links) = (Vec::new(), Vec::new());
+    for (target, (source, is_dir)) in entries {
+        if is_dir { &mut dirs } else { &mut links }.push((source, target));
+    }
     // Parents before children; `upper` (the first) exists already.
     let mut times = Vec::with_capacity(dirs.len());
     for (index, (dir, target)) in dirs.iter().enumerate() {

@@ -664,7 +664,10 @@ impl Shared<'_> {
                     let entries = serde_json::to_string(&sources).map_err(record_error)?;
                     self.store.put_cache_sources(&key, &entries)?;
                 }
-                if matches!(step.op, Op::Copy(_)) {
+                // A COPY's layer is written on a thread of its own; an empty one is no layer.
+                let behind = matches!(step.op, Op::Copy(_))
+                    && (stack_on.is_some() || !is_empty_dir(&upper.path().join("upper")));
+                if behind {
                     let record = pending::StepRecord {
                         key: key.clone(),
                         created: Some(self.now()),
@@ -853,9 +856,10 @@ impl Shared<'_> {
         Ok((next, mergeable))
     }
 
-    /// As [`Shared::commit`] for a COPY, whose layer is written on a thread of its own while
-    /// the next steps run ([`pending`]); over `stack_on`'s layer when given. The step's cache
-    /// record is written once the layer is committed.
+    /// As [`Shared::commit`] for a COPY that made a layer (an upper dir not empty, or one
+    /// stacked on `stack_on`, over whose layer it is written): the layer is written on a
+    /// thread of its own while the next steps run ([`pending`]), and the step's cache record
+    /// once the layer is committed.
     fn commit_behind(
         &self,
         fs: &FsState,
@@ -871,21 +875,6 @@ impl Shared<'_> {
             key: record.key.clone(),
             created: record.created.clone(),
         };
-        if stack_on.is_none() && is_empty_dir(&upper) {
-            self.store.put_cache_record(
-                &record.key,
-                &CacheRecord {
-                    diff_id: None,
-                    size: 0,
-                    chain_id: fs.chain_id().cloned(),
-                    created: record.created,
-                    inputs: record.inputs,
-                    mergeable: false,
-                },
-            )?;
-            self.discard(work);
-            return Ok(next);
-        }
         let mut dirs = stack_on.as_ref().map_or_else(Vec::new, |s| s.dirs.clone());
         dirs.push(upper);
         let parent = fs.layers.iter().map(|l| l.layer.diff_id.clone()).collect();

@@ -10,15 +10,15 @@ use crate::image::config::digest_from_hash;
 use nix::fcntl::{AtFlags, OFlag, readlinkat};
 use nix::sys::stat::{Mode, fstatat};
 use rayon::prelude::*;
-
-/// Entries of one match from which they are hashed on the rayon pool's threads.
-const PARALLEL_ENTRIES_MIN: usize = 256;
 use sha2::{Digest as _, Sha256};
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
+
+/// Entries of one match from which they are hashed on the rayon pool's threads.
+const PARALLEL_ENTRIES_MIN: usize = 256;
 
 /// Version tag mixed into every selection digest, so a change of this format changes keys.
 const FORMAT: &[u8] = b"rbuild-context-hash-v1\0";
@@ -273,11 +273,7 @@ pub fn hash_selection(
         if let Some(error) = failure.into_inner() {
             return Err(error);
         }
-        if entries.is_empty() {
-            std::mem::swap(&mut entries, &mut digests);
-        } else {
-            entries.append(&mut digests);
-        }
+        entries.append(&mut digests);
     }
 
     let mut total = Sha256::new();

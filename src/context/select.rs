@@ -6,12 +6,12 @@
 use super::pattern::{self, MatchInfo, PatternMatcher};
 use super::{Context, ContextError, exclude_matcher, io_error};
 use rayon::prelude::*;
-
-/// Subfolders of one folder from which they are walked on the rayon pool's threads.
-const PARALLEL_SUBDIRS_MIN: usize = 8;
 use std::fs::FileType;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+
+/// Subfolders of one folder from which they are walked on the rayon pool's threads.
+const PARALLEL_SUBDIRS_MIN: usize = 8;
 
 /// Symlinks followed while resolving one path, as Linux's limit.
 const MAX_SYMLINKS: usize = 255;

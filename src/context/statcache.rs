@@ -148,7 +148,7 @@ impl StatCache {
         let next = near.wrapping_add(1);
         let at = match loaded.get(next) {
             Some(record) if id_of(record) == id => Ok(next),
-            _ => loaded.binary_search_by_key(&id, id_of),
+            _ => loaded.binary_search_by_key(&id, |record| id_of(record)),
         };
         let found = match at {
             Ok(at) => {
@@ -194,9 +194,8 @@ impl StatCache {
     /// The sha256 of a regular file's contents: from the cache when its stat is unchanged,
     /// else read (and remembered unless it changed while being read or too recently).
     /// The file is `name` in the open directory `dir`; `path` gives its name for errors (only
-    /// worked out then). `near` is
-    /// where the previous file of the same directory was found in the cache (any value for
-    /// the first), updated.
+    /// worked out then). `near` is where the previous file of the same directory was found in
+    /// the cache (any value for the first), updated.
     pub(crate) fn content_digest(
         &self,
         path: &dyn Fn() -> PathBuf,
@@ -317,8 +316,12 @@ pub(super) fn encode_stat(out: &mut Vec<u8>, id: &FileId, validity: &Validity) {
     out.extend_from_slice(&validity.ctime.1.to_le_bytes());
 }
 
-fn id_of(record: &[u8; RECORD_LEN]) -> FileId {
-    decode(record).id
+/// The file a record (or a listing's header) is of: its first 16 bytes, all a search reads.
+fn id_of(record: &[u8]) -> FileId {
+    FileId {
+        device: u64::from_le_bytes(bytes(record, 0)),
+        inode: u64::from_le_bytes(bytes(record, 8)),
+    }
 }
 
 fn decode(record: &[u8]) -> Record {
@@ -339,10 +342,7 @@ pub(super) fn bytes<const N: usize>(record: &[u8], at: usize) -> [u8; N] {
 }
 
 pub(super) fn decode_stat(record: &[u8]) -> (FileId, Validity) {
-    let id = FileId {
-        device: u64::from_le_bytes(bytes(record, 0)),
-        inode: u64::from_le_bytes(bytes(record, 8)),
-    };
+    let id = id_of(record);
     let validity = Validity {
         size: u64::from_le_bytes(bytes(record, 16)),
         mtime: (

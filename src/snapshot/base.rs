@@ -9,6 +9,7 @@
 
 use super::SnapshotError;
 use super::aligned::{AlignedChunk, CHUNK};
+use super::behind::empty_buffer;
 use std::cmp::Ordering;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -361,16 +362,10 @@ fn read_turns(
     let (mut index, mut allocated) = (reader, 0);
     loop {
         // A few chunks each, used again: a new one costs a page fault per 4 KiB.
-        let mut chunk = match empty.try_recv() {
-            Ok(chunk) => chunk,
-            Err(_) if allocated < CHUNKS_PER_READER => {
-                allocated += 1;
-                AlignedChunk::new()
-            }
-            Err(_) => match empty.recv() {
-                Ok(chunk) => chunk,
-                Err(_) => return,
-            },
+        let Some(mut chunk) =
+            empty_buffer(empty, &mut allocated, CHUNKS_PER_READER, AlignedChunk::new)
+        else {
+            return;
         };
         let offset = (index * CHUNK) as u64;
         let read = fill_from(file, &mut chunk, offset);

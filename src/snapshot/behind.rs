@@ -1,6 +1,7 @@
 //! A worker thread fed full buffers, which it hands back empty to be filled again: the
 //! producer fills the next buffer while the last is consumed. The layer writer's sha256
-//! (`hash.rs`) and the store's O_DIRECT blob writes (`store/direct.rs`) both run so.
+//! (`hash.rs`) and the store's O_DIRECT blob writes (`store/direct.rs`) both run so; the
+//! readers of a base layer (`base.rs`) take their buffers the same way ([`empty_buffer`]).
 
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
@@ -51,16 +52,8 @@ impl<B, R> Behind<B, R> {
     /// new one from `new` while fewer than `buffers` exist, else the next the thread gives
     /// back. False when the thread has ended (on an error [`Behind::finish`] returns).
     pub(crate) fn ship(&mut self, current: &mut B, new: impl FnOnce() -> B) -> bool {
-        let next = match self.empty.try_recv() {
-            Ok(buffer) => buffer,
-            Err(_) if self.allocated < self.buffers => {
-                self.allocated += 1;
-                new()
-            }
-            Err(_) => match self.empty.recv() {
-                Ok(buffer) => buffer,
-                Err(_) => return false,
-            },
+        let Some(next) = empty_buffer(&self.empty, &mut self.allocated, self.buffers, new) else {
+            return false;
         };
         let full = std::mem::replace(current, next);
         self.full.send(full).is_ok()
@@ -70,6 +63,25 @@ impl<B, R> Behind<B, R> {
     pub(crate) fn finish(self) -> std::thread::Result<R> {
         drop(self.full);
         self.thread.join()
+    }
+}
+
+/// An empty buffer to fill: one given back on `empty`, a new one from `new` while fewer than
+/// `limit` exist (`allocated` counts them), else the next one given back; `None` when none
+/// will be (the other side has ended).
+pub(crate) fn empty_buffer<B>(
+    empty: &Receiver<B>,
+    allocated: &mut usize,
+    limit: usize,
+    new: impl FnOnce() -> B,
+) -> Option<B> {
+    match empty.try_recv() {
+        Ok(buffer) => Some(buffer),
+        Err(_) if *allocated < limit => {
+            *allocated += 1;
+            Some(new())
+        }
+        Err(_) => empty.recv().ok(),
     }
 }
 

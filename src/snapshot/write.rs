@@ -104,7 +104,7 @@ fn write_tree<W: Write>(
         let relative = item.path().strip_prefix(root).unwrap_or(item.path());
         let name = relative.as_os_str().as_bytes();
         if let Some(base) = &mut base {
-            if options.overlay_upper && meta.file_type().is_char_device() && meta.rdev() == 0 {
+            if is_overlay_whiteout(options, &meta) {
                 return Err(SnapshotError::Unrepresentable {
                     path: item.path().to_path_buf(),
                     reason: "a whiteout over a base layer's entries".into(),
@@ -126,6 +126,11 @@ fn write_tree<W: Write>(
         mergeable,
         ..hashing.finish()?
     })
+}
+
+/// Whether `meta` is an overlay whiteout (a 0/0 character device in an upper dir).
+fn is_overlay_whiteout(options: &WriteOptions, meta: &Metadata) -> bool {
+    options.overlay_upper && meta.file_type().is_char_device() && meta.rdev() == 0
 }
 
 struct LayerWriter<'o, W: Write> {
@@ -154,7 +159,7 @@ impl<W: Write> LayerWriter<'_, W> {
         header.set_mtime(self.clamp(meta.mtime()));
         header.set_size(0);
 
-        if self.options.overlay_upper && kind.is_char_device() && meta.rdev() == 0 {
+        if is_overlay_whiteout(self.options, meta) {
             // An overlay whiteout: the layer says "deleted" with an empty `.wh.NAME` file.
             let whiteout = whiteout_name(name, WHITEOUT_PREFIX.as_bytes());
             self.mergeable = false;
